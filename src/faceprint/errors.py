@@ -1,0 +1,103 @@
+"""One error taxonomy for the whole library.
+
+Every error carries a stable ``code`` string. The CLI maps errors to a one-line message and
+an exit status; the HTTP service maps them to a JSON envelope. Codes are part of the public
+contract: never rename one, only add.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FaceprintError(Exception):
+    """Base class of every error faceprint raises on purpose."""
+
+    code: str = "faceprint_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+# --- input ---------------------------------------------------------------------------------
+class InvalidImageError(FaceprintError):
+    """The input is empty, truncated, corrupt, not an image, or of an unsupported shape."""
+
+    code = "invalid_image"
+
+
+class ImageTooLargeError(FaceprintError):
+    """The encoded bytes or the decoded pixel count exceed the configured limit."""
+
+    code = "image_too_large"
+
+
+class InvalidArgumentError(FaceprintError, ValueError):
+    """A caller passed an argument outside its allowed range (e.g. ``far=2``)."""
+
+    code = "invalid_argument"
+
+
+# --- faces ---------------------------------------------------------------------------------
+class NoFaceError(FaceprintError):
+    """A face was required but none was found."""
+
+    code = "no_face"
+
+
+class FaceIndexError(FaceprintError, IndexError):
+    """The caller asked for a face index the image does not have."""
+
+    code = "face_not_found"
+
+
+# --- models --------------------------------------------------------------------------------
+class UnknownModelError(FaceprintError, KeyError):
+    """No model of that name is in the registry."""
+
+    code = "unknown_model"
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message
+
+
+class ModelUnavailableError(FaceprintError):
+    """The model is registered but its weights or runtime cannot be found or loaded."""
+
+    code = "model_unavailable"
+
+
+class ModelIntegrityError(FaceprintError):
+    """A weight file's SHA-256 does not match the one in its model card."""
+
+    code = "model_integrity"
+
+
+class ModelMismatchError(FaceprintError):
+    """Two things made with different models were combined (e.g. embeddings, templates)."""
+
+    code = "model_mismatch"
+
+
+ALL_ERRORS: tuple[type[FaceprintError], ...] = (
+    InvalidImageError,
+    ImageTooLargeError,
+    InvalidArgumentError,
+    NoFaceError,
+    FaceIndexError,
+    UnknownModelError,
+    ModelUnavailableError,
+    ModelIntegrityError,
+    ModelMismatchError,
+)
