@@ -1,0 +1,50 @@
+"""The small interfaces every model family implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from faceprint.align import ChipSpec
+from faceprint.models.card import ModelCard
+from faceprint.types import Box, Landmarks
+
+
+@dataclass(frozen=True, slots=True)
+class RawDetection:
+    """A detector's raw output, before landmarks: a box and a confidence score."""
+
+    box: Box
+    score: float
+
+
+@runtime_checkable
+class Detector(Protocol):
+    card: ModelCard
+    #: Smallest face side (pixels) the detector finds without upsampling.
+    min_face: int
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[RawDetection]:
+        """Faces in an RGB uint8 image; ``upsample`` doubles the image that many times."""
+        ...
+
+
+@runtime_checkable
+class LandmarkModel(Protocol):
+    card: ModelCard
+    scheme: str
+
+    def predict(self, image: np.ndarray, box: Box) -> Landmarks: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    card: ModelCard
+    #: The aligned chip this embedder wants; the pipeline makes chips to this spec.
+    chip: ChipSpec
+
+    def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        """``(n, dim)`` float32 L2-normalised embeddings for ``n`` aligned chips."""
+        ...

