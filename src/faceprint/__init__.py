@@ -1,0 +1,69 @@
+"""faceprint: face detection, alignment, embedding and verification.
+
+The short API::
+
+    import faceprint
+    faces = faceprint.detect("group.jpg")           # list[Face], largest first
+    embedded = faceprint.embed("me.jpg")             # list[EmbeddedFace] (128-D, unit norm)
+    result = faceprint.verify("a.jpg", "b.jpg")      # Verification at FAR 1e-3
+    print(result.match, result.similarity, result.threshold, result.far)
+
+For configured or batched work use :class:`Analyzer`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from faceprint import errors
+from faceprint.imageio import ImageLimits, ImageSource, load_image
+from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
+from faceprint.types import Box, EmbeddedFace, Face, ImageAnalysis, Landmarks, Pose, Verification
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Analyzer",
+    "Box",
+    "DetectionPolicy",
+    "EmbeddedFace",
+    "Face",
+    "ImageAnalysis",
+    "ImageLimits",
+    "Landmarks",
+    "Pose",
+    "Verification",
+    "detect",
+    "embed",
+    "errors",
+    "load_image",
+    "verify",
+]
+
+
+@lru_cache(maxsize=8)
+def _analyzer(detector: str) -> Analyzer:
+    return Analyzer(detector=detector)
+
+
+def detect(image: ImageSource, *, detector: str = "hog") -> list[Face]:
+    """The faces in ``image`` (path, bytes, file object or RGB array), largest first."""
+    return _analyzer(detector).detect(image)
+
+
+def embed(image: ImageSource, *, detector: str = "hog") -> list[EmbeddedFace]:
+    """Every face in ``image`` with its L2-normalised embedding, largest first."""
+    return _analyzer(detector).embed(image)
+
+
+def verify(
+    image_a: ImageSource,
+    image_b: ImageSource,
+    *,
+    far: float | None = None,
+    threshold: float | None = None,
+    detector: str = "hog",
+) -> Verification:
+    """Same person? Decided at the default model's calibrated threshold for ``far``
+    (default 1e-3) or at ``threshold``; see :meth:`Analyzer.verify`."""
+    return _analyzer(detector).verify(image_a, image_b, far=far, threshold=threshold)

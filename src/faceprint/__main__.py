@@ -1,0 +1,3 @@
+from faceprint.cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The Analyzer: decode -> detect -> landmarks -> pose -> align -> embed, batched.
+
+One configured object per model combination. It is what the module-level functions, the
+CLI and (later) the service call; none of them hold face logic of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceprint import models
+from faceprint.align import extract_chip
+from faceprint.errors import FaceIndexError, FaceprintError, InvalidArgumentError, NoFaceError
+from faceprint.imageio import DEFAULT_LIMITS, ImageLimits, ImageSource, describe_source, load_image
+from faceprint.models.base import Detector, Embedder, LandmarkModel
+from faceprint.pose import estimate_pose
+from faceprint.types import (
+    EmbeddedFace,
+    Face,
+    ImageAnalysis,
+    SelectedFace,
+    Verification,
+    cosine_similarity,
+)
+
+DEFAULT_FAR = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionPolicy:
+    """How big an image the detector sees.
+
+    Large photos are detected on a copy whose longer side is at most ``max_side`` (boxes are
+    mapped back; landmarks and chips use the full-resolution image). Small images are
+    upsampled once when their longer side is at most ``upsample_below``, so that faces
+    smaller than the detector's minimum (80 px for HOG) are still found -- without paying
+    4x on every large photo. ``upsample`` forces a fixed count instead.
+    """
+
+    max_side: int = 1600
+    upsample_below: int = 1000
+    upsample: int | None = None
+    #: Faces whose box side is below this many pixels (in the original image) are dropped.
+    min_face_size: int = 0
+
+    def plan(self, width: int, height: int) -> tuple[float, int]:
+        """(scale to apply before detecting, upsample count) for an image of this size."""
+        long_side = max(width, height)
+        scale = min(1.0, self.max_side / long_side) if long_side > 0 else 1.0
+        if self.upsample is not None:
+            return scale, self.upsample
+        return scale, 1 if long_side * scale <= self.upsample_below else 0
+
+
+class Analyzer:
+    """A configured face pipeline.
+
+    >>> analyzer = Analyzer()                       # hog + dlib5 + dlib-resnet34
+    >>> faces = analyzer.embed("photo.jpg")          # list[EmbeddedFace]
+    >>> analyzer.verify("a.jpg", "b.jpg", far=1e-3)  # Verification
+    """
+
+    def __init__(
+        self,
+        detector: str = models.DEFAULT_DETECTOR,
+        embedder: str = models.DEFAULT_EMBEDDER,
+        *,
+        landmarks: str = models.DEFAULT_LANDMARKS,
+        landmarks68: bool = False,
+        policy: DetectionPolicy | None = None,
+        limits: ImageLimits = DEFAULT_LIMITS,
+        batch_size: int = 32,
+    ) -> None:
+        # Resolve names now so a typo fails here, not on the first image; load lazily.
+        self.detector_card = models.get_card(detector, "detector")
+        self.embedder_card = models.get_card(embedder, "embedder")
+        self.landmarks_card = models.get_card(landmarks, "landmarks")
+        self.want_68 = landmarks68
+        self.policy = policy or DetectionPolicy()
+        self.limits = limits
+        if batch_size < 1:
+            raise InvalidArgumentError("batch_size must be at least 1")
+        self.batch_size = batch_size
+
+    # --- models (loaded on first use, shared per process) ---------------------------------
+    @property
+    def detector(self) -> Detector:
+        return models.load(self.detector_card.name, "detector")
+
+    @property
+    def landmarker(self) -> LandmarkModel:
+        return models.load(self.landmarks_card.name, "landmarks")
+
+    @property
+    def embedder(self) -> Embedder:
+        return models.load(self.embedder_card.name, "embedder")
+
+    @property
+    def model_id(self) -> str:
+        """The embedding model's ``name@version``, recorded with every embedding."""
+        return self.embedder_card.id
+
+    # --- single image ---------------------------------------------------------------------
+    def load(self, image: ImageSource) -> np.ndarray:
+        return load_image(image, self.limits)
+
+    def detect(self, image: ImageSource) -> list[Face]:
+        """Faces in ``image``, largest first. An image with no face gives ``[]``."""
+        return self.detect_array(self.load(image))
+
+    def detect_array(self, rgb: np.ndarray) -> list[Face]:
+        h, w = rgb.shape[:2]
+        scale, upsample = self.policy.plan(w, h)
+        work = rgb if scale >= 1.0 else _resize(rgb, scale)
+        raw = self.detector.detect(work, upsample)
+        faces: list[Face] = []
+        for det in raw:
+            box = (det.box if scale >= 1.0 else det.box.scaled(1.0 / scale)).clipped(w, h)
+            if box.width < 2 or box.height < 2:
+                continue
+            if min(box.width, box.height) < self.policy.min_face_size:
+                continue
+            marks = self.landmarker.predict(rgb, box)
+            marks68 = models.load("dlib68", "landmarks").predict(rgb, box) if self.want_68 else None
+            # Pose from the 5 points: dlib68 fits badly on boxes other than HOG's (e.g. mmod).
+            pose = estimate_pose(marks)
+            faces.append(
+                Face(box=box, score=det.score, landmarks=marks, pose=pose, landmarks68=marks68,
+                     detector=self.detector_card.name)
+            )
+        faces.sort(key=lambda f: f.box.area, reverse=True)
+        return faces
+
+    def embed(self, image: ImageSource) -> list[EmbeddedFace]:
+        """Every face in ``image`` with its embedding, largest first."""
+        rgb = self.load(image)
+        return self.embed_faces(rgb, self.detect_array(rgb))
+
+    def embed_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[EmbeddedFace]:
+        """Embeddings for given faces of an already-decoded image (batched)."""
+        embedder = self.embedder
+        chips = [extract_chip(rgb, f, embedder.chip) for f in faces]
+        vectors: list[np.ndarray] = []
+        for start in range(0, len(chips), self.batch_size):
+            vectors.extend(embedder.embed_chips(chips[start : start + self.batch_size]))
+        return [EmbeddedFace(face=f, embedding=v, model=self.model_id) for f, v in zip(faces, vectors)]
+
+    # --- many images ----------------------------------------------------------------------
+    def detect_many(self, images: Iterable[ImageSource]) -> Iterator[ImageAnalysis]:
+        """One :class:`ImageAnalysis` per input, in order; a bad input gives an entry with
+        ``error`` set and the rest go on."""
+        for source in images:
+            yield self._analyze(source, embed=False)
+
+    def embed_many(self, images: Iterable[ImageSource]) -> Iterator[ImageAnalysis]:
+        """Like :meth:`detect_many` with embeddings; chips of several images are embedded
+        together in batches of ``batch_size``. Results come in input order."""
+        pending: list[tuple[str, np.ndarray, list[Face]]] = []
+        n_faces = 0
+
+        def flush() -> Iterator[ImageAnalysis]:
+            nonlocal n_faces
+            chips = [extract_chip(rgb, f, self.embedder.chip) for _, rgb, faces in pending for f in faces]
+            vectors = self.embedder.embed_chips(chips) if chips else np.zeros((0, 0), np.float32)
+            i = 0
+            for label, rgb, faces in pending:
+                embedded = tuple(
+                    EmbeddedFace(face=f, embedding=vectors[i + k], model=self.model_id) for k, f in enumerate(faces)
+                )
+                i += len(faces)
+                yield ImageAnalysis(label, embedded, (rgb.shape[1], rgb.shape[0]))
+            pending.clear()
+            n_faces = 0
+
+        for source in images:
+            label = describe_source(source)
+            try:
+                rgb = self.load(source)
+                faces = self.detect_array(rgb)
+            except FaceprintError as exc:
+                yield from flush()
+                yield ImageAnalysis(label, (), None, exc)
+                continue
+            pending.append((label, rgb, faces))
+            n_faces += len(faces)
+            if n_faces >= self.batch_size:
+                yield from flush()
+        yield from flush()
+
+    def _analyze(self, source: ImageSource, *, embed: bool) -> ImageAnalysis:
+        label = describe_source(source)
+        try:
+            rgb = self.load(source)
+            faces = self.detect_array(rgb)
+            result: tuple = tuple(self.embed_faces(rgb, faces)) if embed else tuple(faces)
+            return ImageAnalysis(label, result, (rgb.shape[1], rgb.shape[0]))
+        except FaceprintError as exc:
+            return ImageAnalysis(label, (), None, exc)
+
+    # --- verification ---------------------------------------------------------------------
+    def verify(
+        self,
+        image_a: ImageSource,
+        image_b: ImageSource,
+        *,
+        far: float | None = None,
+        threshold: float | None = None,
+        face_a: int | None = None,
+        face_b: int | None = None,
+    ) -> Verification:
+        """Are the faces in ``image_a`` and ``image_b`` the same person?
+
+        Decided at the model's calibrated threshold for ``far`` (default 1e-3), or at an
+        explicit ``threshold``. With several faces in an image the largest is used unless
+        ``face_a``/``face_b`` picks one (index into the largest-first list).
+        Raises :class:`NoFaceError` when an image has no face.
+        """
+        limit, far_value, source = resolve_threshold(self.embedder_card, far=far, threshold=threshold)
+        emb_a, sel_a = self._pick(image_a, face_a)
+        emb_b, sel_b = self._pick(image_b, face_b)
+        similarity = emb_a.similarity(emb_b)
+        return Verification(
+            similarity=similarity,
+            threshold=limit,
+            far=far_value,
+            match=similarity >= limit,
+            model=self.model_id,
+            faces=(sel_a, sel_b),
+            threshold_source=source,
+        )
+
+    def _pick(self, image: ImageSource, index: int | None) -> tuple[EmbeddedFace, SelectedFace]:
+        label = describe_source(image)
+        rgb = self.load(image)
+        faces = self.detect_array(rgb)
+        i, how = select_face(faces, index, label)
+        (embedded,) = self.embed_faces(rgb, [faces[i]])
+        chosen = SelectedFace(label, i, len(faces), how, faces[i].box, faces[i].score)
+        return embedded, chosen
+
+
+def select_face(faces: Sequence[Face], index: int | None, label: str = "image") -> tuple[int, str]:
+    """Which face of a largest-first list to use, and how it was chosen."""
+    if not faces:
+        raise NoFaceError(f"no face found in {label}", details={"path": label})
+    if index is None:
+        return 0, "only" if len(faces) == 1 else "largest"
+    if not 0 <= index < len(faces):
+        raise FaceIndexError(
+            f"{label} has {len(faces)} face(s); face index {index} does not exist",
+            details={"path": label, "faces_found": len(faces), "face_index": index},
+        )
+    return index, "index"
+
+
+def resolve_threshold(
+    card: models.ModelCard, *, far: float | None, threshold: float | None
+) -> tuple[float, float | None, str]:
+    """(threshold, the FAR it stands for, "calibrated" | "user") from ``far=`` or ``threshold=``."""
+    if far is not None and threshold is not None:
+        raise InvalidArgumentError("give far= or threshold=, not both")
+    if threshold is not None:
+        if not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
+            raise InvalidArgumentError(
+                f"threshold is a cosine similarity in [-1, 1]; got {threshold}", details={"threshold": threshold}
+            )
+        far_value = card.far_for(threshold) if card.calibration else None
+        return float(threshold), far_value, "user"
+    far = DEFAULT_FAR if far is None else far
+    return card.threshold_for(far), far, "calibrated"
+
+
+def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
