@@ -1,0 +1,265 @@
+"""The ``faceprint`` command line: thin wrappers that parse, call the library, and format.
+
+Exit status: 0 success; 1 a faceprint error (for detect/embed: at least one file failed,
+every file still has its entry); 2 a usage error; 3 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from faceprint import models
+from faceprint.errors import FaceprintError
+from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
+from faceprint.types import EmbeddedFace, Face, ImageAnalysis
+
+app = typer.Typer(
+    name="faceprint",
+    help="Detect, align, embed and verify faces. Thresholds are tied to a stated false-accept rate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+EXIT_FAILED, EXIT_INTERNAL = 1, 3
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".pgm", ".ppm", ".pnm", ".tif", ".tiff", ".gif"}
+
+JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON document on stdout.")
+DetectorOpt = typer.Option(models.DEFAULT_DETECTOR, "--detector", "-d", help="Detector name (see `faceprint models`).")
+ModelOpt = typer.Option(models.DEFAULT_EMBEDDER, "--model", "-m", help="Embedding model name.")
+UpsampleOpt = typer.Option(
+    None, "--upsample", min=0, max=3, help="Upsample the image N times before detecting (default: only small images, once)."
+)
+
+
+@contextmanager
+def _errors_to_exit(as_json: bool) -> Iterator[None]:
+    """One-line messages instead of tracebacks; JSON errors on stdout with --json."""
+    try:
+        yield
+    except FaceprintError as exc:
+        _fail(exc.to_dict(), as_json, EXIT_FAILED)
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a CLI
+        if os.environ.get("FACEPRINT_DEBUG"):
+            raise
+        _fail({"code": "internal_error", "message": f"{type(exc).__name__}: {exc} (set FACEPRINT_DEBUG=1 for details)"},
+              as_json, EXIT_INTERNAL)
+
+
+def _fail(error: dict[str, Any], as_json: bool, code: int) -> None:
+    if as_json:
+        print(json.dumps({"error": error}))
+    else:
+        err.print(f"[bold red]error[/] ({error['code']}): {error['message']}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _expand(paths: list[Path]) -> list[str]:
+    """Files as given; directories become their image files (recursive, sorted)."""
+    found: list[str] = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(str(p))
+    return found
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} img/s" if task.speed else "")
+
+
+def _progress(enabled: bool) -> Progress:
+    """A progress bar with rate and ETA on stderr, only for people at a terminal."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeRemainingColumn(),
+        console=err, disable=not enabled, transient=True,
+    )
+
+
+def _run_batch(analyses: Iterator[ImageAnalysis], total: int, as_json: bool, label: str) -> list[ImageAnalysis]:
+    show = not as_json and total > 1 and err.is_terminal
+    results: list[ImageAnalysis] = []
+    with _progress(show) as progress:
+        task = progress.add_task(label, total=total)
+        for analysis in analyses:
+            results.append(analysis)
+            progress.advance(task)
+    return results
+
+
+def _analyzer(detector: str, model: str, upsample: int | None, landmarks68: bool = False) -> Analyzer:
+    return Analyzer(detector=detector, embedder=model, landmarks68=landmarks68, policy=DetectionPolicy(upsample=upsample))
+
+
+def _box(face: Face) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in face.box.to_list()) + "]"
+
+
+def _pose(face: Face) -> str:
+    p = face.pose
+    return f"{p.yaw:+.0f} / {p.pitch:+.0f} / {p.roll:+.0f}" if p else "-"
+
+
+def _print_faces_table(results: list[ImageAnalysis], with_embeddings: bool) -> None:
+    table = Table(show_lines=False)
+    table.add_column("image", overflow="fold")  # never cut a path: people copy them
+    for col in ("face", "box (x1, y1, x2, y2)", "score", "yaw / pitch / roll"):
+        table.add_column(col)
+    if with_embeddings:
+        table.add_column("embedding")
+    for r in results:
+        if r.error is not None:
+            table.add_row(r.source, "-", f"[red]{r.error.code}[/]: {r.error.message}", "", "", *([""] if with_embeddings else []))
+            continue
+        if not r.faces:
+            table.add_row(r.source, "0", "no face", "", "", *([""] if with_embeddings else []))
+        for i, item in enumerate(r.faces):
+            face = item.face if isinstance(item, EmbeddedFace) else item
+            row = [r.source if i == 0 else "", str(i), _box(face), f"{face.score:.2f}", _pose(face)]
+            if with_embeddings:
+                vec = item.embedding
+                row.append(f"{len(vec)}-D [" + ", ".join(f"{v:+.3f}" for v in vec[:3]) + ", ...]")
+            table.add_row(*row)
+    out.print(table)
+
+
+def _batch_command(
+    images: list[Path], as_json: bool, analyzer: Analyzer, embed: bool
+) -> None:
+    paths = _expand(images)
+    if not paths:
+        _fail({"code": "invalid_argument", "message": "no image files given"}, as_json, 2)
+    analyses = analyzer.embed_many(paths) if embed else analyzer.detect_many(paths)
+    results = _run_batch(analyses, len(paths), as_json, "embedding" if embed else "detecting")
+    if as_json:
+        doc: dict[str, Any] = {"results": [r.to_dict() for r in results]}
+        if embed:
+            doc["model"] = analyzer.model_id
+        print(json.dumps(doc))
+    else:
+        _print_faces_table(results, embed)
+        failed = sum(1 for r in results if r.error is not None)
+        if failed:
+            err.print(f"{failed} of {len(results)} file(s) failed")
+    if any(r.error is not None for r in results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def detect(
+    images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    detector: str = DetectorOpt,
+    landmarks68: bool = typer.Option(False, "--landmarks68", help="Also give the 68-point landmarks."),
+    upsample: Optional[int] = UpsampleOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find faces: box, score, 5 landmarks (dlib5 order) and head pose."""
+    with _errors_to_exit(as_json):
+        analyzer = _analyzer(detector, models.DEFAULT_EMBEDDER, upsample, landmarks68)
+        _batch_command(images, as_json, analyzer, embed=False)
+
+
+@app.command()
+def embed(
+    images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    upsample: Optional[int] = UpsampleOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find faces and compute their embeddings (float32, L2-normalised)."""
+    with _errors_to_exit(as_json):
+        _batch_command(images, as_json, _analyzer(detector, model, upsample), embed=True)
+
+
+@app.command()
+def verify(
+    image_a: Path = typer.Argument(..., help="First image."),
+    image_b: Path = typer.Argument(..., help="Second image."),
+    far: Optional[float] = typer.Option(
+        None, "--far", help=f"False-accept rate to decide at, from the model card (default {DEFAULT_FAR:g})."
+    ),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Explicit cosine-similarity threshold."),
+    face_a: Optional[int] = typer.Option(None, "--face-a", min=0, help="Face index in IMAGE_A (default: largest)."),
+    face_b: Optional[int] = typer.Option(None, "--face-b", min=0, help="Face index in IMAGE_B (default: largest)."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    upsample: Optional[int] = UpsampleOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Are the faces in two images the same person? Exit 0 with the answer either way."""
+    with _errors_to_exit(as_json):
+        analyzer = _analyzer(detector, model, upsample)
+        result = analyzer.verify(str(image_a), str(image_b), far=far, threshold=threshold, face_a=face_a, face_b=face_b)
+        if as_json:
+            print(json.dumps(result.to_dict()))
+            return
+        colour = "green" if result.match else "yellow"
+        out.print(f"[bold {colour}]{'MATCH' if result.match else 'NO MATCH'}[/]  similarity {result.similarity:.4f}  "
+                  f"threshold {result.threshold:.4f}"
+                  + (f" (FAR {result.far:.0e})" if result.far is not None else " (outside the calibrated FAR range)")
+                  + f"  model {result.model}")
+        for name, sel in zip(("A", "B"), result.faces):
+            note = {"only": "the only face", "largest": f"largest of {sel.faces_found} faces",
+                    "index": f"face {sel.face_index} of {sel.faces_found}, as asked"}[sel.selection]
+            out.print(f"  {name}: {sel.source}: {note}, box {[round(v) for v in sel.box.to_list()]}")
+
+
+@app.command("models")
+def list_models(as_json: bool = JsonOpt) -> None:
+    """List the registered models with their sources, licences and calibrated thresholds."""
+    with _errors_to_exit(as_json):
+        cards = models.list_cards()
+        if as_json:
+            print(json.dumps({"models": [c.to_dict() for c in cards]}))
+            return
+        table = Table()
+        for col in ("name", "kind", "version", "output", "thresholds (FAR: cosine similarity)"):
+            table.add_column(col)
+        for c in cards:
+            th = "-"
+            if c.calibration:
+                th = "  ".join(f"{f:.0e}: {t:.4f}" for f, t in sorted(c.calibration.thresholds.items(), reverse=True))
+            output = {"detector": "boxes", "landmarks": "points", "embedder": f"{c.embedding_dim}-D"}[c.kind]
+            table.add_row(c.name, c.kind, c.version, output, th)
+        out.print(table)
+        calibrated = [c for c in cards if c.calibration]
+        for c in calibrated:
+            cal = c.calibration
+            out.print(f"{c.name}: thresholds calibrated on {cal.dataset}; {cal.n_genuine_pairs:,} genuine and "
+                      f"{cal.n_impostor_pairs:,} impostor pairs.")
+        out.print("Sources, hashes and licences: faceprint models --json")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
