@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from faceprint.errors import FaceprintError, ModelMismatchError
+
 #: Named landmark schemes and the meaning of each point, in order. "left"/"right" are the
 #: *image* sides (left = smaller x), not the subject's, so the names hold for any photo.
 LANDMARK_SCHEMES: dict[str, tuple[str, ...]] = {
@@ -166,8 +168,6 @@ class EmbeddedFace:
     model: str
 
     def similarity(self, other: EmbeddedFace) -> float:
-        from faceprint.errors import ModelMismatchError
-
         if other.model != self.model:
             raise ModelMismatchError(
                 f"cannot compare an embedding of {self.model} with one of {other.model}",
@@ -193,7 +193,7 @@ class ImageAnalysis:
     source: str
     faces: tuple[Face, ...] | tuple[EmbeddedFace, ...] = ()
     image_size: tuple[int, int] | None = None  # (width, height)
-    error: Any = None  # a FaceprintError, kept whole so callers can re-raise it
+    error: FaceprintError | None = None  # kept whole so callers can re-raise it
 
     @property
     def ok(self) -> bool:
