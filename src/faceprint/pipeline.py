@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from faceprint.types import (
     EmbeddedFace,
     Face,
     ImageAnalysis,
+    Landmarks,
     SelectedFace,
     Verification,
     cosine_similarity,
@@ -124,8 +125,12 @@ class Analyzer:
                 continue
             if min(box.width, box.height) < self.policy.min_face_size:
                 continue
-            marks = self.landmarker.predict(rgb, box)
-            marks68 = models.load("dlib68", "landmarks").predict(rgb, box) if self.want_68 else None
+            if det.landmarks is not None:  # the detector's own 5 points (arcface5)
+                pts = det.landmarks.points if scale >= 1.0 else det.landmarks.points / scale
+                marks = Landmarks(pts, det.landmarks.scheme)
+            else:
+                marks = self.landmarker.predict(rgb, box)
+            marks68 = self._landmarks68(rgb, box) if self.want_68 else None
             # Pose from the 5 points: dlib68 fits badly on boxes other than HOG's (e.g. mmod).
             pose = estimate_pose(marks)
             faces.append(
@@ -143,11 +148,24 @@ class Analyzer:
     def embed_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[EmbeddedFace]:
         """Embeddings for given faces of an already-decoded image (batched)."""
         embedder = self.embedder
-        chips = [extract_chip(rgb, f, embedder.chip) for f in faces]
+        chips = [self._chip(rgb, f) for f in faces]
         vectors: list[np.ndarray] = []
         for start in range(0, len(chips), self.batch_size):
             vectors.extend(embedder.embed_chips(chips[start : start + self.batch_size]))
         return [EmbeddedFace(face=f, embedding=v, model=self.model_id) for f, v in zip(faces, vectors)]
+
+    def _landmarks68(self, rgb: np.ndarray, box) -> Landmarks:
+        return models.load("dlib68", "landmarks").predict(rgb, box)
+
+    def _chip(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The embedder's chip for ``face``, adding the landmarks its alignment needs."""
+        spec = self.embedder.chip
+        if spec.kind == "dlib" and face.landmarks.scheme not in {"dlib5", "ibug68"} and face.landmarks68 is None:
+            face = replace(face, landmarks=self.landmarker.predict(rgb, face.box))
+        elif spec.kind == "template" and face.landmarks.scheme != "arcface5" and face.landmarks68 is None:
+            # dlib's 5 points have no mouth corners; the 68-point model supplies them.
+            face = replace(face, landmarks68=self._landmarks68(rgb, face.box))
+        return extract_chip(rgb, face, spec)
 
     # --- many images ----------------------------------------------------------------------
     def detect_many(self, images: Iterable[ImageSource]) -> Iterator[ImageAnalysis]:
@@ -164,7 +182,7 @@ class Analyzer:
 
         def flush() -> Iterator[ImageAnalysis]:
             nonlocal n_faces
-            chips = [extract_chip(rgb, f, self.embedder.chip) for _, rgb, faces in pending for f in faces]
+            chips = [self._chip(rgb, f) for _, rgb, faces in pending for f in faces]
             vectors = self.embedder.embed_chips(chips) if chips else np.zeros((0, 0), np.float32)
             i = 0
             for label, rgb, faces in pending:

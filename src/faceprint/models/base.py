@@ -14,10 +14,12 @@ from faceprint.types import Box, Landmarks
 
 @dataclass(frozen=True, slots=True)
 class RawDetection:
-    """A detector's raw output, before landmarks: a box and a confidence score."""
+    """A detector's raw output: a box, a confidence score and, for detectors that predict
+    them (SCRFD, YuNet, RetinaFace), 5 landmarks in ``arcface5`` order."""
 
     box: Box
     score: float
+    landmarks: Landmarks | None = None
 
 
 @runtime_checkable
