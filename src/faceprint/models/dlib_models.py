@@ -106,19 +106,85 @@ class ShapePredictor:
 
 # --- embedder ------------------------------------------------------------------------------
 class DlibResnetEmbedder:
-    """dlib's ResNet-34 metric-learning network: 150x150 chip -> 128-D descriptor."""
+    """dlib's ResNet-34 metric-learning network: 150x150 chip -> 128-D descriptor.
+
+    The same weights run in onnxruntime by default (converted once from dlib's file and
+    cached, see :mod:`faceprint.models.dlib_onnx`), several times faster than dlib-bin's
+    BLAS-less CPU code. If that route fails, dlib's own net runs instead, with one warning
+    per process. ``FACEPRINT_DLIB_RUNTIME=dlib|onnx`` forces one runtime (``onnx`` then
+    raises instead of falling back); :attr:`runtime` says which is active.
+    """
 
     chip = DLIB_RESNET_CHIP
+    #: "onnxruntime" or "dlib": the runtime computing the embeddings now.
+    runtime: str
+    RUNTIME_ENV = "FACEPRINT_DLIB_RUNTIME"
+    _RUNTIME_CHOICES = ("", "auto", "onnx", "onnxruntime", "dlib")
+    _fallback_warned = False  # the fallback warning is given once per process
 
     def __init__(self, card: ModelCard) -> None:
-        import dlib
+        import os
+
+        from faceprint.errors import InvalidArgumentError
+        from faceprint.models.dlib_onnx import DlibOnnxError, OnnxDlibResnet
 
         self.card = card
-        self._net = dlib.face_recognition_model_v1(str(resolve(RESNET_FILE)))
+        self._net = None
+        self._onnx = None
+        #: Why the onnxruntime route was abandoned, when it was.
+        self.fallback_reason: str | None = None
+        choice = os.environ.get(self.RUNTIME_ENV, "").strip().lower()
+        if choice not in self._RUNTIME_CHOICES:
+            raise InvalidArgumentError(
+                f"{self.RUNTIME_ENV}={choice!r} is not a runtime; use 'onnx' or 'dlib' (or unset it)",
+                details={"variable": self.RUNTIME_ENV, "value": choice},
+            )
+        self._forced = choice in ("onnx", "onnxruntime")
+        path = resolve(RESNET_FILE)  # a missing or altered file is an error for either runtime
+        if choice == "dlib":
+            self._use_dlib(path)
+            return
+        try:
+            self._onnx = OnnxDlibResnet(RESNET_FILE)
+            self.runtime = "onnxruntime"
+        except DlibOnnxError as exc:
+            if self._forced:
+                raise
+            self._fall_back(exc, path)
+
+    def _use_dlib(self, path=None) -> None:
+        import dlib
+
+        self._net = dlib.face_recognition_model_v1(str(path or resolve(RESNET_FILE)))
+        self._onnx = None
+        self.runtime = "dlib"
+
+    def _fall_back(self, exc: Exception, path=None) -> None:
+        import warnings
+
+        self.fallback_reason = str(exc)
+        self._use_dlib(path)
+        if not DlibResnetEmbedder._fallback_warned:
+            DlibResnetEmbedder._fallback_warned = True
+            warnings.warn(
+                f"dlib-resnet34: the onnxruntime route failed ({exc}); using dlib's own, slower "
+                f"runtime (same model, same results). Set {self.RUNTIME_ENV}=dlib to silence this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:
             return np.zeros((0, self.card.embedding_dim or 128), dtype=np.float32)
+        if self._onnx is not None:
+            from faceprint.models.dlib_onnx import DlibOnnxError
+
+            try:
+                return self._onnx.embed_chips(list(chips))
+            except DlibOnnxError as exc:
+                if self._forced:
+                    raise
+                self._fall_back(exc)
         raw = self._net.compute_face_descriptor(list(chips))  # batched call
         vecs = np.array([np.asarray(r, dtype=np.float64) for r in raw])
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
