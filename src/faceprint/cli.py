@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,13 +28,14 @@ from rich.table import Table
 from rich.text import Text
 
 from faceprint import models
-from faceprint.errors import FaceprintError
+from faceprint.errors import FaceprintError, InvalidArgumentError
+from faceprint.imageio import find_images
 from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
 from faceprint.types import EmbeddedFace, Face, ImageAnalysis
 
 app = typer.Typer(
     name="faceprint",
-    help="Detect, align, embed and verify faces. Thresholds are tied to a stated false-accept rate.",
+    help="Detect, align, embed, verify and identify faces. Thresholds are tied to a stated false-accept rate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -44,11 +44,20 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 EXIT_FAILED, EXIT_INTERNAL = 1, 3
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".pgm", ".ppm", ".pnm", ".tif", ".tiff", ".gif"}
 
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON document on stdout.")
 DetectorOpt = typer.Option(models.DEFAULT_DETECTOR, "--detector", "-d", help="Detector name (see `faceprint models`).")
 ModelOpt = typer.Option(models.DEFAULT_EMBEDDER, "--model", "-m", help="Embedding model name.")
+ModelFileOpt = typer.Option(
+    None, "--model-file", help="An ArcFace-style ONNX embedder file (NAME.json beside it, if any, gives its settings).",
+)
+DetectorFileOpt = typer.Option(
+    None, "--detector-file", help="An SCRFD-format ONNX detector file (NAME.json beside it, if any, gives settings).",
+)
+ModelsDirOpt = typer.Option(
+    None, "--models-dir", envvar="FACEPRINT_MODELS_DIR",
+    help="Register every .onnx model in this folder (and its NAME.json sidecars) as onnx:NAME.",
+)
 UpsampleOpt = typer.Option(
     None, "--upsample", min=0, max=3, help="Upsample the image N times before detecting (default: only small images, once)."
 )
@@ -78,17 +87,6 @@ def _fail(error: dict[str, Any], as_json: bool, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _expand(paths: list[Path]) -> list[str]:
-    """Files as given; directories become their image files (recursive, sorted)."""
-    found: list[str] = []
-    for p in paths:
-        if p.is_dir():
-            found.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            found.append(str(p))
-    return found
-
-
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         return Text(f"{task.speed:.1f} img/s" if task.speed else "")
@@ -115,6 +113,26 @@ def _run_batch(analyses: Iterator[ImageAnalysis], total: int, as_json: bool, lab
 
 def _analyzer(detector: str, model: str, upsample: int | None, landmarks68: bool = False) -> Analyzer:
     return Analyzer(detector=detector, embedder=model, landmarks68=landmarks68, policy=DetectionPolicy(upsample=upsample))
+
+
+def _file_models(
+    models_dir: Path | None, detector: str, detector_file: Path | None, model: str = models.DEFAULT_EMBEDDER,
+    model_file: Path | None = None,
+) -> tuple[str, str]:
+    """Register the ONNX files given; the (detector, embedder) names to use."""
+    from faceprint.models import onnx_models
+
+    if models_dir is not None:
+        onnx_models.load_models_dir(models_dir)
+    if detector_file is not None:
+        if detector != models.DEFAULT_DETECTOR:
+            raise InvalidArgumentError("give --detector or --detector-file, not both")
+        detector = onnx_models.register_onnx_model(detector_file, kind="detector").name
+    if model_file is not None:
+        if model != models.DEFAULT_EMBEDDER:
+            raise InvalidArgumentError("give --model or --model-file, not both")
+        model = onnx_models.register_onnx_model(model_file, kind="embedder").name
+    return detector, model
 
 
 def _box(face: Face) -> str:
@@ -152,7 +170,7 @@ def _print_faces_table(results: list[ImageAnalysis], with_embeddings: bool) -> N
 def _batch_command(
     images: list[Path], as_json: bool, analyzer: Analyzer, embed: bool
 ) -> None:
-    paths = _expand(images)
+    paths = find_images(images)
     if not paths:
         _fail({"code": "invalid_argument", "message": "no image files given"}, as_json, 2)
     analyses = analyzer.embed_many(paths) if embed else analyzer.detect_many(paths)
@@ -177,10 +195,13 @@ def detect(
     detector: str = DetectorOpt,
     landmarks68: bool = typer.Option(False, "--landmarks68", help="Also give the 68-point landmarks."),
     upsample: Optional[int] = UpsampleOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Find faces: box, score, 5 landmarks (dlib5 order) and head pose."""
     with _errors_to_exit(as_json):
+        detector, _ = _file_models(models_dir, detector, detector_file)
         analyzer = _analyzer(detector, models.DEFAULT_EMBEDDER, upsample, landmarks68)
         _batch_command(images, as_json, analyzer, embed=False)
 
@@ -191,10 +212,14 @@ def embed(
     detector: str = DetectorOpt,
     model: str = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
+    model_file: Optional[Path] = ModelFileOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Find faces and compute their embeddings (float32, L2-normalised)."""
     with _errors_to_exit(as_json):
+        detector, model = _file_models(models_dir, detector, detector_file, model, model_file)
         _batch_command(images, as_json, _analyzer(detector, model, upsample), embed=True)
 
 
@@ -211,11 +236,20 @@ def verify(
     detector: str = DetectorOpt,
     model: str = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
+    model_file: Optional[Path] = ModelFileOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Are the faces in two images the same person? Exit 0 with the answer either way."""
     with _errors_to_exit(as_json):
+        detector, model = _file_models(models_dir, detector, detector_file, model, model_file)
         analyzer = _analyzer(detector, model, upsample)
+        if threshold is None and analyzer.embedder_card.calibration is None:
+            raise InvalidArgumentError(
+                f"{model} has no calibrated thresholds, so no FAR can be turned into one; give --threshold "
+                "(a cosine similarity)", details={"model": analyzer.embedder_card.id},
+            )
         result = analyzer.verify(str(image_a), str(image_b), far=far, threshold=threshold, face_a=face_a, face_b=face_b)
         if as_json:
             print(json.dumps(result.to_dict()))
@@ -232,9 +266,10 @@ def verify(
 
 
 @app.command("models")
-def list_models(as_json: bool = JsonOpt) -> None:
+def list_models(models_dir: Optional[Path] = ModelsDirOpt, as_json: bool = JsonOpt) -> None:
     """List the registered models with their sources, licences and calibrated thresholds."""
     with _errors_to_exit(as_json):
+        _file_models(models_dir, models.DEFAULT_DETECTOR, None)
         cards = models.list_cards()
         if as_json:
             print(json.dumps({"models": [c.to_dict() for c in cards]}))
@@ -254,7 +289,29 @@ def list_models(as_json: bool = JsonOpt) -> None:
             cal = c.calibration
             out.print(f"{c.name}: thresholds calibrated on {cal.dataset}; {cal.n_genuine_pairs:,} genuine and "
                       f"{cal.n_impostor_pairs:,} impostor pairs.")
+        from faceprint.models.onnx_models import is_file_model
+
+        for c in cards:
+            if is_file_model(c):
+                uncalibrated = c.kind == "embedder" and not c.calibration
+                note = "; no calibrated thresholds, verify needs --threshold" if uncalibrated else ""
+                out.print(f"{c.name}: ONNX file {c.extra['path']}{note}")
         out.print("Sources, hashes and licences: faceprint models --json")
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    gallery: Optional[Path] = typer.Option(
+        None, "--gallery", envvar="FACEPRINT_GALLERY",
+        help="Gallery database file (default: gallery.db in your user data folder).",
+    ),
+) -> None:
+    """Detect, align, embed, verify and identify faces. Thresholds are tied to a stated false-accept rate."""
+    ctx.obj = {"gallery": gallery}
+
+
+from faceprint import cli_gallery  # noqa: E402,F401  (registers enroll, identify, people, gallery)
 
 
 def main() -> None:

@@ -84,10 +84,59 @@ class ModelIntegrityError(FaceprintError):
     code = "model_integrity"
 
 
+class ModelFormatError(FaceprintError):
+    """A model file is not a model faceprint can use: not ONNX, or the wrong inputs/outputs."""
+
+    code = "invalid_model"
+
+
 class ModelMismatchError(FaceprintError):
     """Two things made with different models were combined (e.g. embeddings, templates)."""
 
     code = "model_mismatch"
+
+
+class ModelRuntimeError(FaceprintError):
+    """An optimised runtime (onnxruntime) failed to load or run a model."""
+
+    code = "onnx_runtime_failed"
+
+
+class ModelConversionError(ModelRuntimeError):
+    """A model's weights could not be converted to the optimised runtime's format."""
+
+    code = "model_conversion_failed"
+
+
+# --- gallery -------------------------------------------------------------------------------
+class SubjectNotFoundError(FaceprintError, KeyError):
+    """No subject of that name (or id) is in the gallery."""
+
+    code = "subject_not_found"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SubjectExistsError(FaceprintError):
+    """A subject of that name already exists (e.g. renaming onto another subject)."""
+
+    code = "subject_exists"
+
+
+class TemplateNotFoundError(FaceprintError, KeyError):
+    """No enrolled face (template) with that id is in the gallery."""
+
+    code = "template_not_found"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class GalleryError(FaceprintError):
+    """The gallery file cannot be opened or is not a faceprint gallery."""
+
+    code = "gallery_unavailable"
 
 
 ALL_ERRORS: tuple[type[FaceprintError], ...] = (
@@ -100,4 +149,11 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     ModelUnavailableError,
     ModelIntegrityError,
     ModelMismatchError,
+    ModelRuntimeError,
+    ModelConversionError,
+    SubjectNotFoundError,
+    SubjectExistsError,
+    TemplateNotFoundError,
+    GalleryError,
+    ModelFormatError,
 )

@@ -9,6 +9,7 @@ checked against the header *before* any pixel is decoded, so decompression bombs
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 import os
 import struct
 import warnings
@@ -321,3 +322,20 @@ def describe_source(source: ImageSource) -> str:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{len(source)} bytes>"
     return getattr(source, "name", None) or f"<{type(source).__name__}>"
+
+
+#: File name endings treated as images when a folder is searched (content is still sniffed).
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".dib", ".pgm", ".ppm", ".pnm", ".pbm", ".tif", ".tiff", ".gif", ".ico"}
+)
+
+
+def find_images(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Files as given; folders become the image files below them (recursive, sorted)."""
+    found: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(str(p))
+    return found

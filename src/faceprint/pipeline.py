@@ -25,7 +25,6 @@ from faceprint.types import (
     Landmarks,
     SelectedFace,
     Verification,
-    cosine_similarity,
 )
 
 DEFAULT_FAR = 1e-3

@@ -1,7 +1,6 @@
 import math
 import sys
 
-import numpy as np
 import pytest
 
 from faceprint import models

@@ -18,6 +18,7 @@ __all__ = [
     "ModelCard",
     "WeightFile",
     "register",
+    "unregister",
     "get_card",
     "load",
     "list_cards",
@@ -49,6 +50,21 @@ def register(card: ModelCard, factory: Callable[[ModelCard], Any], aliases: tupl
     _registry[card.name] = _Entry(card, factory)
     for alias in aliases:
         _aliases[alias] = card.name
+
+
+def unregister(name: str) -> ModelCard:
+    """Remove ``name`` (its aliases and its loaded instance) from the registry; the card it had.
+
+    For models registered at run time (e.g. ONNX files); the built-in models can be removed
+    too, but nothing puts them back in this process.
+    """
+    with _lock:
+        canonical = _canonical(name, None)
+        entry = _registry.pop(canonical)
+        for alias in [a for a, target in _aliases.items() if target == canonical]:
+            del _aliases[alias]
+        _instances.pop(canonical, None)
+        return entry.card
 
 
 def _canonical(name: str, kind: ModelKind | None) -> str:

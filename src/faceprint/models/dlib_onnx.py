@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceprint.errors import FaceprintError, InvalidArgumentError, ModelConversionError, ModelRuntimeError
+from faceprint.errors import InvalidArgumentError, ModelConversionError, ModelRuntimeError
 from faceprint.models.card import WeightFile
 
 if TYPE_CHECKING:  # pragma: no cover
