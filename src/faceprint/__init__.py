@@ -23,6 +23,7 @@ from faceprint.types import Box, EmbeddedFace, Face, ImageAnalysis, Landmarks, P
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_FAR",
     "Analyzer",
     "Box",
     "DetectionPolicy",

@@ -1,0 +1,493 @@
+"""The gallery: enrol people, identify faces 1:N, manage and forget subjects.
+
+The database (:mod:`faceprint.gallery.store`) is the source of truth. The vector index is
+derived from it: built on open, and brought up to date from the database's change log
+before every search, so it reflects every committed change -- this process's and other
+processes' -- and nothing uncommitted.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceprint.errors import FaceprintError, InvalidArgumentError, ModelMismatchError, NoFaceError
+from faceprint.gallery.index import VectorIndex, make_index
+from faceprint.gallery.store import GalleryStore, NewFace, SQLiteStore
+from faceprint.gallery.types import (
+    Candidate,
+    Enrolled,
+    EnrollmentReport,
+    FaceIdentity,
+    GalleryStats,
+    Rejected,
+    Subject,
+    Template,
+)
+from faceprint.imageio import IMAGE_SUFFIXES, ImageSource, decode_image, describe_source, read_bytes
+from faceprint.pipeline import Analyzer, resolve_threshold
+from faceprint.quality import QualityPolicy, assess
+from faceprint.types import Box, EmbeddedFace
+
+EXPORT_FORMAT = "faceprint-gallery"
+EXPORT_VERSION = 1
+
+
+def default_gallery_path() -> Path:
+    """``$FACEPRINT_GALLERY``, else ``gallery.db`` in the user's data directory."""
+    env = os.environ.get("FACEPRINT_GALLERY")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("faceprint")) / "gallery.db"
+
+
+class Gallery:
+    """A gallery of known people kept in a database, searched through a vector index.
+
+    >>> gallery = Gallery.open("people.db")
+    >>> gallery.enroll("Ada", ["ada1.jpg", "ada2.jpg"]).to_dict()
+    >>> [f.identity for f in gallery.identify("group.jpg")]
+    """
+
+    def __init__(
+        self,
+        store: GalleryStore,
+        analyzer: Analyzer | None = None,
+        *,
+        quality: QualityPolicy = QualityPolicy(),
+        thumbnails: bool = True,
+    ) -> None:
+        self.store = store
+        self.analyzer = analyzer or Analyzer()
+        self.quality = quality
+        self.thumbnails = thumbnails
+        self._lock = threading.RLock()
+        pinned = store.model()
+        if pinned is not None and pinned[0] != self.analyzer.model_id:
+            raise ModelMismatchError(
+                f"this gallery holds templates of {pinned[0]}; it cannot be used with {self.analyzer.model_id}",
+                details={"gallery_model": pinned[0], "model": self.analyzer.model_id},
+            )
+        self._index: VectorIndex | None = None
+        self._subject_of: dict[int, int] = {}
+        self._seq = 0
+        self._data_version = -1
+        self._dirty = True
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, *, analyzer: Analyzer | None = None, create: bool = True, **kwargs: Any) -> Gallery:
+        """Open (or create) the SQLite gallery at ``path`` (default: :func:`default_gallery_path`)."""
+        return cls(SQLiteStore(path or default_gallery_path(), create=create), analyzer, **kwargs)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def model_id(self) -> str:
+        pinned = self.store.model()
+        return pinned[0] if pinned else self.analyzer.model_id
+
+    # --- enrolment --------------------------------------------------------------------------
+    def enroll(
+        self, name: str, images: Iterable[ImageSource], *, metadata: dict[str, Any] | None = None
+    ) -> EnrollmentReport:
+        """Enrol each image's single face under ``name`` (created if new).
+
+        Partial success: an image with no face, several faces, a face too small or of low
+        quality, an image already in the gallery, or an unreadable file is rejected with
+        its reason, and the rest go on. Each accepted face is committed on its own, so what
+        is reported enrolled is in the database even if the process dies right after.
+        """
+        enrolled: list[Enrolled] = []
+        rejected: list[Rejected] = []
+        for image in images:
+            label = describe_source(image)
+            try:
+                face_id = self._enroll_one(name, image, metadata)
+            except FaceprintError as exc:
+                rejected.append(Rejected(label, exc.code, exc.message))
+                continue
+            enrolled.append(Enrolled(label, name.strip(), face_id))
+        return EnrollmentReport(tuple(enrolled), tuple(rejected))
+
+    def enroll_folders(self, root: str | os.PathLike, *, suffixes: Sequence[str] | None = None) -> EnrollmentReport:
+        """Each sub-folder of ``root`` is a person named after it; its images are enrolled."""
+        wanted = {s.lower() for s in (suffixes or IMAGE_SUFFIXES)}
+        root = Path(root)
+        if not root.is_dir():
+            raise InvalidArgumentError(f"{root} is not a folder")
+        enrolled: list[Enrolled] = []
+        rejected: list[Rejected] = []
+        for person in sorted(p for p in root.iterdir() if p.is_dir()):
+            files = sorted(f for f in person.rglob("*") if f.is_file() and f.suffix.lower() in wanted)
+            report = self.enroll(person.name, [str(f) for f in files])
+            enrolled += report.enrolled
+            rejected += report.rejected
+        return EnrollmentReport(tuple(enrolled), tuple(rejected))
+
+    def _enroll_one(self, name: str, image: ImageSource, metadata: dict[str, Any] | None) -> int:
+        analyzer = self.analyzer
+        if isinstance(image, np.ndarray):
+            rgb = analyzer.load(image)
+            sha = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
+        else:
+            data = read_bytes(image, analyzer.limits)
+            sha = hashlib.sha256(data).hexdigest()
+            if self.store.has_image(sha):
+                raise _Reject("duplicate_image", "this exact image is already enrolled")
+            rgb = decode_image(data, analyzer.limits)
+        if self.store.has_image(sha):
+            raise _Reject("duplicate_image", "this exact image is already enrolled")
+        faces = analyzer.detect_array(rgb)
+        if not faces:
+            raise NoFaceError("no face found in the image")
+        if len(faces) > 1:
+            raise _Reject("multiple_faces", f"{len(faces)} faces found; an enrolment image must show one face")
+        face = faces[0]
+        chip = analyzer._chip(rgb, face)
+        quality = assess(face, chip, self.quality)
+        if "small" in quality.reasons:
+            raise _Reject("face_too_small", f"the face is {quality.size:.0f} px; at least {self.quality.min_face_size:.0f} px needed")
+        if quality.score < self.quality.min_score or quality.reasons:
+            raise _Reject("low_quality", f"face quality {quality.score:.2f} ({', '.join(quality.reasons) or 'low'}); "
+                          f"at least {self.quality.min_score} needed")
+        (vector,) = analyzer.embedder.embed_chips([chip])
+        with self._lock:
+            self.store.pin_model(analyzer.model_id, int(vector.shape[0]))
+            _, face_id = self.store.add_face(
+                name,
+                metadata,
+                NewFace(
+                    embedding=vector,
+                    image_sha256=sha,
+                    box=face.box,
+                    detection_score=float(face.score),
+                    quality=quality.score,
+                    source=describe_source(image),
+                    thumbnail=_jpeg(chip) if self.thumbnails else None,
+                ),
+            )
+            self._dirty = True
+        return face_id
+
+    # --- identification ---------------------------------------------------------------------
+    def identify(
+        self,
+        image: ImageSource,
+        *,
+        top_k: int = 5,
+        far: float | None = None,
+        threshold: float | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> list[FaceIdentity]:
+        """Who is each face in ``image``? Largest face first.
+
+        ``identity`` is the best subject at or above the threshold for ``far`` (default
+        1e-3; or an explicit ``threshold``), else ``None``. Two faces of one photo are never
+        given the same subject: the higher similarity wins and the other face takes its next
+        candidate above the threshold, or ``None``, with a ``note`` saying so. ``where``
+        restricts the search to subjects whose metadata has those key = value pairs.
+        """
+        faces = self.analyzer.embed(image)
+        return self.identify_faces(faces, top_k=top_k, far=far, threshold=threshold, where=where)
+
+    def identify_faces(
+        self,
+        faces: Sequence[EmbeddedFace],
+        *,
+        top_k: int = 5,
+        far: float | None = None,
+        threshold: float | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> list[FaceIdentity]:
+        if not 1 <= top_k <= 1000:
+            raise InvalidArgumentError(f"top_k must be between 1 and 1000; got {top_k}")
+        for f in faces:
+            if f.model != self.model_id:
+                raise ModelMismatchError(f"faces embedded with {f.model} cannot be searched in a gallery of {self.model_id}")
+        limit, far_value, _ = resolve_threshold(self.analyzer.embedder_card, far=far, threshold=threshold)
+        if not faces:
+            return []
+        queries = np.stack([f.embedding for f in faces]).astype(np.float32)
+        candidates = self.search(queries, top_k=top_k, where=where)
+        # Greedy one-to-one assignment over all (face, subject) pairs above the threshold.
+        pairs = sorted(
+            ((c.similarity, i, c) for i, cands in enumerate(candidates) for c in cands if c.similarity >= limit),
+            key=lambda t: -t[0],
+        )
+        assigned: dict[int, Candidate] = {}
+        taken: dict[int, int] = {}  # subject id -> face index
+        for _sim, i, cand in pairs:
+            if i in assigned or cand.subject_id in taken:
+                continue
+            assigned[i] = cand
+            taken[cand.subject_id] = i
+        results = []
+        for i, (face, cands) in enumerate(zip(faces, candidates)):
+            best = assigned.get(i)
+            note = None
+            if cands and cands[0].similarity >= limit and (best is None or best.subject_id != cands[0].subject_id):
+                other = taken.get(cands[0].subject_id)
+                note = (f"{cands[0].subject} matched face {other} of this photo better "
+                        f"({assigned[other].similarity:.4f}); one person cannot be two faces")
+            results.append(
+                FaceIdentity(
+                    box=face.face.box,
+                    identity=best.subject if best else None,
+                    similarity=best.similarity if best else (cands[0].similarity if cands else None),
+                    threshold=limit,
+                    far=far_value,
+                    candidates=tuple(cands),
+                    note=note,
+                )
+            )
+        return results
+
+    def search(self, queries: np.ndarray, *, top_k: int = 5, where: dict[str, Any] | None = None) -> list[list[Candidate]]:
+        """Top-``top_k`` subjects for each query vector, ranked by their best template."""
+        with self._lock:
+            index = self._synced_index()
+            if len(index) == 0:
+                return [[] for _ in range(len(queries))]
+            allowed = self.store.face_ids_where(where) if where else None
+            if allowed is not None and len(allowed) == 0:
+                return [[] for _ in range(len(queries))]
+            pool = len(index) if allowed is None else len(allowed)
+            # Several templates per subject: fetch enough templates to fill top_k subjects.
+            k = min(pool, max(top_k * 8, 64))
+            ids, sims = index.search(queries, k, allowed)
+            subject_of = self._subject_of
+        names = self.store.subject_names([subject_of[int(i)] for i in ids.ravel() if i >= 0])
+        out: list[list[Candidate]] = []
+        for row_ids, row_sims in zip(ids, sims):
+            seen: dict[int, Candidate] = {}
+            for fid, sim in zip(row_ids, row_sims):
+                if fid < 0:
+                    break
+                sid = subject_of[int(fid)]
+                if sid not in seen and sid in names:
+                    seen[sid] = Candidate(names[sid], sid, float(sim), int(fid))
+                    if len(seen) == top_k:
+                        break
+            out.append(list(seen.values()))
+        return out
+
+    # --- the index, kept equal to the database ----------------------------------------------
+    def _synced_index(self) -> VectorIndex:
+        store = self.store
+        version = store.data_version() if hasattr(store, "data_version") else None
+        if self._index is not None and not self._dirty and version == self._data_version:
+            return self._index
+        self._data_version = version if version is not None else -1
+        self._dirty = False
+        if self._index is None:
+            return self._rebuild()
+        delta = store.changes_since(self._seq)
+        if delta is None:
+            return self._rebuild()
+        changes, seq = delta
+        if changes:
+            last_op: dict[int, str] = {}
+            for ch in changes:
+                last_op[ch.face_id] = ch.op
+            gone = [fid for fid, op in last_op.items() if op == "del"]
+            fresh = [fid for fid, op in last_op.items() if op == "add"]
+            ids, subjects, vectors = store.read_templates(fresh)
+            missing = set(fresh) - set(ids.tolist())  # added, then deleted after the log read
+            drop = np.array(sorted(set(gone) | missing), dtype=np.int64)
+            if len(drop):
+                self._index.remove(drop)
+                for fid in drop.tolist():
+                    self._subject_of.pop(fid, None)
+            if len(ids):
+                self._index.add(ids, vectors)
+                self._subject_of.update(zip(ids.tolist(), subjects.tolist()))
+        self._seq = seq
+        return self._index
+
+    def _rebuild(self) -> VectorIndex:
+        ids, subjects, vectors, seq = self.store.all_templates()
+        dim = vectors.shape[1] if len(vectors) else (self.store.model() or ("", 0))[1] or (self.analyzer.embedder_card.embedding_dim or 128)
+        index = make_index(dim, expected_size=len(ids))
+        if len(ids):
+            index.add(ids, vectors)
+        self._index = index
+        self._subject_of = dict(zip(ids.tolist(), subjects.tolist()))
+        self._seq = seq
+        return index
+
+    def check_consistency(self) -> bool:
+        """True when the index holds exactly the database's templates."""
+        with self._lock:
+            index = self._synced_index()
+            db_ids, _, _, _ = self.store.all_templates()
+            return set(index.ids().tolist()) == set(db_ids.tolist())
+
+    # --- management -------------------------------------------------------------------------
+    def subjects(self, limit: int | None = None, offset: int = 0) -> list[Subject]:
+        return self.store.subjects(limit, offset)
+
+    def subject(self, name: str) -> Subject:
+        return self.store.subject(name)
+
+    def templates(self, name: str) -> list[Template]:
+        return self.store.templates(self.store.subject(name).id)
+
+    def rename(self, old: str, new: str) -> Subject:
+        return self.store.rename(old, new)
+
+    def update_metadata(self, name: str, metadata: dict[str, Any]) -> Subject:
+        return self.store.update_metadata(name, metadata)
+
+    def merge(self, source: str, target: str) -> Subject:
+        """Move ``source``'s faces to ``target`` and remove ``source``."""
+        with self._lock:
+            subject = self.store.merge(source, target)
+            self._dirty = True
+        return subject
+
+    def delete_face(self, face_id: int) -> None:
+        with self._lock:
+            self.store.delete_face(face_id)
+            self._dirty = True
+            self._synced_index()
+
+    def forget(self, name: str) -> int:
+        """Forget a subject: its templates, thumbnails and index entries, in one transaction.
+        Returns how many templates were removed."""
+        with self._lock:
+            removed = self.store.forget(name)
+            self._dirty = True
+            self._synced_index()
+        return len(removed)
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        return self.store.thumbnail(face_id)
+
+    def stats(self) -> GalleryStats:
+        subjects, faces, thumbs = self.store.count()
+        with self._lock:
+            index = self._synced_index()
+        path = getattr(self.store, "path", None)
+        size = sum(Path(str(path) + s).stat().st_size for s in ("", "-wal") if path and Path(str(path) + s).exists())
+        return GalleryStats(str(path), self.model_id, subjects, faces, thumbs, type(index).__name__, size)
+
+    # --- portability ------------------------------------------------------------------------
+    def export(self, path: str | os.PathLike, *, include_images: bool = False) -> int:
+        """Write every subject and template to a portable JSON file (gzip if it ends in .gz).
+        Thumbnails only with ``include_images``. Returns the number of templates written."""
+        subjects: dict[str, dict[str, Any]] = {}
+        count = 0
+        for name, meta, emb, quality, box, score, sha, source, thumb, created in self.store.export_rows():
+            entry = subjects.setdefault(name, {"name": name, "metadata": json.loads(meta), "faces": []})
+            face = {
+                "embedding": base64.b64encode(emb).decode("ascii"),
+                "quality": quality,
+                "box": json.loads(box) if box else None,
+                "detection_score": score,
+                "image_sha256": sha,
+                "source": source,
+                "created_at": created,
+            }
+            if include_images and thumb is not None:
+                face["thumbnail_jpeg"] = base64.b64encode(thumb).decode("ascii")
+            entry["faces"].append(face)
+            count += 1
+        for s in self.store.subjects():  # subjects without faces travel too
+            subjects.setdefault(s.name, {"name": s.name, "metadata": s.metadata, "faces": []})
+        pinned = self.store.model()
+        doc = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "model": pinned[0] if pinned else self.analyzer.model_id,
+            "embedding_dim": pinned[1] if pinned else self.analyzer.embedder_card.embedding_dim,
+            "embedding_dtype": "float32-le-base64",
+            "subjects": list(subjects.values()),
+        }
+        data = json.dumps(doc).encode()
+        target = Path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(gzip.compress(data) if target.suffix == ".gz" else data)
+        os.replace(tmp, target)
+        return count
+
+    def import_(self, path: str | os.PathLike) -> dict[str, int]:
+        """Add an exported gallery's templates. Subjects merge by name; images already
+        enrolled (same SHA-256) are skipped. Refuses a file made with another model."""
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{path} is not a faceprint gallery export: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+            raise InvalidArgumentError(f"{path} is not a faceprint gallery export")
+        if doc.get("model") != self.model_id:
+            raise ModelMismatchError(
+                f"{path} holds templates of {doc.get('model')}; this gallery uses {self.model_id}",
+                details={"file_model": doc.get("model"), "gallery_model": self.model_id},
+            )
+        dim = int(doc["embedding_dim"])
+        added = skipped = 0
+        with self._lock:
+            self.store.pin_model(doc["model"], dim)
+            for subject in doc["subjects"]:
+                for face in subject["faces"]:
+                    if self.store.has_image(face["image_sha256"]):
+                        skipped += 1
+                        continue
+                    vector = np.frombuffer(base64.b64decode(face["embedding"]), dtype="<f4")
+                    if vector.shape != (dim,):
+                        raise InvalidArgumentError(f"a template of {subject['name']!r} has {vector.shape[0]} values, not {dim}")
+                    thumb = face.get("thumbnail_jpeg")
+                    self.store.add_face(
+                        subject["name"],
+                        subject.get("metadata") or None,
+                        NewFace(
+                            embedding=vector,
+                            image_sha256=face["image_sha256"],
+                            box=Box(*face["box"]) if face.get("box") else None,
+                            detection_score=face.get("detection_score"),
+                            quality=face.get("quality"),
+                            source=face.get("source"),
+                            thumbnail=base64.b64decode(thumb) if thumb else None,
+                        ),
+                    )
+                    added += 1
+            self._dirty = True
+        return {"added": added, "skipped_duplicates": skipped}
+
+
+class _Reject(FaceprintError):
+    """An enrolment rejection with its own reason code (multiple_faces, low_quality, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _jpeg(chip: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(chip).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()

@@ -1,0 +1,573 @@
+"""The gallery's vector index: top-k cosine search over unit-norm templates.
+
+The database is the source of truth; an index is rebuilt from it (or caught up with it) and
+only answers "which template ids are most similar to this query". Two implementations:
+
+* :class:`ExactIndex` -- one contiguous float32 matrix scored with a BLAS matrix product.
+  Exact, no build cost, O(1) removal (swap-with-last). Used below :data:`EXACT_MAX_SIZE`.
+* :class:`HnswIndex` -- an HNSW graph (``hnswlib``), approximate. Used at and above
+  :data:`EXACT_MAX_SIZE`, where a single exact query costs more than the latency budget.
+
+:func:`make_index` picks one. Every number below was measured by ``bench/search.py`` on
+synthetic 128-D galleries whose genuine/impostor score distributions match dlib-resnet34 on
+LFW (see ``bench/results_search.json``); the comments say which measurement decided it.
+
+Ids are template ids (SQLite rowids): non-negative int64. Vectors are float32, L2-normalised;
+similarity is the dot product. Results are best first, padded with id -1 / similarity -inf.
+Neither index is safe for concurrent mutation: the caller serialises writes (the gallery holds
+a lock); concurrent searches without writes are fine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "EXACT_MAX_SIZE",
+    "ExactIndex",
+    "HnswIndex",
+    "VectorIndex",
+    "auto_ef_search",
+    "make_index",
+]
+
+#: Galleries smaller than this get an :class:`ExactIndex` (bench/results_search.json, 2 cores):
+#: an exact single query costs 0.13 / 0.57 / 1.16 / 1.89 / 2.31 ms p99 at 10k / 50k / 100k /
+#: 150k / 200k templates (memory bandwidth: 512 B per template). Up to 100k exact stays well
+#: inside the 2 ms budget with recall 1 and no build; HNSW at 100k needs an 8.7 s build for
+#: 0.64 ms p99 at recall@1 0.994, and exact degrades first when the cores are shared.
+EXACT_MAX_SIZE = 100_000
+
+#: HNSW graph parameters (bench/search.py): M=32 beat M=16 on the identity-structured data
+#: (100k, ef=128: recall@1 0.990 vs 0.977 at equal latency); M=48 and ef_construction=200 gained
+#: < 0.5 point at 300k for 1.1-1.7x the build time.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 100
+
+
+def auto_ef_search(size: int) -> int:
+    """Search breadth by index size (bench/results_search.json, 2 cores). At 100k, ef=256 gives
+    recall@1 ~0.995 at ~0.5 ms. Above 200k no ef within the 2 ms p99 budget reaches recall@1
+    0.99 on the dlib-like data (1M: ef=512 -> 0.973 at 1.7 ms p99; 300k: ef=384-512 -> 0.99),
+    so the largest ef that fits the budget is used."""
+    return 256 if size <= 200_000 else 512
+
+
+#: A filtered search whose allowed set holds at most this many live templates (or at most
+#: FILTER_EXACT_FRACTION of the index) is scored exactly over that subset; larger allowed sets
+#: go through the HNSW search with the filter applied inside the graph walk. Measured at 200k,
+#: ef=512: the in-graph filter calls back ~2.6k times (2.3 ms) at 50% allowed but ~19k times
+#: (14 ms) at 5%, while scoring a gathered subset costs ~0.1 us per template (5 ms per 50k).
+FILTER_EXACT_MAX = 20_000
+FILTER_EXACT_FRACTION = 0.10
+
+_QUERY_CHUNK_FLOATS = 1 << 24  # bound the (queries x templates) score block to 64 MB
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    dim: int
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> None: ...
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def __len__(self) -> int: ...
+
+    def ids(self) -> np.ndarray: ...
+
+
+# --- input checks ---------------------------------------------------------------------------
+def _as_ids(ids, name: str = "ids") -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be integers, got {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must be non-negative template ids")
+    return arr
+
+
+def _as_vectors(vectors, dim: int, n: int | None = None) -> np.ndarray:
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {np.shape(vectors)}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{n} ids but {arr.shape[0]} vectors")
+    return np.ascontiguousarray(arr)
+
+
+def _last_of_duplicates(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Within one add() call a repeated id keeps its last vector (as if added in order)."""
+    if len(ids) < 2:
+        return ids, vectors
+    rev_unique, rev_first = np.unique(ids[::-1], return_index=True)
+    if len(rev_unique) == len(ids):
+        return ids, vectors
+    keep = np.sort(len(ids) - 1 - rev_first)
+    return ids[keep], vectors[keep]
+
+
+def _unique(ids: np.ndarray) -> np.ndarray:
+    """Sorted unique ids; free when they already are (np.unique costs ~10 ms per 100k)."""
+    if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        return ids
+    return np.unique(ids)
+
+
+def _empty_result(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((nq, k), -1, np.int64), np.full((nq, k), -np.inf, np.float32)
+
+
+def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the k largest entries of each row, best first."""
+    n = scores.shape[1]
+    kk = min(k, n)
+    if kk < n:
+        part = np.argpartition(scores, n - kk, axis=1)[:, n - kk :]
+    else:
+        part = np.broadcast_to(np.arange(n), scores.shape).copy()
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+# --- id -> slot map ---------------------------------------------------------------------------
+class _IdMap:
+    """int64 id -> int64 slot (or -1), looked up a whole array at a time.
+
+    Template ids are SQLite rowids: small and dense, so a lookup table indexed by id (8 bytes
+    per id up to the largest) answers an array of ids in one numpy gather -- a filtered search
+    over 500k allowed ids maps them in ~2 ms instead of ~50 ms through a dict. Should ids get
+    sparse (largest id beyond 4x the live count and past 1M), it falls back to a dict.
+    """
+
+    _DENSE_FLOOR = 1 << 20
+
+    def __init__(self) -> None:
+        self._lut: np.ndarray | None = np.full(1024, -1, np.int64)
+        self._dict: dict[int, int] | None = None
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        if self._lut is not None:
+            out = np.full(len(ids), -1, np.int64)
+            inside = ids < len(self._lut)
+            out[inside] = self._lut[ids[inside]]
+            return out
+        d = self._dict
+        return np.fromiter((d.get(i, -1) for i in ids.tolist()), np.int64, len(ids))
+
+    def set(self, ids: np.ndarray, slots: np.ndarray) -> None:
+        """Map ids (unique, each new or re-mapped) to slots."""
+        if not len(ids):
+            return
+        if self._lut is not None:
+            top = int(ids.max())
+            if top >= len(self._lut):
+                need = top + 1
+                if need > max(self._DENSE_FLOOR, 4 * (self._count + len(ids))):
+                    self._to_dict()
+                else:
+                    grown = np.full(max(need, 2 * len(self._lut)), -1, np.int64)
+                    grown[: len(self._lut)] = self._lut
+                    self._lut = grown
+        if self._lut is not None:
+            self._count += int(np.count_nonzero(self._lut[ids] < 0))
+            self._lut[ids] = slots
+        else:
+            d = self._dict
+            for i, s in zip(ids.tolist(), np.asarray(slots).tolist()):
+                if i not in d:
+                    self._count += 1
+                d[i] = s
+
+    def drop(self, ids: np.ndarray) -> None:
+        """Forget ids (unique, all present)."""
+        if not len(ids):
+            return
+        if self._lut is not None:
+            self._lut[ids] = -1
+        else:
+            for i in ids.tolist():
+                del self._dict[i]
+        self._count -= len(ids)
+
+    def keys(self) -> np.ndarray:
+        if self._lut is not None:
+            return np.flatnonzero(self._lut >= 0).astype(np.int64)
+        return np.fromiter(self._dict.keys(), np.int64, len(self._dict))
+
+    def mask(self, ids: np.ndarray) -> np.ndarray | None:
+        """A byte per possible id, 1 for the given ids (dense mode only)."""
+        if self._lut is None:
+            return None
+        m = np.zeros(len(self._lut), np.uint8)
+        m[ids] = 1
+        return m
+
+    def _to_dict(self) -> None:
+        keys = np.flatnonzero(self._lut >= 0)
+        self._dict = dict(zip(keys.tolist(), self._lut[keys].tolist()))
+        self._lut = None
+
+
+# --- exact ----------------------------------------------------------------------------------
+class ExactIndex:
+    """Exact top-k by one float32 matrix product over contiguous storage.
+
+    Rows ``[0, n)`` of ``_vecs`` are the live templates, ``_ids[row]`` their ids; growth doubles
+    the buffer (amortised O(1) per add) and removal moves the last rows into the holes.
+    """
+
+    def __init__(self, dim: int, capacity: int = 0) -> None:
+        if dim <= 0:
+            raise ValueError("dim must be positive")
+        self.dim = int(dim)
+        cap = max(int(capacity), 64)
+        self._vecs = np.empty((cap, self.dim), np.float32)
+        self._ids = np.empty(cap, np.int64)
+        self._n = 0
+        self._map = _IdMap()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"ExactIndex(dim={self.dim}, size={self._n})"
+
+    def ids(self) -> np.ndarray:
+        return self._ids[: self._n].copy()
+
+    @property
+    def nbytes(self) -> int:
+        return self._vecs.nbytes + self._ids.nbytes
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ids (KeyError if one is absent)."""
+        rows = self._map.get(_as_ids(ids))
+        if np.any(rows < 0):
+            raise KeyError("id not in the index")
+        return self._vecs[rows].copy()
+
+    def _reserve(self, n: int) -> None:
+        cap = len(self._ids)
+        if n <= cap:
+            return
+        cap = max(n, 2 * cap)
+        vecs = np.empty((cap, self.dim), np.float32)
+        vecs[: self._n] = self._vecs[: self._n]
+        ids = np.empty(cap, np.int64)
+        ids[: self._n] = self._ids[: self._n]
+        self._vecs, self._ids = vecs, ids
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = _as_ids(ids)
+        vectors = _as_vectors(vectors, self.dim, len(ids))
+        ids, vectors = _last_of_duplicates(ids, vectors)
+        if not len(ids):
+            return
+        rows = self._map.get(ids)
+        old = rows >= 0
+        if old.any():  # re-adding an id replaces its vector in place
+            self._vecs[rows[old]] = vectors[old]
+        new = ~old
+        m = int(np.count_nonzero(new))
+        if m:
+            self._reserve(self._n + m)
+            slots = np.arange(self._n, self._n + m, dtype=np.int64)
+            self._vecs[slots] = vectors[new]
+            self._ids[slots] = ids[new]
+            self._map.set(ids[new], slots)
+            self._n += m
+
+    def remove(self, ids: np.ndarray) -> None:
+        ids = np.unique(_as_ids(ids))
+        rows = self._map.get(ids)
+        present = rows >= 0
+        ids, rows = ids[present], rows[present]
+        m = len(rows)
+        if not m:
+            return
+        n_after = self._n - m
+        # Holes below the new end are filled by the surviving rows above it (swap-with-last).
+        holes = rows[rows < n_after]
+        doomed_tail = np.zeros(m, bool)
+        doomed_tail[rows[rows >= n_after] - n_after] = True
+        movers = n_after + np.flatnonzero(~doomed_tail)
+        self._map.drop(ids)
+        if len(holes):
+            self._vecs[holes] = self._vecs[movers]
+            self._ids[holes] = self._ids[movers]
+            self._map.set(self._ids[holes], holes)
+        self._n = n_after
+
+    def _live_rows(self, allowed) -> np.ndarray:
+        rows = self._map.get(_unique(_as_ids(allowed, "allowed")))
+        return rows[rows >= 0]
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        q = _as_vectors(queries, self.dim)
+        k = int(k)
+        if k < 0:
+            raise ValueError("k must be >= 0")
+        out_ids, out_sims = _empty_result(len(q), k)
+        if k == 0 or self._n == 0 or len(q) == 0:
+            return out_ids, out_sims
+        rows = None if allowed is None else self._live_rows(allowed)
+        if rows is not None and len(rows) == 0:
+            return out_ids, out_sims
+        base = self._vecs[: self._n]
+        gather = rows is not None and len(rows) * 3 < self._n  # small subset: copy it once
+        if gather:
+            base, row_ids = self._vecs[rows], self._ids[rows]
+        else:
+            row_ids = self._ids[: self._n]
+        ncols = len(rows) if rows is not None else self._n
+        kk = min(k, ncols)
+        step = max(1, _QUERY_CHUNK_FLOATS // max(base.shape[0], 1))
+        for a in range(0, len(q), step):
+            scores = q[a : a + step] @ base.T
+            if rows is not None and not gather:
+                scores = scores[:, rows]  # large subset: score all, keep the allowed columns
+                cols, vals = _topk_rows(scores, kk)
+                out_ids[a : a + step, :kk] = row_ids[rows[cols]]
+            else:
+                cols, vals = _topk_rows(scores, kk)
+                out_ids[a : a + step, :kk] = row_ids[cols]
+            out_sims[a : a + step, :kk] = vals
+        return out_ids, out_sims
+
+
+# --- approximate (HNSW) ---------------------------------------------------------------------
+class HnswIndex:
+    """Approximate top-k over an ``hnswlib`` HNSW graph (inner product on unit vectors).
+
+    It keeps an :class:`ExactIndex` of the same templates beside the graph (4*dim bytes per
+    template more: 512 MB at 1M x 128-D). That mirror owns the id bookkeeping (``len``, ``ids``)
+    and scores small filtered searches; hnswlib's own ``get_items`` costs ~11 us per vector,
+    too slow to gather a 10k-template subset per query.
+
+    * add: new ids are inserted; an id already present has its vector updated in place;
+      an id removed earlier is un-deleted and updated. Slots freed by :meth:`remove` are
+      reused by later inserts (``allow_replace_deleted``), so churn does not grow the graph.
+    * remove: hnswlib marks the element deleted; it is never returned again.
+    * search with ``allowed``: a small allowed set (<= FILTER_EXACT_MAX live templates or
+      <= FILTER_EXACT_FRACTION of the index) is scored exactly over its own vectors; a larger
+      one is passed to hnswlib as a filter, applied while walking the graph -- only allowed
+      elements enter the result heap, so the k best allowed templates are searched for, not
+      a top-k that is filtered afterwards.
+    * save/load: hnswlib's own binary format plus the ids and vectors (.npy): ~3 s each way
+      at 1M (vs 174 s to build); the gallery may use it as a cache keyed by its database version.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        capacity: int = 1024,
+        *,
+        M: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+        ef_search: int | None = None,
+        threads: int | None = None,
+        seed: int = 100,
+        _index=None,
+    ) -> None:
+        import hnswlib
+
+        if dim <= 0:
+            raise ValueError("dim must be positive")
+        self.dim = int(dim)
+        self.M = int(M)
+        self.ef_construction = int(ef_construction)
+        self._ef_search = int(ef_search) if ef_search else None
+        self.threads = int(threads) if threads else (os.cpu_count() or 1)
+        if _index is None:
+            _index = hnswlib.Index(space="ip", dim=self.dim)
+            _index.init_index(
+                max_elements=max(int(capacity), 16),
+                M=self.M,
+                ef_construction=self.ef_construction,
+                random_seed=seed,
+                allow_replace_deleted=True,
+            )
+        self._index = _index
+        self._store = ExactIndex(self.dim, capacity if _index is None else 0)
+        self._tomb: set[int] = set()  # ids marked deleted that hnswlib may still hold
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @property
+    def ef_search(self) -> int:
+        """Search breadth: as set, else :func:`auto_ef_search` for the current size."""
+        return self._ef_search or auto_ef_search(len(self))
+
+    @ef_search.setter
+    def ef_search(self, value: int | None) -> None:
+        self._ef_search = int(value) if value else None
+
+    def __repr__(self) -> str:
+        return f"HnswIndex(dim={self.dim}, size={len(self)}, M={self.M}, ef_search={self.ef_search})"
+
+    def ids(self) -> np.ndarray:
+        return self._store.ids()
+
+    @property
+    def nbytes(self) -> int:
+        """The graph (hnswlib's serialized size, vectors included) plus the exact mirror."""
+        return int(self._index.index_file_size()) + self._store.nbytes
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        return self._store.vectors(ids)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = _as_ids(ids)
+        vectors = _as_vectors(vectors, self.dim, len(ids))
+        ids, vectors = _last_of_duplicates(ids, vectors)
+        if not len(ids):
+            return
+        index = self._index
+        held = self._store._map.get(ids) >= 0  # already in the graph: update in place
+        n_revived = 0
+        if self._tomb:  # ids removed earlier and now back: un-delete them, then update them
+            for j, i in enumerate(ids.tolist()):
+                if i in self._tomb:
+                    self._tomb.discard(i)
+                    try:
+                        index.unmark_deleted(i)
+                        held[j] = True
+                        n_revived += 1
+                    except RuntimeError:  # its slot was since reused by another id
+                        pass
+        # hnswlib's replace_deleted=True puts the label in a freed slot without looking it up,
+        # so it must only see labels that are not in the graph (else: duplicates).
+        if held.any():
+            index.add_items(vectors[held], ids[held], num_threads=self.threads)
+        fresh = ~held
+        if fresh.any():
+            vacant = index.get_current_count() - len(self._store) - n_revived  # deleted slots
+            need = index.get_current_count() + max(0, int(np.count_nonzero(fresh)) - vacant)
+            if need > index.get_max_elements():
+                index.resize_index(max(need, 2 * index.get_max_elements()))
+            index.add_items(vectors[fresh], ids[fresh], num_threads=self.threads, replace_deleted=True)
+        self._store.add(ids, vectors)
+
+    def remove(self, ids: np.ndarray) -> None:
+        ids = np.unique(_as_ids(ids))
+        ids = ids[self._store._map.get(ids) >= 0]
+        if not len(ids):
+            return
+        for i in ids.tolist():
+            self._index.mark_deleted(i)
+        self._store.remove(ids)
+        self._tomb.update(ids.tolist())
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        q = _as_vectors(queries, self.dim)
+        k = int(k)
+        if k < 0:
+            raise ValueError("k must be >= 0")
+        out_ids, out_sims = _empty_result(len(q), k)
+        n = len(self)
+        if k == 0 or n == 0 or len(q) == 0:
+            return out_ids, out_sims
+        if allowed is None:
+            kk = min(k, n)
+            labels, sims = self._knn(q, kk, None, self.threads)
+        else:
+            live = _unique(_as_ids(allowed, "allowed"))
+            live = live[self._store._map.get(live) >= 0]
+            if not len(live):
+                return out_ids, out_sims
+            kk = min(k, len(live))
+            if len(live) <= max(FILTER_EXACT_MAX, FILTER_EXACT_FRACTION * n) or len(live) <= kk:
+                return self._store.search(q, k, live)
+            labels, sims = self._knn(q, kk, live, 1)
+        out_ids[:, :kk] = labels
+        out_sims[:, :kk] = sims
+        return out_ids, out_sims
+
+    def _knn(self, q: np.ndarray, kk: int, live: np.ndarray | None, threads: int):
+        index = self._index
+        index.set_ef(max(self.ef_search, kk))
+        filt = None
+        if live is not None:
+            mask = self._store._map.mask(live)
+            if mask is not None:
+                filt = memoryview(mask).__getitem__  # 1 for allowed ids; called per candidate
+            else:
+                filt = frozenset(live.tolist()).__contains__
+        try:
+            labels, dists = index.knn_query(q, k=kk, num_threads=threads, filter=filt)
+        except RuntimeError:
+            # hnswlib could not fill kk results (graph cut off by deletions): answer exactly.
+            return self._store.search(q, kk, live)
+        return labels.astype(np.int64), (1.0 - dists).astype(np.float32)
+
+    # --- persistence (a cache: the database stays the truth) --------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index to directory ``path`` (created): the graph, ids and vectors."""
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        self._index.save_index(str(d / "hnsw.bin"))
+        n = len(self._store)
+        np.save(d / "ids.npy", self._store._ids[:n])
+        np.save(d / "vectors.npy", self._store._vecs[:n])
+        meta = {"dim": self.dim, "M": self.M, "ef_construction": self.ef_construction, "ef_search": self._ef_search}
+        (d / "meta.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, threads: int | None = None) -> HnswIndex:
+        import hnswlib
+
+        d = Path(path)
+        meta = json.loads((d / "meta.json").read_text())
+        raw = hnswlib.Index(space="ip", dim=int(meta["dim"]))
+        raw.load_index(str(d / "hnsw.bin"), allow_replace_deleted=True)
+        self = cls(
+            int(meta["dim"]),
+            M=int(meta["M"]),
+            ef_construction=int(meta["ef_construction"]),
+            ef_search=meta["ef_search"],
+            threads=threads,
+            _index=raw,
+        )
+        live = np.load(d / "ids.npy")
+        self._store = ExactIndex(self.dim, len(live))
+        self._store.add(live, np.load(d / "vectors.npy"))
+        held = np.asarray(raw.get_ids_list(), np.int64)
+        self._tomb = set(held[self._store._map.get(held) < 0].tolist())
+        return self
+
+
+def make_index(dim: int, expected_size: int) -> VectorIndex:
+    """An :class:`ExactIndex` for galleries expected below :data:`EXACT_MAX_SIZE` templates,
+    else an :class:`HnswIndex` sized for ``expected_size``.
+
+    The choice is made once, when the gallery builds its index from the database; a gallery
+    that grows past the threshold switches at its next rebuild (e.g. when it is reopened).
+    """
+    if expected_size < EXACT_MAX_SIZE:
+        return ExactIndex(dim, capacity=expected_size)
+    return HnswIndex(dim, capacity=int(expected_size * 1.1) + 1024)
