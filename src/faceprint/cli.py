@@ -1,13 +1,15 @@
 """The ``faceprint`` command line: thin wrappers that parse, call the library, and format.
 
 Exit status: 0 success; 1 a faceprint error (for detect/embed: at least one file failed,
-every file still has its entry); 2 a usage error; 3 an unexpected internal error.
+every file still has its entry); 2 a usage error; 3 an unexpected internal error; 130
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,7 @@ from rich.text import Text
 
 from faceprint import models
 from faceprint.errors import FaceprintError, InvalidArgumentError
+from faceprint.batch import default_jobs
 from faceprint.imageio import find_images
 from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
 from faceprint.types import EmbeddedFace, Face, ImageAnalysis
@@ -43,7 +46,7 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-EXIT_FAILED, EXIT_INTERNAL = 1, 3
+EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 3, 130
 
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON document on stdout.")
 DetectorOpt = typer.Option(models.DEFAULT_DETECTOR, "--detector", "-d", help="Detector name (see `faceprint models`).")
@@ -57,6 +60,13 @@ DetectorFileOpt = typer.Option(
 ModelsDirOpt = typer.Option(
     None, "--models-dir", envvar="FACEPRINT_MODELS_DIR",
     help="Register every .onnx model in this folder (and its NAME.json sidecars) as onnx:NAME.",
+)
+#: Below this many files the default is to run in-process: starting workers costs ~1 s.
+SMALL_BATCH = 8
+JobsOpt = typer.Option(
+    None, "--jobs", "-j", min=1,
+    help=f"Worker processes that decode and detect in parallel (default: the CPU cores, or none for "
+    f"fewer than {SMALL_BATCH} files; 1: no workers).",
 )
 UpsampleOpt = typer.Option(
     None, "--upsample", min=0, max=3, help="Upsample the image N times before detecting (default: only small images, once)."
@@ -96,19 +106,8 @@ def _progress(enabled: bool) -> Progress:
     """A progress bar with rate and ETA on stderr, only for people at a terminal."""
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeRemainingColumn(),
-        console=err, disable=not enabled, transient=True,
+        console=err, disable=not enabled, transient=True, redirect_stdout=False, redirect_stderr=False,
     )
-
-
-def _run_batch(analyses: Iterator[ImageAnalysis], total: int, as_json: bool, label: str) -> list[ImageAnalysis]:
-    show = not as_json and total > 1 and err.is_terminal
-    results: list[ImageAnalysis] = []
-    with _progress(show) as progress:
-        task = progress.add_task(label, total=total)
-        for analysis in analyses:
-            results.append(analysis)
-            progress.advance(task)
-    return results
 
 
 def _analyzer(detector: str, model: str, upsample: int | None, landmarks68: bool = False) -> Analyzer:
@@ -167,25 +166,109 @@ def _print_faces_table(results: list[ImageAnalysis], with_embeddings: bool) -> N
     out.print(table)
 
 
+class _JsonStream:
+    """One JSON document written an entry at a time: ``{"model": ..., "results": [`` then each
+    result on its own line, then ``]}`` -- still exactly one document, in constant memory."""
+
+    def __init__(self, head: dict[str, Any]) -> None:
+        self.count = 0
+        self.closed = False
+        opening = "".join(f"{json.dumps(k)}: {json.dumps(v)}, " for k, v in head.items())
+        sys.stdout.write("{" + opening + '"results": [\n')
+
+    def add(self, analysis: ImageAnalysis) -> None:
+        sys.stdout.write((",\n" if self.count else "") + json.dumps(analysis.to_dict()))
+        self.count += 1
+
+    def close(self, **tail: Any) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        closing = "".join(f", {json.dumps(k)}: {json.dumps(v)}" for k, v in tail.items())
+        sys.stdout.write(("\n" if self.count else "") + "]" + closing + "}\n")
+        sys.stdout.flush()
+
+
+class _TableStream:
+    """The readable table, printed every ``chunk`` images so that memory stays bounded."""
+
+    def __init__(self, with_embeddings: bool, chunk: int = 100) -> None:
+        self.with_embeddings = with_embeddings
+        self.chunk = chunk
+        self.rows: list[ImageAnalysis] = []
+        self.progress: Progress | None = None  # paused while a table goes to the same terminal
+
+    def add(self, analysis: ImageAnalysis) -> None:
+        self.rows.append(analysis)
+        if len(self.rows) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        pause = self.progress is not None and self.progress.live.is_started and out.is_terminal
+        if pause:
+            self.progress.stop()  # type: ignore[union-attr]
+        _print_faces_table(self.rows, self.with_embeddings)
+        self.rows = []
+        if pause:
+            self.progress.start()  # type: ignore[union-attr]
+
+    def close(self, **_: Any) -> None:
+        self.flush()
+
+
 def _batch_command(
-    images: list[Path], as_json: bool, analyzer: Analyzer, embed: bool
+    images: list[Path], as_json: bool, analyzer: Analyzer, embed: bool, jobs: int | None
 ) -> None:
-    paths = find_images(images)
-    if not paths:
-        _fail({"code": "invalid_argument", "message": "no image files given"}, as_json, 2)
-    analyses = analyzer.embed_many(paths) if embed else analyzer.detect_many(paths)
-    results = _run_batch(analyses, len(paths), as_json, "embedding" if embed else "detecting")
-    if as_json:
-        doc: dict[str, Any] = {"results": [r.to_dict() for r in results]}
-        if embed:
-            doc["model"] = analyzer.model_id
-        print(json.dumps(doc))
-    else:
-        _print_faces_table(results, embed)
-        failed = sum(1 for r in results if r.error is not None)
-        if failed:
-            err.print(f"{failed} of {len(results)} file(s) failed")
-    if any(r.error is not None for r in results):
+    """Analyse every image under ``images``, streaming the results; exit 1 if any file failed,
+    130 on Ctrl-C (workers stopped; with --json the document is closed, ``"interrupted": true``)."""
+    try:
+        paths = find_images(images)
+        if not paths:
+            _fail({"code": "invalid_argument", "message": "no image files given"}, as_json, 2)
+        if jobs is None:  # starting workers costs ~1 s: not worth it for a few files
+            jobs = default_jobs() if len(paths) >= SMALL_BATCH else 1
+        # Checks the arguments and loads the embedder before any output is written.
+        analyses = analyzer.embed_many(paths, jobs=jobs) if embed else analyzer.detect_many(paths, jobs=jobs)
+    except KeyboardInterrupt:
+        err.print("interrupted before any file was analysed")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    sink: _JsonStream | _TableStream = (
+        _JsonStream({"model": analyzer.model_id} if embed else {}) if as_json else _TableStream(embed)
+    )
+    show = not as_json and len(paths) > 1 and err.is_terminal
+    done = failed = 0
+    try:
+        with _progress(show) as progress:
+            task = progress.add_task("embedding" if embed else "detecting", total=len(paths))
+            if isinstance(sink, _TableStream) and show:
+                sink.progress = progress
+            for analysis in analyses:
+                done += 1
+                sink.add(analysis)
+                failed += analysis.error is not None
+                progress.advance(task)
+            sink.close()
+    except KeyboardInterrupt:
+        analyses.close()  # terminates the workers (if the interrupt came outside the generator)
+        sink.close(interrupted=True)
+        err.print(f"interrupted: {done} of {len(paths)} file(s) done")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        analyses.close()
+        if as_json:  # keep stdout one JSON document: the error goes inside it
+            error = exc.to_dict() if isinstance(exc, FaceprintError) else {
+                "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            sink.close(error=error)
+            if os.environ.get("FACEPRINT_DEBUG"):
+                raise
+            raise typer.Exit(EXIT_FAILED if isinstance(exc, FaceprintError) else EXIT_INTERNAL) from None
+        sink.close()
+        raise
+    if failed:
+        if not as_json:
+            err.print(f"{failed} of {done} file(s) failed")
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -197,13 +280,14 @@ def detect(
     upsample: Optional[int] = UpsampleOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
+    jobs: Optional[int] = JobsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Find faces: box, score, 5 landmarks (dlib5 order) and head pose."""
     with _errors_to_exit(as_json):
         detector, _ = _file_models(models_dir, detector, detector_file)
         analyzer = _analyzer(detector, models.DEFAULT_EMBEDDER, upsample, landmarks68)
-        _batch_command(images, as_json, analyzer, embed=False)
+        _batch_command(images, as_json, analyzer, embed=False, jobs=jobs)
 
 
 @app.command()
@@ -215,12 +299,13 @@ def embed(
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
+    jobs: Optional[int] = JobsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Find faces and compute their embeddings (float32, L2-normalised)."""
     with _errors_to_exit(as_json):
         detector, model = _file_models(models_dir, detector, detector_file, model, model_file)
-        _batch_command(images, as_json, _analyzer(detector, model, upsample), embed=True)
+        _batch_command(images, as_json, _analyzer(detector, model, upsample), embed=True, jobs=jobs)
 
 
 @app.command()
