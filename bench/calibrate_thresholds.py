@@ -4,7 +4,9 @@ Every image of ../shared/data/lfw_dev/images is embedded once (the face nearest 
 centre: LFW's subject is centred). Then *all* same-person pairs and *all* different-person
 pairs formed from its identities are scored; the threshold for FAR f is the similarity that
 exactly a fraction f of the impostor pairs reach or exceed. Images with no detected face are
-left out and counted.
+left out and counted. The work is done by faceprint.evaluation (protocols.embed_images,
+calibrate.calibrate_embeddings, metrics.kfold_accuracy): `faceprint calibrate` is the same
+calibration for any pairs or identities file.
 
     python bench/calibrate_thresholds.py [--model dlib-resnet34] [--jobs 2] > calib.json
 
@@ -18,8 +20,6 @@ import argparse
 import csv
 import json
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,43 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared" / "data" / "lfw_dev"
 FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 
-_analyzer = None
-
-
-def _init(model: str, detector: str) -> None:
-    global _analyzer
-    from faceprint import Analyzer
-
-    _analyzer = Analyzer(detector=detector, embedder=model)
-
-
-def _embed_centre(path: str) -> tuple[str, np.ndarray | None]:
-    from faceprint.errors import FaceprintError
-
-    try:
-        rgb = _analyzer.load(path)
-        faces = _analyzer.detect_array(rgb)
-    except FaceprintError:
-        return path, None
-    if not faces:
-        return path, None
-    h, w = rgb.shape[:2]
-    face = min(faces, key=lambda f: (f.box.center[0] - w / 2) ** 2 + (f.box.center[1] - h / 2) ** 2)
-    (emb,) = _analyzer.embed_faces(rgb, [face])
-    return path, emb.embedding
-
-
-def impostor_threshold(scores_desc: np.ndarray, far: float) -> float:
-    """Smallest similarity t with (#impostors >= t) / n <= far, for scores sorted descending."""
-    n = len(scores_desc)
-    k = int(np.floor(far * n))  # at most k impostors may reach the threshold
-    if k >= n:
-        return float(scores_desc[-1])
-    # Everything strictly above scores_desc[k] is <= k pairs; nudge just above it.
-    return float(np.nextafter(np.float32(scores_desc[k]), np.float32(2.0)))
-
 
 def main() -> int:
+    from faceprint.evaluation.calibrate import calibrate_embeddings, python_literal
+    from faceprint.evaluation.protocols import PipelineSpec, embed_images
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="dlib-resnet34")
     ap.add_argument("--detector", default="hog")
@@ -79,32 +47,25 @@ def main() -> int:
     rows = list(csv.DictReader(open(LFW / "identities.csv")))
     if args.limit:
         rows = rows[: args.limit]
-    paths = [str(LFW / r["path"]) for r in rows]
-    ident = {str(LFW / r["path"]): r["identity"] for r in rows}
+    paths = [r["path"] for r in rows]
+    ident = {r["path"]: r["identity"] for r in rows}
 
-    t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(args.model, args.detector)) as pool:
-        results = dict(pool.map(_embed_centre, paths, chunksize=16))
-    elapsed = time.perf_counter() - t0
-    ok = [p for p in paths if results[p] is not None]
-    failed = [p for p in paths if results[p] is None]
-    emb = np.stack([results[p] for p in ok]).astype(np.float64)
-    labels = np.array([ident[p] for p in ok])
-    _, label_ids = np.unique(labels, return_inverse=True)
+    # Every image once, the face nearest the centre; no fallback crop: images without a
+    # detected face are left out of the calibration (and counted).
+    spec = PipelineSpec.create(args.detector, args.model, select="center")
+    run = embed_images(paths, lambda p: str(LFW / p), spec, jobs=args.jobs, use_fallback=False)
+    ok = [p for p in paths if run.records[p].status == "ok"]
+    failed = [p for p in paths if run.records[p].status != "ok"]
+    emb, _ = run.matrix(ok)
+    labels = [ident[p] for p in ok]
 
-    sims = emb @ emb.T
-    iu = np.triu_indices(len(ok), k=1)
-    pair_sims = sims[iu]
-    same = label_ids[iu[0]] == label_ids[iu[1]]
-    genuine = pair_sims[same]
-    impostor = np.sort(pair_sims[~same])[::-1]
-
-    thresholds = {far: impostor_threshold(impostor, far) for far in FARS}
-    frr = {far: float(np.mean(genuine < t)) for far, t in thresholds.items()}
-    far_measured = {far: float(np.mean(impostor >= t)) for far, t in thresholds.items()}
+    cal = calibrate_embeddings(emb, labels, FARS)  # every genuine and every impostor pair
+    thresholds = {far: cal.thresholds[far] for far in FARS}
+    frr = {far: cal.frr[far] for far in FARS}
 
     # The official 3-fold pairs, for a sanity check (pairs with a missing face count as wrong).
-    acc = official_pairs_accuracy(results)
+    acc = official_pairs_accuracy({p: run.records[p].embedding if run.records[p].status == "ok" else None
+                                   for p in paths})
 
     out = {
         "model": args.model,
@@ -112,18 +73,18 @@ def main() -> int:
         "dataset": "lfw_dev (LFW View 2 folds 1-3, ../shared/data/lfw_dev/images, 150x150)",
         "n_images": len(paths),
         "n_embedded": len(ok),
-        "no_face": [str(Path(p).relative_to(LFW)) for p in failed],
+        "no_face": failed,
         "n_identities": int(len(set(labels))),
-        "n_genuine_pairs": int(len(genuine)),
-        "n_impostor_pairs": int(len(impostor)),
+        "n_genuine_pairs": cal.n_genuine,
+        "n_impostor_pairs": cal.n_impostor,
         "thresholds": {f"{k:.0e}": round(v, 6) for k, v in thresholds.items()},
-        "far_measured": {f"{k:.0e}": v for k, v in far_measured.items()},
+        "far_measured": {f"{k:.0e}": cal.far_measured[k] for k in FARS},
         "frr": {f"{k:.0e}": round(v, 6) for k, v in frr.items()},
-        "genuine_mean": float(genuine.mean()),
-        "impostor_mean": float(impostor.mean()),
+        "genuine_mean": cal.genuine_mean,
+        "impostor_mean": cal.impostor_mean,
         "official_pairs": acc,
-        "seconds": round(elapsed, 1),
-        "images_per_s": round(len(paths) / elapsed, 2),
+        "seconds": round(run.seconds, 1),
+        "images_per_s": round(len(paths) / run.seconds, 2),
     }
     print(json.dumps(out, indent=2))
     if args.python:
@@ -132,49 +93,24 @@ def main() -> int:
 
 
 def official_pairs_accuracy(results: dict[str, np.ndarray | None]) -> dict:
+    """3-fold accuracy on the official pairs, through :func:`faceprint.evaluation.metrics.kfold_accuracy`.
+    A pair with an image without a detected face scores -2 (rejected)."""
+    from faceprint.evaluation.metrics import kfold_accuracy
+
     pairs = list(csv.DictReader(open(LFW / "pairs.csv")))
     scores, same, folds = [], [], []
     for r in pairs:
-        a, b = results.get(str(LFW / r["path_a"])), results.get(str(LFW / r["path_b"]))
+        a, b = results.get(r["path_a"]), results.get(r["path_b"])
         scores.append(float(a @ b) if a is not None and b is not None else -2.0)
         same.append(r["same"] == "1")
         folds.append(int(r["fold"]))
-    scores_a, same_a, folds_a = np.array(scores), np.array(same), np.array(folds)
-    accs = []
-    for fold in sorted(set(folds)):
-        train, test = folds_a != fold, folds_a == fold
-        cands = np.unique(scores_a[train])
-        best = max(cands, key=lambda t: np.mean((scores_a[train] >= t) == same_a[train]))
-        accs.append(float(np.mean((scores_a[test] >= best) == same_a[test])))
+    kf = kfold_accuracy(np.array(scores), np.array(same), np.array(folds))
     return {
         "n_pairs": len(pairs),
-        "missing_face_pairs": int(np.sum(scores_a == -2.0)),
-        "fold_accuracy": accs,
-        "mean_accuracy": float(np.mean(accs)),
+        "missing_face_pairs": int(np.sum(np.array(scores) == -2.0)),
+        "fold_accuracy": [f.accuracy for f in kf.folds],
+        "mean_accuracy": kf.mean,
     }
-
-
-def python_literal(out: dict, thresholds: dict, frr: dict) -> str:
-    th = ",\n        ".join(f"{k:.0e}: {v!r}" for k, v in thresholds.items())
-    fr = ",\n        ".join(f"{k:.0e}: {round(v, 6)!r}" for k, v in frr.items())
-    return f'''DLIB_RESNET34_CALIBRATION = Calibration(
-    dataset="lfw_dev: LFW View 2 folds 1-3 ({out["n_images"]} images, 150x150), every pair formed from its identities",
-    n_images={out["n_embedded"]},
-    n_identities={out["n_identities"]},
-    n_genuine_pairs={out["n_genuine_pairs"]},
-    n_impostor_pairs={out["n_impostor_pairs"]},
-    thresholds={{
-        {th},
-    }},
-    frr={{
-        {fr},
-    }},
-    notes=(
-        "detector {out["detector"]}, face nearest the image centre; {len(out["no_face"])} of {out["n_images"]} images "
-        "had no detected face and were left out. Impostor pairs share images, so they are not "
-        "independent; at FAR 1e-5 about {int(out["n_impostor_pairs"] * 1e-5)} impostor pairs decide the threshold."
-    ),
-)'''
 
 
 if __name__ == "__main__":

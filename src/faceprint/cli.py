@@ -397,6 +397,7 @@ def _global_options(
 
 
 from faceprint import cli_gallery  # noqa: E402,F401  (registers enroll, identify, people, gallery)
+from faceprint import cli_eval  # noqa: E402,F401  (registers eval, calibrate)
 
 
 def main() -> None:
