@@ -34,12 +34,14 @@ How the work is split (measured on 2 cores; the numbers are in ``bench/results_p
   parent's configuration: model names, detection policy, image limits; models registered at
   run time (e.g. ONNX files) are registered in the worker too. Workers ignore SIGINT: on
   Ctrl-C (``KeyboardInterrupt`` in the parent), on any exception, and when the caller stops
-  iterating early (``close()`` on the generator), the parent terminates them.
+  iterating early (``close()`` on the generator), the parent drops the queued images, lets
+  each worker finish its current one (see :func:`_stop`) and stops them.
 * ``jobs=1`` runs everything in the calling process, with no pool.
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import pickle
@@ -107,16 +109,32 @@ class Prepared:
     #: ``(len(faces), size, size, 3)`` uint8 chips when embedding, else ``None``.
     chips: np.ndarray | None = None
     error: FaceprintError | None = None
+    #: SHA-256 of the encoded image (of the pixels for an array), when asked for.
+    sha256: str | None = None
 
     def analysis(self, faces: tuple = ()) -> ImageAnalysis:
         return ImageAnalysis(self.source, faces or self.faces, self.image_size, self.error)
 
 
-def prepare(analyzer: Analyzer, label: str, source: ImageSource, chip: ChipSpec | None) -> Prepared:
-    """Decode, detect and (with ``chip``) align one image; a faceprint error becomes the entry's
-    ``error``. Anything else is a bug and propagates."""
+def image_sha256(source: bytes | np.ndarray) -> str:
+    """The identity of an image: SHA-256 of its encoded bytes, or of an array's pixels and shape."""
+    if isinstance(source, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(source).tobytes() + str(source.shape).encode()).hexdigest()
+    return hashlib.sha256(source).hexdigest()
+
+
+def prepare(analyzer: Analyzer, label: str, source: ImageSource, chip: ChipSpec | None,
+            digest: bool = False) -> Prepared:
+    """Decode, detect and (with ``chip``) align one image (with ``digest``, also hash it); a
+    faceprint error becomes the entry's ``error``. Anything else is a bug and propagates."""
+    sha = None
     try:
+        if digest and not isinstance(source, np.ndarray):
+            source = read_bytes(source, analyzer.limits)
+            sha = image_sha256(source)
         rgb = analyzer.load(source)
+        if digest and sha is None:
+            sha = image_sha256(rgb)
         faces = tuple(analyzer.detect_array(rgb))
         chips = None
         if chip is not None:
@@ -124,9 +142,9 @@ def prepare(analyzer: Analyzer, label: str, source: ImageSource, chip: ChipSpec 
                 chips = np.stack([analyzer._chip(rgb, f, chip) for f in faces])
             else:
                 chips = np.zeros((0, chip.size, chip.size, 3), dtype=np.uint8)
-        return Prepared(label, (rgb.shape[1], rgb.shape[0]), faces, chips)
+        return Prepared(label, (rgb.shape[1], rgb.shape[0]), faces, chips, sha256=sha)
     except FaceprintError as exc:
-        return Prepared(label, None, error=exc)
+        return Prepared(label, None, error=exc, sha256=sha)
 
 
 def analyze_many(
@@ -144,6 +162,28 @@ def analyze_many(
     yielded (default :func:`default_in_flight`). Arguments are checked, and the embedder is
     loaded, before this returns.
     """
+    return _analyses(prepare_many(analyzer, images, embed=embed, jobs=jobs, in_flight=in_flight))
+
+
+def _analyses(pairs: Iterator[tuple[Prepared, ImageAnalysis]]) -> Iterator[ImageAnalysis]:
+    try:
+        for _, analysis in pairs:
+            yield analysis
+    finally:
+        pairs.close()  # type: ignore[attr-defined]  # stops the workers when the caller stops early
+
+
+def prepare_many(
+    analyzer: Analyzer,
+    images: Iterable[ImageSource],
+    *,
+    embed: bool,
+    jobs: int | None = 1,
+    in_flight: int | None = None,
+    digest: bool = False,
+) -> Iterator[tuple[Prepared, ImageAnalysis]]:
+    """:func:`analyze_many`, with each result's :class:`Prepared` beside it (the chips, and with
+    ``digest`` the image's SHA-256): what enrolment needs to judge and store a face."""
     jobs = default_jobs() if jobs is None else jobs
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise InvalidArgumentError(f"jobs must be a positive integer (or None for all cores); got {jobs!r}")
@@ -154,9 +194,9 @@ def analyze_many(
         raise InvalidArgumentError(f"in_flight must be at least 1; got {in_flight!r}")
     chip = analyzer.embedder.chip if embed else None  # loads the embedder (and fails) now
     if jobs == 1:
-        return _in_process(analyzer, images, chip, embed)
+        return _in_process(analyzer, images, chip, embed, digest)
     config, extra = _worker_config(analyzer)
-    return _pooled(analyzer, images, chip, embed, jobs, in_flight, config, extra)
+    return _pooled(analyzer, images, chip, embed, jobs, in_flight, config, extra, digest)
 
 
 # --- assembling results ----------------------------------------------------------------------
@@ -170,12 +210,12 @@ class _Batcher:
         self.n_faces = 0
         self.since = 0.0  # when the first of the pending images arrived
 
-    def add(self, prepared: Prepared) -> Iterator[ImageAnalysis]:
+    def add(self, prepared: Prepared) -> Iterator[tuple[Prepared, ImageAnalysis]]:
         if not self.embed:
-            yield prepared.analysis()
+            yield prepared, prepared.analysis()
             return
         if not self.pending and not prepared.faces:  # nothing to embed, nothing queued before it
-            yield prepared.analysis()
+            yield prepared, prepared.analysis()
             return
         if not self.pending:
             self.since = time.monotonic()
@@ -184,7 +224,7 @@ class _Batcher:
         if self.n_faces >= self.analyzer.batch_size or len(self.pending) >= self.analyzer.batch_size:
             yield from self.flush()
 
-    def flush(self) -> Iterator[ImageAnalysis]:
+    def flush(self) -> Iterator[tuple[Prepared, ImageAnalysis]]:
         if not self.pending:
             return
         pending, self.pending, self.n_faces = self.pending, [], 0
@@ -195,7 +235,7 @@ class _Batcher:
         for p in pending:
             embedded = tuple(EmbeddedFace(face=f, embedding=vectors[i + k], model=model) for k, f in enumerate(p.faces))
             i += len(p.faces)
-            yield p.analysis(embedded)
+            yield p, p.analysis(embedded)
 
     def _embed(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:
@@ -206,10 +246,10 @@ class _Batcher:
 
 
 def _in_process(analyzer: Analyzer, images: Iterable[ImageSource], chip: ChipSpec | None,
-                embed: bool) -> Iterator[ImageAnalysis]:
+                embed: bool, digest: bool) -> Iterator[tuple[Prepared, ImageAnalysis]]:
     batcher = _Batcher(analyzer, embed)
     for source in images:
-        yield from batcher.add(prepare(analyzer, describe_source(source), source, chip))
+        yield from batcher.add(prepare(analyzer, describe_source(source), source, chip, digest))
     yield from batcher.flush()
 
 
@@ -267,13 +307,13 @@ def _init_worker(config: dict[str, Any], extra: list[tuple[models.ModelCard, Any
         pass  # reported per image, as the in-process path does
 
 
-def _work(label: str, payload: Any, chip: ChipSpec | None) -> Prepared:
+def _work(label: str, payload: Any, chip: ChipSpec | None, digest: bool) -> Prepared:
     assert _worker_analyzer is not None, "worker not initialised"
-    return prepare(_worker_analyzer, label, payload, chip)
+    return prepare(_worker_analyzer, label, payload, chip, digest)
 
 
 def _submit(executor: ProcessPoolExecutor, analyzer: Analyzer, source: ImageSource,
-            chip: ChipSpec | None) -> tuple[str, Future | Prepared]:
+            chip: ChipSpec | None, digest: bool) -> tuple[str, Future | Prepared]:
     label = describe_source(source)
     if isinstance(source, (str, os.PathLike)):
         payload: Any = os.fspath(source)  # the worker reads the file
@@ -284,7 +324,7 @@ def _submit(executor: ProcessPoolExecutor, analyzer: Analyzer, source: ImageSour
             payload = read_bytes(source, analyzer.limits)
         except FaceprintError as exc:
             return label, Prepared(label, None, error=exc)
-    return label, executor.submit(_work, label, payload, chip)
+    return label, executor.submit(_work, label, payload, chip, digest)
 
 
 def _pooled(
@@ -296,7 +336,8 @@ def _pooled(
     in_flight: int,
     config: dict[str, Any],
     extra: list[tuple[models.ModelCard, Any]],
-) -> Iterator[ImageAnalysis]:
+    digest: bool,
+) -> Iterator[tuple[Prepared, ImageAnalysis]]:
     with _sigint_blocked():
         executor = ProcessPoolExecutor(
             max_workers=jobs,
@@ -318,7 +359,7 @@ def _pooled(
                     exhausted = True
                     break
                 with _sigint_blocked():  # a submit may start a worker process
-                    window.append(_submit(executor, analyzer, source, chip))
+                    window.append(_submit(executor, analyzer, source, chip, digest))
             if not window:
                 if exhausted:
                     break
@@ -365,30 +406,36 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+#: On an interrupt, how long the workers may take to finish the image each is on.
+DRAIN_TIMEOUT = 10.0
+
+
 def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
-    """Shut the pool down: wait for idle workers to exit, or terminate them at once."""
+    """Shut the pool down: after a normal end, wait for the idle workers to exit; on an
+    interrupt or an early stop, drop the queued images and let each worker finish the one it
+    is on (at most :data:`DRAIN_TIMEOUT` seconds) before terminating what is left.
+
+    Not terminating at once is deliberate: a worker killed while it writes its result into
+    the pool's pipe leaves half a message there, and the pool's manager thread then waits for
+    the rest forever -- which hangs the interpreter at exit (seen under load on 2 cores)."""
     if graceful:
         executor.shutdown(wait=True)
         return
-    # A second Ctrl-C waits for the workers to be gone (only where Python owns the handler).
+    # A second Ctrl-C waits with the first (only where Python owns the handler).
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if in_main else None
     if previous is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         processes = list((getattr(executor, "_processes", None) or {}).values())
-        terminate = getattr(executor, "terminate_workers", None)  # Python 3.14+
-        if terminate is not None:
-            terminate()
-        else:
-            executor.shutdown(wait=False, cancel_futures=True)
-            for p in processes:
-                try:
-                    p.terminate()
-                except Exception:  # pragma: no cover - already gone
-                    pass
+        executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
         for p in processes:
-            p.join(timeout=5)
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+        for p in processes:
+            if p.is_alive():  # stuck on one image: terminate (the risk above is the lesser evil)
+                p.terminate()
+                p.join(timeout=5)
             if p.is_alive():  # pragma: no cover - SIGTERM ignored
                 p.kill()
                 p.join(timeout=5)
@@ -397,4 +444,7 @@ def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
             signal.signal(signal.SIGINT, previous)
 
 
-__all__ = ["START_METHOD", "Prepared", "analyze_many", "default_in_flight", "default_jobs", "prepare"]
+__all__ = [
+    "START_METHOD", "Prepared", "analyze_many", "default_in_flight", "default_jobs", "image_sha256", "prepare",
+    "prepare_many",
+]

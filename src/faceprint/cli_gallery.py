@@ -47,6 +47,7 @@ def enroll(
     images: Optional[list[Path]] = typer.Argument(None, help="Images (or folders) of that person; one face each."),
     folders: Optional[Path] = typer.Option(None, "--folders", help="Enrol every sub-folder of DIR as a person named after it."),
     metadata: Optional[str] = typer.Option(None, "--metadata", help='JSON object stored with the person, e.g. \'{"group": "staff"}\'.'),
+    jobs: Optional[int] = base.JobsOpt,
     as_json: bool = base.JsonOpt,
 ) -> None:
     """Enrol people. Each image must show one face; rejected images get a reason, the rest go on."""
@@ -57,39 +58,50 @@ def enroll(
             raise InvalidArgumentError(f"--metadata is not valid JSON: {metadata!r}") from None
         if meta is not None and not isinstance(meta, dict):
             raise InvalidArgumentError("--metadata must be a JSON object")
-        jobs: list[tuple[str, str]] = []
+        jobs_list: list[tuple[str, str]] = []
         if folders is not None:
             if name or images:
                 raise InvalidArgumentError("give either NAME IMAGE... or --folders DIR, not both")
             if not folders.is_dir():
                 raise InvalidArgumentError(f"{folders} is not a folder")
             for person in sorted(p for p in folders.iterdir() if p.is_dir()):
-                jobs += [(person.name, f) for f in find_images([person])]
+                jobs_list += [(person.name, f) for f in find_images([person])]
         else:
             if not name or not images:
                 raise InvalidArgumentError("give a NAME and at least one IMAGE (or --folders DIR)")
-            jobs = [(name, f) for f in find_images(images)]
-        if not jobs:
+            jobs_list = [(name, f) for f in find_images(images)]
+        if not jobs_list:
             raise InvalidArgumentError("no image files found")
-        from faceprint.gallery import EnrollmentReport
+        from faceprint.gallery import Enrolled, EnrollmentReport
 
+        if jobs is None:  # starting workers costs ~1 s: not worth it for a few files
+            jobs = base.default_jobs() if len(jobs_list) >= base.SMALL_BATCH else 1
         enrolled, rejected = [], []
-        with _open(ctx) as gallery, base._progress(not as_json and len(jobs) > 1 and base.err.is_terminal) as progress:
-            task = progress.add_task("enrolling", total=len(jobs))
-            for person, path in jobs:
-                report = gallery.enroll(person, [path], metadata=meta)
-                enrolled += report.enrolled
-                rejected += report.rejected
-                progress.advance(task)
+        with _open(ctx) as gallery, base._progress(not as_json and len(jobs_list) > 1 and base.err.is_terminal) as progress:
+            task = progress.add_task("enrolling", total=len(jobs_list))
+            outcomes = gallery.enroll_many(jobs_list, metadata=meta, jobs=jobs)
+            try:
+                for outcome in outcomes:
+                    (enrolled if isinstance(outcome, Enrolled) else rejected).append(outcome)
+                    progress.advance(task)
+            except KeyboardInterrupt:
+                outcomes.close()  # stops the workers; every face reported so far is committed
+                interrupted = True
+            else:
+                interrupted = False
         report = EnrollmentReport(tuple(enrolled), tuple(rejected))
         if as_json:
-            print(json.dumps(report.to_dict()))
+            print(json.dumps({**report.to_dict(), **({"interrupted": True} if interrupted else {})}))
         else:
             for e in report.enrolled:
                 base.out.print(f"enrolled  {e.path} -> {e.subject} (face {e.face_id})")
             for r in report.rejected:
                 base.out.print(f"[yellow]rejected[/]  {r.path}: {r.code}: {r.message}")
             base.out.print(f"{len(report.enrolled)} enrolled, {len(report.rejected)} rejected")
+        if interrupted:
+            base.err.print(f"interrupted: {len(enrolled) + len(rejected)} of {len(jobs_list)} image(s) done; "
+                           "those enrolled are committed")
+            raise typer.Exit(base.EXIT_INTERRUPTED)
         if report.rejected:
             raise typer.Exit(base.EXIT_FAILED)
 

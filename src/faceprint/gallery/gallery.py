@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import base64
 import gzip
-import hashlib
 import io
 import json
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from faceprint.batch import Prepared, prepare_many
 from faceprint.errors import FaceprintError, InvalidArgumentError, ModelMismatchError, NoFaceError
 from faceprint.gallery.index import VectorIndex, make_index
 from faceprint.gallery.store import GalleryStore, NewFace, SQLiteStore
@@ -34,10 +35,10 @@ from faceprint.gallery.types import (
     Subject,
     Template,
 )
-from faceprint.imageio import IMAGE_SUFFIXES, ImageSource, decode_image, describe_source, read_bytes
+from faceprint.imageio import IMAGE_SUFFIXES, ImageSource
 from faceprint.pipeline import Analyzer, resolve_threshold
 from faceprint.quality import QualityPolicy, assess
-from faceprint.types import Box, EmbeddedFace
+from faceprint.types import Box, EmbeddedFace, ImageAnalysis
 
 EXPORT_FORMAT = "faceprint-gallery"
 EXPORT_VERSION = 1
@@ -107,7 +108,12 @@ class Gallery:
 
     # --- enrolment --------------------------------------------------------------------------
     def enroll(
-        self, name: str, images: Iterable[ImageSource], *, metadata: dict[str, Any] | None = None
+        self,
+        name: str,
+        images: Iterable[ImageSource],
+        *,
+        metadata: dict[str, Any] | None = None,
+        jobs: int | None = 1,
     ) -> EnrollmentReport:
         """Enrol each image's single face under ``name`` (created if new).
 
@@ -115,73 +121,89 @@ class Gallery:
         quality, an image already in the gallery, or an unreadable file is rejected with
         its reason, and the rest go on. Each accepted face is committed on its own, so what
         is reported enrolled is in the database even if the process dies right after.
+        ``jobs``: worker processes for decoding and detection, as in :meth:`Analyzer.embed_many`.
         """
-        enrolled: list[Enrolled] = []
-        rejected: list[Rejected] = []
-        for image in images:
-            label = describe_source(image)
-            try:
-                face_id = self._enroll_one(name, image, metadata)
-            except FaceprintError as exc:
-                rejected.append(Rejected(label, exc.code, exc.message))
-                continue
-            enrolled.append(Enrolled(label, name.strip(), face_id))
-        return EnrollmentReport(tuple(enrolled), tuple(rejected))
+        return _report(self.enroll_many(((name, image) for image in images), metadata=metadata, jobs=jobs))
 
-    def enroll_folders(self, root: str | os.PathLike, *, suffixes: Sequence[str] | None = None) -> EnrollmentReport:
+    def enroll_folders(
+        self, root: str | os.PathLike, *, suffixes: Sequence[str] | None = None, jobs: int | None = 1
+    ) -> EnrollmentReport:
         """Each sub-folder of ``root`` is a person named after it; its images are enrolled."""
         wanted = {s.lower() for s in (suffixes or IMAGE_SUFFIXES)}
         root = Path(root)
         if not root.is_dir():
             raise InvalidArgumentError(f"{root} is not a folder")
-        enrolled: list[Enrolled] = []
-        rejected: list[Rejected] = []
-        for person in sorted(p for p in root.iterdir() if p.is_dir()):
-            files = sorted(f for f in person.rglob("*") if f.is_file() and f.suffix.lower() in wanted)
-            report = self.enroll(person.name, [str(f) for f in files])
-            enrolled += report.enrolled
-            rejected += report.rejected
-        return EnrollmentReport(tuple(enrolled), tuple(rejected))
+        items = [
+            (person.name, str(f))
+            for person in sorted(p for p in root.iterdir() if p.is_dir())
+            for f in sorted(f for f in person.rglob("*") if f.is_file() and f.suffix.lower() in wanted)
+        ]
+        return _report(self.enroll_many(items, jobs=jobs))
 
-    def _enroll_one(self, name: str, image: ImageSource, metadata: dict[str, Any] | None) -> int:
-        analyzer = self.analyzer
-        if isinstance(image, np.ndarray):
-            rgb = analyzer.load(image)
-            sha = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
-        else:
-            data = read_bytes(image, analyzer.limits)
-            sha = hashlib.sha256(data).hexdigest()
-            if self.store.has_image(sha):
-                raise _Reject("duplicate_image", "this exact image is already enrolled")
-            rgb = decode_image(data, analyzer.limits)
-        if self.store.has_image(sha):
+    def enroll_many(
+        self,
+        items: Iterable[tuple[str, ImageSource]],
+        *,
+        metadata: dict[str, Any] | None = None,
+        jobs: int | None = 1,
+    ) -> Iterator[Enrolled | Rejected]:
+        """Enrol ``(name, image)`` pairs, yielding each outcome in input order as it is
+        committed (or rejected). Images are decoded, detected and aligned by the batch pipeline
+        (``jobs`` worker processes; ``None``: one per core) and embedded in batches; each face
+        is still committed in its own transaction. With ``jobs > 1`` call this from under
+        ``if __name__ == "__main__":`` (the workers are spawned)."""
+        names: deque[str] = deque()
+
+        def sources() -> Iterator[ImageSource]:
+            for name, image in items:
+                names.append(name)
+                yield image
+
+        results = prepare_many(self.analyzer, sources(), embed=True, jobs=jobs, digest=True)
+        try:
+            for prepared, analysis in results:
+                name = names.popleft()
+                try:
+                    face_id = self._commit(name, prepared, analysis, metadata)
+                except FaceprintError as exc:
+                    yield Rejected(prepared.source, exc.code, exc.message)
+                    continue
+                yield Enrolled(prepared.source, name.strip(), face_id)
+        finally:
+            results.close()  # type: ignore[attr-defined]  # stops the workers when the caller stops early
+
+    def _commit(self, name: str, prepared: Prepared, analysis: ImageAnalysis, metadata: dict[str, Any] | None) -> int:
+        """Judge one analysed enrolment image and, when it passes, store its face."""
+        if analysis.error is not None:
+            raise analysis.error
+        assert prepared.sha256 is not None and prepared.chips is not None
+        if self.store.has_image(prepared.sha256):
             raise _Reject("duplicate_image", "this exact image is already enrolled")
-        faces = analyzer.detect_array(rgb)
+        faces = analysis.faces
         if not faces:
             raise NoFaceError("no face found in the image")
         if len(faces) > 1:
             raise _Reject("multiple_faces", f"{len(faces)} faces found; an enrolment image must show one face")
-        face = faces[0]
-        chip = analyzer._chip(rgb, face)
-        quality = assess(face, chip, self.quality)
+        (embedded,), chip = faces, prepared.chips[0]
+        quality = assess(embedded.face, chip, self.quality)
         if "small" in quality.reasons:
             raise _Reject("face_too_small", f"the face is {quality.size:.0f} px; at least {self.quality.min_face_size:.0f} px needed")
         if quality.score < self.quality.min_score or quality.reasons:
             raise _Reject("low_quality", f"face quality {quality.score:.2f} ({', '.join(quality.reasons) or 'low'}); "
                           f"at least {self.quality.min_score} needed")
-        (vector,) = analyzer.embedder.embed_chips([chip])
+        vector = embedded.embedding
         with self._lock:
-            self.store.pin_model(analyzer.model_id, int(vector.shape[0]))
+            self.store.pin_model(self.analyzer.model_id, int(vector.shape[0]))
             _, face_id = self.store.add_face(
                 name,
                 metadata,
                 NewFace(
                     embedding=vector,
-                    image_sha256=sha,
-                    box=face.box,
-                    detection_score=float(face.score),
+                    image_sha256=prepared.sha256,
+                    box=embedded.face.box,
+                    detection_score=float(embedded.face.score),
                     quality=quality.score,
-                    source=describe_source(image),
+                    source=prepared.source,
                     thumbnail=_jpeg(chip) if self.thumbnails else None,
                 ),
             )
@@ -483,6 +505,14 @@ class _Reject(FaceprintError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _report(outcomes: Iterable[Enrolled | Rejected]) -> EnrollmentReport:
+    enrolled: list[Enrolled] = []
+    rejected: list[Rejected] = []
+    for outcome in outcomes:
+        (enrolled if isinstance(outcome, Enrolled) else rejected).append(outcome)  # type: ignore[arg-type]
+    return EnrollmentReport(tuple(enrolled), tuple(rejected))
 
 
 def _jpeg(chip: np.ndarray) -> bytes:
