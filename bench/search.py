@@ -228,6 +228,8 @@ def bench_size(n: int, args) -> dict:
         hn = {
             "M": hnsw.M,
             "ef_construction": hnsw.ef_construction,
+            "graph_dim": hnsw._projection[1].shape[1] if hnsw._projection is not None else DIM,
+            "rerank": hnsw.rerank if hnsw._projection is not None else None,
             "ef_search_default": hnsw.ef_search,
             "build_s": round(build, 1),
             "index_mb": round(hnsw.nbytes / 2**20, 1),
@@ -243,6 +245,8 @@ def bench_size(n: int, args) -> dict:
                     "ef": ef,
                     **pct(ts),
                     "recall_at_1": round(float(np.mean(rows[:, 0] == top1)), 4),
+                    # What identification ranks: the best template's subject, not the template.
+                    "subject_recall_at_1": round(float(np.mean(ident[rows[:, 0] - 1] == ident[top1 - 1])), 4),
                     "recall_at_10": round(float(np.mean([len(set(r) & set(t)) / 10 for r, t in zip(rows, truth_ids)])), 4),
                     "top1_within_0.001_of_exact": round(float(np.mean(sim1 >= truth_sims[:, 0] - 1e-3)), 4),
                     "top1_is_query_identity": round(float(np.mean(ident[rows[:, 0] - 1] == qid)), 4),
@@ -372,6 +376,7 @@ def goal(results: list[dict]) -> dict:
         "measured": True,
         "met": any(s["p99_ms"] <= 2.0 for s in ok),
         "best_recall_within_2ms_p99": max((s["recall_at_1"] for s in fast), default=None),
+        "best_subject_recall_within_2ms_p99": max((s["subject_recall_at_1"] for s in fast), default=None),
         "lowest_p99_at_recall_0.99": min((s["p99_ms"] for s in ok), default=None),
         "exact_p99_ms": r["exact"]["p99_ms"],
     }

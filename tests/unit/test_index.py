@@ -44,13 +44,30 @@ def brute(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int):
     return ids[order], np.take_along_axis(s, order, axis=1)
 
 
+@pytest.fixture(autouse=True)
+def small_projection_fit(monkeypatch):
+    """Fit the graph's projection from small first batches, so that these tests exercise it."""
+    monkeypatch.setattr(index_mod, "PROJECTION_MIN_FIT", 100)
+
+
+def hnsw(capacity: int, projected: bool, **kw) -> HnswIndex:
+    """An HNSW index whose graph holds 16 principal components (re-ranked on the full 32),
+    or the full vectors."""
+    return HnswIndex(DIM, capacity, project_dim=16 if projected else None, **kw)
+
+
+PROJECTED = pytest.mark.parametrize("projected", [True, False], ids=["projected", "full"])
+
+
 def both(capacity: int = 16):
     return [ExactIndex(DIM, capacity), HnswIndex(DIM, capacity, ef_search=64)]
 
 
-@pytest.fixture(params=["exact", "hnsw"])
+@pytest.fixture(params=["exact", "hnsw", "hnsw-projected"])
 def index(request):
-    return ExactIndex(DIM) if request.param == "exact" else HnswIndex(DIM, 8, ef_search=64)
+    if request.param == "exact":
+        return ExactIndex(DIM)
+    return hnsw(8, request.param == "hnsw-projected", ef_search=64)
 
 
 def test_both_satisfy_the_protocol():
@@ -178,12 +195,13 @@ def test_allowed_is_applied_inside_the_search(index, n_allowed):
     assert allowed[0] not in got
 
 
-def test_allowed_large_fraction_goes_through_hnsw_filter(monkeypatch):
+@PROJECTED
+def test_allowed_large_fraction_goes_through_hnsw_filter(monkeypatch, projected):
     """Half the index allowed: HNSW walks the graph with the filter (no exact fallback)."""
     rng = np.random.default_rng(5)
     x, q = structured(rng, 800, 5, 100)
     ids = np.arange(len(x), dtype=np.int64) * 3 + 1  # non-contiguous ids
-    ix = HnswIndex(DIM, len(x), ef_search=64)
+    ix = hnsw(len(x), projected, ef_search=64)
     ix.add(ids, x)
     allowed = ids[rng.random(len(ids)) < 0.5]
     monkeypatch.setattr(index_mod, "FILTER_EXACT_MAX", 10)  # take the graph path at this small size
@@ -199,43 +217,63 @@ def test_allowed_large_fraction_goes_through_hnsw_filter(monkeypatch):
     assert np.mean(got[:, 0] == want[:, 0]) >= 0.95
 
 
-def test_hnsw_recall_on_structured_data():
+@PROJECTED
+def test_hnsw_recall_on_structured_data(projected):
     rng = np.random.default_rng(6)
     x, q = structured(rng, 1500, 4, 300)
     ids = np.arange(len(x), dtype=np.int64)
-    ix = HnswIndex(DIM, 1024)  # also grows past its initial capacity
+    ix = hnsw(1024, projected)  # also grows past its initial capacity
     ix.add(ids[:3000], x[:3000])
     ix.add(ids[3000:], x[3000:])
     got, sims = ix.search(q, 10)
     want, want_sims = brute(x, ids, q, 10)
-    assert np.mean(got[:, 0] == want[:, 0]) >= 0.99
-    np.testing.assert_allclose(sims[:, 0], want_sims[:, 0], atol=1e-5)
+    hit = got[:, 0] == want[:, 0]
+    assert np.mean(hit) >= 0.99
+    np.testing.assert_allclose(sims[hit, 0], want_sims[hit, 0], atol=1e-5)
+    assert (ix._projection is not None) == projected
+    # Whatever the graph holds, the similarities returned are the exact ones of the ids returned.
+    np.testing.assert_allclose(sims, np.einsum("qkd,qd->qk", x[got], q), atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
 
 
-def test_hnsw_removed_ids_never_returned_and_slots_reused():
+@PROJECTED
+def test_hnsw_removed_ids_never_returned_and_churn_keeps_every_template_reachable(projected):
     rng = np.random.default_rng(7)
     x, q = structured(rng, 300, 4, 100)
     ids = np.arange(len(x), dtype=np.int64)
-    ix = HnswIndex(DIM, len(x), ef_search=64)
+    ix = hnsw(len(x), projected, ef_search=64)
     ix.add(ids, x)
     gone = ids[::2]
     ix.remove(gone)
     got, _ = ix.search(np.concatenate([q, x[gone[:50]]]), 20)
     assert not np.isin(got, gone).any()
     assert (got >= 0).all()
-    cap = ix._index.get_max_elements()
     fresh = np.arange(10_000, 10_000 + len(gone), dtype=np.int64)
-    ix.add(fresh, x[gone])  # new ids take the freed slots: no growth
-    assert ix._index.get_max_elements() == cap
-    assert len(ix) == len(x)
+    ix.add(fresh, x[gone])  # half the graph was removed: this add rebuilds it without them
+    assert not ix._tomb and ix._index.get_current_count() == len(ix) == len(x)
     assert set(ix.ids().tolist()) == set(ids[1::2].tolist()) | set(fresh.tolist())
-    got, _ = ix.search(x[gone[:20]], 1)
-    np.testing.assert_array_equal(got[:, 0], fresh[:20])
-    # Updating a live id while freed slots exist must not duplicate it.
+    got, _ = ix.search(x[gone], 1)  # every re-inserted vector is found (its own nearest)
+    np.testing.assert_array_equal(got[:, 0], fresh)
+    # Updating a live id, and bringing back a removed one, must not duplicate them.
     ix.remove(fresh[:10])
     ix.add(ids[1:2], x[0:1])
+    ix.add(fresh[:1], x[gone[0]][None])
     got, _ = ix.search(x[0], 30)
-    assert np.count_nonzero(got == 1) == 1 and got[0, 0] == 1
+    assert np.count_nonzero(got == 1) == 1 and np.count_nonzero(got == fresh[0]) == 1
+    assert set(got[0, :2].tolist()) == {1, int(fresh[0])}  # both hold x[0] now
+
+
+def test_a_few_removals_do_not_rebuild_the_graph():
+    rng = np.random.default_rng(12)
+    x, _ = structured(rng, 200, 4, 1)
+    ids = np.arange(len(x), dtype=np.int64)
+    ix = hnsw(len(x), False, ef_search=64)
+    ix.add(ids, x)
+    graph = ix._index
+    ix.remove(ids[:100])  # 12.5% of the graph
+    ix.add(ids[:1] + 5000, x[:1])
+    assert ix._index is graph and len(ix._tomb) == 100
+    assert not np.isin(ix.search(x[:100], 5)[0], ids[:100]).any()
 
 
 def test_ids_consistency_after_mixed_operations(index):
@@ -269,15 +307,17 @@ def test_exact_sparse_ids_fall_back_to_a_dict():
     assert set(ix.ids().tolist()) == set(ids[10:].tolist())
 
 
-def test_hnsw_save_and_load(tmp_path):
+@PROJECTED
+def test_hnsw_save_and_load(tmp_path, projected):
     rng = np.random.default_rng(10)
     x, q = structured(rng, 200, 3, 20)
     ids = np.arange(len(x), dtype=np.int64) + 1
-    ix = HnswIndex(DIM, len(x), ef_search=64)
+    ix = hnsw(len(x), projected, ef_search=64)
     ix.add(ids, x)
     ix.remove(ids[:50])
     ix.save(tmp_path / "cache")
     back = HnswIndex.load(tmp_path / "cache")
+    assert (back._projection is not None) == projected
     assert len(back) == len(ix) and set(back.ids().tolist()) == set(ix.ids().tolist())
     np.testing.assert_array_equal(back.search(q, 5)[0], ix.search(q, 5)[0])
     back.add(ids[:1], x[:1])  # a removed id comes back after a reload
@@ -288,4 +328,13 @@ def test_make_index_switches_at_the_threshold():
     assert isinstance(make_index(DIM, 0), ExactIndex)
     assert isinstance(make_index(DIM, EXACT_MAX_SIZE - 1), ExactIndex)
     big = make_index(DIM, EXACT_MAX_SIZE)
-    assert isinstance(big, HnswIndex) and big._index.get_max_elements() >= EXACT_MAX_SIZE
+    assert isinstance(big, HnswIndex) and big._capacity >= EXACT_MAX_SIZE
+
+
+def test_projection_needs_enough_templates_in_the_first_batch():
+    rng = np.random.default_rng(11)
+    x, q = structured(rng, 40, 2, 5)  # 80 templates, below the (patched) minimum of 100
+    ix = hnsw(16, True)
+    ix.add(np.arange(len(x)), x)
+    assert ix._projection is None  # the graph holds the full vectors
+    np.testing.assert_array_equal(ix.search(q, 3)[0], brute(x, np.arange(len(x)), q, 3)[0])
