@@ -33,21 +33,28 @@ __all__ = [
     "HnswIndex",
     "VectorIndex",
     "auto_ef_search",
+    "hnsw_params",
     "make_index",
 ]
 
 #: Galleries smaller than this get an :class:`ExactIndex` (bench/results_search.json, 2 cores):
 #: an exact single query costs 0.13 / 0.57 / 1.16 / 1.89 / 2.31 ms p99 at 10k / 50k / 100k /
 #: 150k / 200k templates (memory bandwidth: 512 B per template). Up to 100k exact stays well
-#: inside the 2 ms budget with recall 1 and no build; HNSW at 100k needs an 8.7 s build for
-#: 0.64 ms p99 at recall@1 0.994, and exact degrades first when the cores are shared.
+#: inside the 2 ms budget with recall 1 and no build; HNSW at 100k needs a 7.1 s build for
+#: 0.47 ms p99 at recall@1 0.996 (projected graph, ef=256).
 EXACT_MAX_SIZE = 100_000
 
 #: HNSW graph parameters (bench/search.py): M=32 beat M=16 on the identity-structured data
 #: (100k, ef=128: recall@1 0.990 vs 0.977 at equal latency); M=48 and ef_construction=200 gained
-#: < 0.5 point at 300k for 1.1-1.7x the build time.
+#: < 0.5 point at 300k for 1.1-1.7x the build time -- but at 1M (projected graph) they are what
+#: reaches recall@1 0.99 inside 2 ms: ef=512 -> 0.992 at 1.88 ms p99 (M=32/100: 0.982 at
+#: 1.45 ms with ef=512, 0.987 at 2.0 ms with ef=768), for a ~2x longer build (265 s at 1M on
+#: 2 cores). So galleries from LARGE_GRAPH_SIZE templates up get the bigger graph.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 100
+LARGE_GRAPH_SIZE = 500_000
+LARGE_GRAPH_M = 48
+LARGE_GRAPH_EF_CONSTRUCTION = 200
 
 #: The graph is built over the templates' top principal components, not the full vectors, and
 #: its candidates are re-ranked by the exact similarity of the full vectors (kept in the
@@ -61,20 +68,30 @@ HNSW_EF_CONSTRUCTION = 100
 #: than PROJECTION_MIN_FIT templates in that batch the graph uses the full vectors.
 HNSW_PROJECT_DIM = 64
 
-#: Removed elements stay in an HNSW graph (marked deleted, still walked through). When they
-#: exceed this share of it, the next add rebuilds the graph from the live templates.
-TOMBSTONE_REBUILD_FRACTION = 0.25
 HNSW_RERANK = 64
 PROJECTION_MIN_FIT = 5_000
 PROJECTION_SAMPLE = 100_000
 
+#: Removed elements stay in an HNSW graph (marked deleted, still walked through). When they
+#: exceed this share of it, the next add rebuilds the graph from the live templates.
+TOMBSTONE_REBUILD_FRACTION = 0.25
+
 
 def auto_ef_search(size: int) -> int:
-    """Search breadth by index size (bench/results_search.json, 2 cores). At 100k, ef=256 gives
-    recall@1 ~0.995 at ~0.5 ms. Above 200k no ef within the 2 ms p99 budget reaches recall@1
-    0.99 on the dlib-like data (1M: ef=512 -> 0.973 at 1.7 ms p99; 300k: ef=384-512 -> 0.99),
-    so the largest ef that fits the budget is used."""
-    return 256 if size <= 200_000 else 512
+    """Search breadth by index size (bench/results_search.json, 2 cores, projected graph): up to
+    200k, ef=256 (100k: recall@1 0.996 at 0.47 ms p99); up to LARGE_GRAPH_SIZE, 384; above, on
+    the large graph, 512 (1M: recall@1 0.992 at 1.88 ms p99; ef=384 gave 0.990 at 1.47 ms, right
+    on the 0.99 goal, so the extra breadth buys margin on recall for 0.4 ms)."""
+    if size <= 200_000:
+        return 256
+    return 384 if size < LARGE_GRAPH_SIZE else 512
+
+
+def hnsw_params(expected_size: int) -> dict[str, int]:
+    """Graph parameters for a gallery of this many templates (see LARGE_GRAPH_SIZE)."""
+    if expected_size >= LARGE_GRAPH_SIZE:
+        return {"M": LARGE_GRAPH_M, "ef_construction": LARGE_GRAPH_EF_CONSTRUCTION}
+    return {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
 
 
 #: A filtered search whose allowed set holds at most this many live templates (or at most
@@ -663,4 +680,4 @@ def make_index(dim: int, expected_size: int) -> VectorIndex:
     """
     if expected_size < EXACT_MAX_SIZE:
         return ExactIndex(dim, capacity=expected_size)
-    return HnswIndex(dim, capacity=int(expected_size * 1.1) + 1024)
+    return HnswIndex(dim, capacity=int(expected_size * 1.1) + 1024, **hnsw_params(expected_size))
