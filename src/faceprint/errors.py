@@ -139,6 +139,58 @@ class GalleryError(FaceprintError):
     code = "gallery_unavailable"
 
 
+# --- service (HTTP) -------------------------------------------------------------------------
+class UnauthorizedError(FaceprintError):
+    """No API key, or one that is unknown, malformed or revoked (HTTP 401)."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(FaceprintError):
+    """The API key is valid but lacks the scope the operation needs (HTTP 403)."""
+
+    code = "forbidden"
+
+
+class KeyNotFoundError(FaceprintError, KeyError):
+    """No API key with that id."""
+
+    code = "key_not_found"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RateLimitedError(FaceprintError):
+    """Too many requests with one key (HTTP 429; ``Retry-After`` says when to try again)."""
+
+    code = "rate_limited"
+
+
+class RequestTooLargeError(FaceprintError):
+    """The request body is larger than the service accepts (HTTP 413)."""
+
+    code = "request_too_large"
+
+
+class TooManyFacesError(FaceprintError):
+    """An image shows more faces than the service handles in one request (HTTP 422)."""
+
+    code = "too_many_faces"
+
+
+class TooManyImagesError(FaceprintError):
+    """More images in one request than the service accepts (HTTP 413)."""
+
+    code = "too_many_images"
+
+
+class UnsupportedMediaTypeError(FaceprintError):
+    """A request body that is neither multipart form data nor JSON (HTTP 415)."""
+
+    code = "unsupported_media_type"
+
+
 ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     InvalidImageError,
     ImageTooLargeError,
@@ -156,4 +208,12 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     TemplateNotFoundError,
     GalleryError,
     ModelFormatError,
+    UnauthorizedError,
+    ForbiddenError,
+    KeyNotFoundError,
+    RateLimitedError,
+    RequestTooLargeError,
+    TooManyFacesError,
+    TooManyImagesError,
+    UnsupportedMediaTypeError,
 )

@@ -247,6 +247,19 @@ class SQLiteStore:
             db.execute("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (face_id,))
         return subject_id, face_id
 
+    def create_subject(self, name: str, metadata: dict[str, Any] | None = None) -> Subject:
+        """A new subject with no faces yet; :class:`SubjectExistsError` if the name is taken."""
+        name = _check_name(name)
+        now = _now()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM subjects WHERE name = ?", (name,)).fetchone():
+                raise SubjectExistsError(f"a subject named {name!r} already exists", details={"subject": name})
+            db.execute(
+                "INSERT INTO subjects(name, metadata, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (name, json.dumps(metadata or {}), now, now),
+            )
+        return self.subject(name)
+
     def has_image(self, image_sha256: str) -> bool:
         return bool(self._query("SELECT 1 FROM faces WHERE image_sha256 = ?", (image_sha256,)))
 

@@ -1,0 +1,259 @@
+"""The HTTP service's request and response bodies (pydantic), as published in its OpenAPI schema.
+
+The values come from the library's own ``to_dict()`` results; these models describe them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Box = list[float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors -----------------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable error code, shared with the library (faceprint.errors).")
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+    request_id: str
+
+
+# --- requests (JSON forms; the multipart forms carry the same fields) --------------------------
+class ImageJSON(_Strict):
+    image: str = Field(description="The image file's bytes, base64 (a data: URL is accepted).")
+
+
+class VerifyParams(_Strict):
+    subject_id: Optional[int] = Field(None, description="compare image_a with this enrolled subject instead of image_b")
+    far: Optional[float] = Field(None, gt=0, lt=1, description="false-accept rate to decide at (default 1e-3)")
+    threshold: Optional[float] = Field(None, ge=-1, le=1, description="explicit cosine-similarity threshold")
+    face_a: Optional[int] = Field(None, ge=0, description="face index in image_a (default: the largest)")
+    face_b: Optional[int] = Field(None, ge=0, description="face index in image_b (default: the largest)")
+
+
+class VerifyJSON(VerifyParams):
+    image_a: str = Field(description="base64 image")
+    image_b: Optional[str] = Field(None, description="base64 image; or give subject_id")
+
+
+class IdentifyParams(_Strict):
+    top_k: int = Field(5, ge=1, description="candidates per face")
+    far: Optional[float] = Field(None, gt=0, lt=1, description="false-accept rate to decide at (default 1e-3)")
+    threshold: Optional[float] = Field(None, ge=-1, le=1, description="explicit cosine-similarity threshold")
+    where: Optional[dict[str, Any]] = Field(
+        None, description="only subjects whose metadata has these key = value pairs (a JSON object; in a form, as text)"
+    )
+
+
+class IdentifyJSON(IdentifyParams):
+    image: str = Field(description="base64 image")
+
+
+class NoParams(_Strict):
+    pass
+
+
+class EnrolJSON(_Strict):
+    images: list[str] = Field(min_length=1, description="base64 images, one face each")
+
+
+class SubjectCreate(_Strict):
+    name: str = Field(min_length=1, max_length=256)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubjectPatch(_Strict):
+    name: Optional[str] = Field(None, min_length=1, max_length=256)
+    metadata: Optional[dict[str, Any]] = Field(None, description="replaces the subject's metadata")
+
+
+class KeyCreate(_Strict):
+    scopes: list[Literal["recognize", "manage", "admin"]] = Field(min_length=1)
+    name: str = Field("", max_length=200)
+
+
+# --- responses --------------------------------------------------------------------------------
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    model: str
+
+
+class ModelsOut(BaseModel):
+    models: list[dict[str, Any]]
+    gallery_model: str
+    detector: str
+    embedder: str
+
+
+class Pose(BaseModel):
+    yaw: float
+    pitch: float
+    roll: float
+
+
+class FaceOut(BaseModel):
+    box: Box = Field(description="x1, y1, x2, y2 in pixels of the (EXIF-rotated) image")
+    score: float
+    landmarks: list[list[float]]
+    landmark_scheme: str
+    pose: Optional[Pose] = None
+
+
+class EmbeddedFaceOut(FaceOut):
+    embedding: list[float] = Field(description="float32, L2-normalised")
+
+
+class DetectOut(BaseModel):
+    image_size: list[int] = Field(description="width, height")
+    faces: list[FaceOut]
+
+
+class EmbedOut(BaseModel):
+    model: str
+    image_size: list[int]
+    faces: list[EmbeddedFaceOut]
+
+
+class SelectedFaceOut(BaseModel):
+    path: str
+    face_index: int
+    faces_found: int
+    selection: str
+    box: Box
+    score: float
+
+
+class SubjectRef(BaseModel):
+    id: int
+    name: str
+
+
+class VerifyOut(BaseModel):
+    similarity: float
+    threshold: float
+    far: Optional[float]
+    match: bool
+    model: str
+    threshold_source: str
+    faces: list[SelectedFaceOut]
+    subject: Optional[SubjectRef] = None
+    subject_face_id: Optional[int] = Field(None, description="the subject's best-matching enrolled face")
+
+
+class CandidateOut(BaseModel):
+    subject: str
+    subject_id: int
+    similarity: float
+    face_id: int
+
+
+class IdentityOut(BaseModel):
+    box: Box
+    identity: Optional[str]
+    subject_id: Optional[int]
+    similarity: Optional[float]
+    threshold: float
+    far: Optional[float]
+    candidates: list[CandidateOut]
+    note: Optional[str] = None
+
+
+class IdentifyOut(BaseModel):
+    model: str
+    image_size: list[int]
+    faces: list[IdentityOut]
+
+
+class SubjectOut(BaseModel):
+    id: int
+    name: str
+    metadata: dict[str, Any]
+    face_count: int
+    created_at: str
+    updated_at: str
+    thumbnail_face_id: Optional[int] = Field(None, description="a face of this subject with a thumbnail")
+
+
+class TemplateOut(BaseModel):
+    face_id: int
+    subject_id: int
+    box: Optional[Box]
+    detection_score: Optional[float]
+    quality: Optional[float]
+    image_sha256: str
+    source: Optional[str]
+    has_thumbnail: bool
+    created_at: str
+
+
+class SubjectDetail(SubjectOut):
+    faces: list[TemplateOut]
+
+
+class SubjectPage(BaseModel):
+    subjects: list[SubjectOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class Forgotten(BaseModel):
+    forgotten: int
+    name: str
+    faces_removed: int
+
+
+class EnrolledOut(BaseModel):
+    path: str
+    subject: str
+    face_id: int
+
+
+class Reason(BaseModel):
+    code: str
+    message: str
+
+
+class RejectedOut(BaseModel):
+    path: str
+    reason: Reason
+
+
+class EnrolOut(BaseModel):
+    subject: SubjectOut
+    enrolled: list[EnrolledOut]
+    rejected: list[RejectedOut]
+
+
+class FaceDeleted(BaseModel):
+    deleted_face: int
+    subject_id: int
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    last_used_at: Optional[str]
+    revoked: bool
+    revoked_at: Optional[str]
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself; shown only now")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
