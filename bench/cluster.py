@@ -1,0 +1,560 @@
+"""Compare face clustering algorithms on real faces: which one groups unknown faces into people.
+
+    python bench/cluster.py [--cache] [--quick] [--no-synthetic] [--jobs 2] [--out PATH]
+
+About 2.5 min on 2 cores from cold (~35 s of it embedding), ~1.5 min with a warm ``--cache``;
+``--quick`` runs 4 FARs instead of 7, ``--no-synthetic`` skips the synthetic 4k/12k-face check.
+
+Prints ONE JSON document (progress goes to stderr) and writes it to bench/results_cluster.json
+too (``--out`` to change, ``--out -`` not to write). Not a test.
+
+Data (``FACEPRINT_SHARED_DATA``, default ``../shared/data``):
+
+* ``lfw_dev``: all 3,825 images of ``lfw_dev/images`` (1,708 people, 1,214 of them with one
+  image). Every face the default pipeline (hog + dlib5 + dlib-resnet34) finds goes into the
+  clustering input, each with its image as its photo id (cannot-link). Only the face nearest
+  the image centre carries the image's identity label; the other (background) faces are
+  *clustered but not scored* -- they are unknown people, which is realistic for a photo
+  collection, and they can only hurt the scored faces by pulling them into wrong clusters.
+  Images where no face is found are left out (counted in ``images_without_face``).
+* ``orl_faces``: 400 greyscale 92x112 images of 40 people. Images where HOG finds no face are
+  embedded from a centre crop (:func:`faceprint.evaluation.protocols.embed_images`' fallback);
+  the count is reported. Every image is its own photo id.
+* ``bald_guys``: dlib's ``bald_guys.jpg`` collage; dlib's example says clustering its faces
+  should give 4 people. The collage shows each person several times in ONE image, so here the
+  photo-id constraint is switched off (it would forbid any two of its faces to share a
+  cluster). Faces are not labelled individually: only the cluster count is checked.
+
+Embeddings are cached in ``/tmp/faceprint-cluster-<hash>.npz`` (keyed by the data set, its
+file list and the model) with ``--cache``.
+
+Scoring (see :mod:`faceprint.clustering.metrics`): pairwise and BCubed precision/recall/F1
+over the scored faces, with every unassigned (-1) face counted as its own singleton; predicted
+clusters are counted over the scored faces (clusters holding at least one scored face).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+DATA = Path(os.environ.get("FACEPRINT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MODEL = "dlib-resnet34"
+
+
+def log(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# --- data ----------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    name: str
+    embeddings: np.ndarray  # (N, D) float32, every face fed to the clustering
+    photo_ids: np.ndarray | None  # (N,) int, or None: no cannot-link
+    truth: np.ndarray  # (N,) int identity, -1: not scored
+    face_size: np.ndarray  # (N,) px (side of the box); nan for a fallback crop
+    n_people: int  # distinct identities among the scored faces
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scored(self) -> np.ndarray:
+        return self.truth >= 0
+
+
+def _read_ids(path: Path) -> tuple[list[str], list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["path"] for r in rows], [r["identity"] for r in rows]
+
+
+def _cache_path(name: str, files: list[str], extra: str = "") -> Path:
+    h = hashlib.sha1("\n".join([name, MODEL, extra, *files]).encode()).hexdigest()[:16]
+    return Path("/tmp") / f"faceprint-cluster-{name}-{h}.npz"
+
+
+def _save(path: Path, ds: Dataset) -> None:
+    np.savez(path, embeddings=ds.embeddings, photo_ids=np.array([]) if ds.photo_ids is None else ds.photo_ids,
+             truth=ds.truth, face_size=ds.face_size, n_people=ds.n_people, info=json.dumps(ds.info))
+
+
+def _load(path: Path, name: str) -> Dataset:
+    z = np.load(path)
+    pid = z["photo_ids"]
+    return Dataset(name, z["embeddings"], pid if pid.size else None, z["truth"], z["face_size"],
+                   int(z["n_people"]), json.loads(str(z["info"])))
+
+
+def _centre_index(faces, size: tuple[int, int]) -> int:
+    cx, cy = size[0] / 2.0, size[1] / 2.0
+    d = [(f.face.box.center[0] - cx) ** 2 + (f.face.box.center[1] - cy) ** 2 for f in faces]
+    return int(np.argmin(d))
+
+
+def embed_all_faces(paths: list[str], identities: list[str] | None, jobs: int) -> Dataset:
+    """Every face of every image; the centre face carries the image's identity."""
+    from faceprint import Analyzer
+
+    ident_index = {n: i for i, n in enumerate(sorted(set(identities)))} if identities else {}
+    emb, pid, truth, size = [], [], [], []
+    no_face = unreadable = background = 0
+    t0 = time.perf_counter()
+    for i, analysis in enumerate(Analyzer().embed_many(paths, jobs=jobs)):
+        if analysis.error is not None:
+            unreadable += 1
+            continue
+        if not analysis.faces:
+            no_face += 1
+            continue
+        centre = _centre_index(analysis.faces, analysis.image_size)
+        for j, f in enumerate(analysis.faces):
+            emb.append(f.embedding.astype(np.float32))
+            pid.append(i)
+            truth.append(ident_index[identities[i]] if identities and j == centre else -1)
+            size.append(f.face.size)
+            background += j != centre
+        if (i + 1) % 500 == 0:
+            log(f"  embedded {i + 1}/{len(paths)} images")
+    truth_a = np.array(truth, dtype=np.int64)
+    info = {
+        "images": len(paths),
+        "faces": len(emb),
+        "images_without_face": no_face,
+        "images_unreadable": unreadable,
+        "background_faces_not_scored": background,
+        "embed_seconds": round(time.perf_counter() - t0, 1),
+    }
+    return Dataset("", np.asarray(emb, np.float32).reshape(len(emb), -1), np.array(pid, np.int64), truth_a,
+                   np.array(size, np.float64), len(set(truth_a[truth_a >= 0].tolist())), info)
+
+
+def load_lfw(jobs: int, cache: bool) -> Dataset:
+    root = DATA / "lfw_dev"
+    files, ids = _read_ids(root / "identities.csv")
+    cp = _cache_path("lfw_dev", files)
+    if cache and cp.exists():
+        return _load(cp, "lfw_dev")
+    log(f"lfw_dev: embedding {len(files)} images")
+    ds = embed_all_faces([str(root / f) for f in files], ids, jobs)
+    ds.name = "lfw_dev"
+    ds.info["identities_listed"] = len(set(ids))
+    if cache:
+        _save(cp, ds)
+    return ds
+
+
+def load_orl(jobs: int, cache: bool) -> Dataset:
+    from faceprint.evaluation.protocols import PipelineSpec, embed_images
+
+    root = DATA / "orl_faces"
+    files, ids = _read_ids(root / "identities.csv")
+    cp = _cache_path("orl_faces", files, "fallback")
+    if cache and cp.exists():
+        return _load(cp, "orl_faces")
+    log(f"orl_faces: embedding {len(files)} images")
+    t0 = time.perf_counter()
+    run = embed_images(files, lambda p: str(root / p), PipelineSpec.create(), jobs=jobs)
+    vec, present = run.matrix(files)
+    ident_index = {n: i for i, n in enumerate(sorted(set(ids)))}
+    truth = np.array([ident_index[n] for n in ids], np.int64)
+    truth[~present] = -1
+    sizes = np.array([math.sqrt(r.box.area) if r.status == "ok" and r.box else np.nan
+                      for r in (run.records[f] for f in files)])
+    info = {
+        "images": len(files),
+        "faces": int(present.sum()),
+        "images_face_detected": run.count("ok"),
+        "images_centre_crop_fallback": run.count("no_face"),
+        "images_unreadable": run.count("unreadable"),
+        "fallback": run.fallback.to_dict(),
+        "embed_seconds": round(time.perf_counter() - t0, 1),
+    }
+    ds = Dataset("orl_faces", vec[present], np.arange(int(present.sum()), dtype=np.int64), truth[present],
+                 sizes[present], len(set(truth[present].tolist())), info)
+    if cache:
+        _save(cp, ds)
+    return ds
+
+
+def load_bald_guys(cache: bool) -> Dataset:
+    path = DATA / "dlib_examples" / "images" / "bald_guys.jpg"
+    cp = _cache_path("bald_guys", [str(path)])
+    if cache and cp.exists():
+        ds = _load(cp, "bald_guys")
+        ds.info.pop("background_faces_not_scored", None)
+        return ds
+    ds = embed_all_faces([str(path)], None, 1)
+    ds.info.pop("background_faces_not_scored", None)
+    ds.name = "bald_guys"
+    ds.photo_ids = None
+    ds.n_people = 4
+    ds.info["note"] = "a collage: one image, several faces per person; photo ids off; only the count is checked"
+    if cache:
+        _save(cp, ds)
+    return ds
+
+
+# --- runs ---------------------------------------------------------------------------------------
+FARS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+QUICK_FARS = (1e-2, 1e-3, 1e-4, 1e-5)
+
+
+def configs(fars: tuple[float, ...]) -> list[tuple[str, dict[str, Any], float | None]]:
+    """(algorithm, params, far) to run; far None: the algorithm takes no threshold."""
+    out: list[tuple[str, dict[str, Any], float | None]] = []
+    for far in fars:
+        out += [
+            ("chinese_whispers", {}, far),
+            ("chinese_whispers", {"weighted": False}, far),
+            ("dlib_chinese_whispers", {}, far),
+            ("dbscan", {"min_samples": 2}, far),
+            ("dbscan", {"min_samples": 3}, far),
+            ("agglomerative", {"linkage": "average"}, far),
+            ("agglomerative", {"linkage": "complete"}, far),
+        ]
+    out += [("hdbscan", {"min_cluster_size": m}, None) for m in (2, 3, 5)]
+    return out
+
+
+def label(algorithm: str, params: dict[str, Any]) -> str:
+    extra = ",".join(f"{k}={v}" for k, v in params.items())
+    return f"{algorithm}({extra})" if extra else algorithm
+
+
+def run_one(ds: Dataset, algorithm: str, params: dict[str, Any], far: float | None,
+            subset: np.ndarray | None = None):
+    from faceprint.clustering import cluster, threshold_for_far
+
+    x, pid, truth = ds.embeddings, ds.photo_ids, ds.truth
+    if subset is not None:
+        x, truth = x[subset], truth[subset]
+        pid = None if pid is None else pid[subset]
+    t = threshold_for_far(far, MODEL) if far is not None else None
+    t0 = time.perf_counter()
+    if far is None:
+        res = cluster(x, algorithm, threshold=0.0, photo_ids=pid, **params)  # threshold unused (hdbscan)
+    else:
+        res = cluster(x, algorithm, far=far, model=MODEL, photo_ids=pid, **params)
+    wall = time.perf_counter() - t0
+    return res, truth, t, wall
+
+
+def score_row(ds: Dataset, algorithm: str, params: dict[str, Any], far: float | None, res, truth, t, wall) -> dict:
+    from faceprint.clustering import score_clustering
+
+    row: dict[str, Any] = {
+        "dataset": ds.name,
+        "algorithm": algorithm,
+        "config": label(algorithm, params),
+        "far": far,
+        "threshold": None if t is None else round(t, 5),
+        "faces_clustered": res.n_items,
+        "clusters_all_faces": res.n_clusters,
+        "cannot_link_moved": res.n_moved,
+        "seconds": round(wall, 3),
+    }
+    if ds.name == "bald_guys":
+        sizes = res.sizes()
+        row.update(true_people=ds.n_people, predicted_clusters=res.n_clusters,
+                   predicted_clusters_2plus=int(np.count_nonzero(sizes >= 2)), cluster_sizes=sizes.tolist(),
+                   unassigned=res.n_unassigned, count_ok=int(np.count_nonzero(sizes >= 2)) == ds.n_people
+                   and res.n_clusters == ds.n_people)
+        return row
+    scored = truth >= 0
+    sc = score_clustering(truth[scored], res.labels[scored])
+    row.update(sc.to_dict())
+    return row
+
+
+def size_buckets(ds: Dataset, res, truth: np.ndarray, t: float | None) -> list[dict]:
+    """Per predicted-cluster size (all faces it holds): how many are pure, pairwise precision
+    of their scored faces, and whether they are cliques (every pair >= t)."""
+    from faceprint.clustering import pairwise
+
+    labels = res.labels
+    sizes = res.sizes()
+    out = []
+    for lo, hi in ((2, 2), (3, 3), (4, 4), (5, 5), (6, 10), (11, 10**9)):
+        which = np.flatnonzero((sizes >= lo) & (sizes <= hi))
+        if which.size == 0:
+            continue
+        pure = judged = cliques = 0
+        sel = np.isin(labels, which) & (truth >= 0)
+        for c in which:
+            m = np.flatnonzero(labels == c)
+            tm = truth[m][truth[m] >= 0]
+            if tm.size >= 2:
+                judged += 1
+                pure += int(np.all(tm == tm[0]))
+            if t is not None:
+                s = ds.embeddings[m] @ ds.embeddings[m].T
+                cliques += int((s[np.triu_indices(m.size, 1)] >= t - 1e-7).all())
+        pw = pairwise(truth[sel], labels[sel])
+        out.append({
+            "size": f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"),
+            "clusters": int(which.size),
+            "clusters_with_2plus_scored": judged,
+            "pure_share": round(pure / judged, 4) if judged else None,
+            "pairwise_precision": None if math.isnan(pw.precision) else round(pw.precision, 4),
+            "clique_share": round(cliques / which.size, 4) if t is not None else None,
+        })
+    return out
+
+
+def machine() -> dict:
+    import dlib
+    import scipy
+    import sklearn
+
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit_learn": sklearn.__version__,
+        "dlib": dlib.__version__,
+        "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def best(rows: list[dict], dataset: str, key=lambda r: r["bcubed"]["f1"] or 0.0) -> dict:
+    return max((r for r in rows if r["dataset"] == dataset), key=key)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cache", action="store_true", help="read/write embeddings in /tmp")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help=f"FARs {QUICK_FARS} only")
+    ap.add_argument("--no-synthetic", action="store_true", help="skip the synthetic 4k/12k scale check")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results_cluster.json"))
+    args = ap.parse_args()
+    from faceprint.clustering import DEFAULT_ALGORITHM, DEFAULT_FAR, threshold_for_far
+
+    t_start = time.perf_counter()
+    info = machine()
+    t0 = time.perf_counter()
+    data = [load_lfw(args.jobs, args.cache), load_orl(args.jobs, args.cache), load_bald_guys(args.cache)]
+    embed_s = time.perf_counter() - t0
+    fars = QUICK_FARS if args.quick else FARS
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    for ds in data:
+        for algorithm, params, far in configs(fars):
+            res, truth, t, wall = run_one(ds, algorithm, params, far)
+            row = score_row(ds, algorithm, params, far, res, truth, t, wall)
+            rows.append(row)
+            bc = row.get("bcubed", {})
+            log(f"{ds.name:10s} {row['config']:45s} far={far!s:7s} bcubed_f1={bc.get('f1')} "
+                f"clusters={row['predicted_clusters']} {wall:.2f}s")
+    sweep_s = time.perf_counter() - t0
+
+    # Best configuration of each algorithm family per data set (by BCubed F1).
+    table = []
+    for ds in data[:2]:
+        for cfg in dict.fromkeys(r["config"] for r in rows if r["dataset"] == ds.name):
+            r = max((r for r in rows if r["dataset"] == ds.name and r["config"] == cfg),
+                    key=lambda r: r["bcubed"]["f1"] or 0.0)
+            table.append({k: r[k] for k in ("dataset", "config", "far", "threshold", "pairwise", "bcubed",
+                                            "predicted_clusters", "predicted_clusters_2plus", "true_people",
+                                            "true_people_2plus", "unassigned_share", "seconds")})
+
+    # The default: best BCubed F1 on lfw_dev; orl_faces and bald_guys as checks.
+    def at(ds: str, cfg: str, far: float | None) -> dict:
+        return next(x for x in rows if x["dataset"] == ds and x["config"] == cfg and x["far"] == far)
+
+    candidates = []
+    for r in sorted((r for r in rows if r["dataset"] == "lfw_dev"), key=lambda r: -(r["bcubed"]["f1"] or 0.0))[:8]:
+        orl, bald = at("orl_faces", r["config"], r["far"]), at("bald_guys", r["config"], r["far"])
+        candidates.append({
+            "config": r["config"], "far": r["far"], "threshold": r["threshold"],
+            "lfw_dev_bcubed": r["bcubed"], "lfw_dev_pairwise": r["pairwise"],
+            "orl_faces_bcubed": orl["bcubed"],
+            "mean_bcubed_f1": round(((r["bcubed"]["f1"] or 0) + (orl["bcubed"]["f1"] or 0)) / 2, 4),
+            "bald_guys_clusters_2plus": bald["predicted_clusters_2plus"], "bald_guys_sizes": bald["cluster_sizes"],
+        })
+    chosen = {
+        "algorithm": DEFAULT_ALGORITHM,
+        "params": "weighted=True, seed=0 (function defaults)",
+        "far": DEFAULT_FAR,
+        "threshold": round(threshold_for_far(DEFAULT_FAR, MODEL), 5),
+        "matches_best_lfw_dev_bcubed_f1": candidates[0]["config"] == DEFAULT_ALGORITHM
+        and candidates[0]["far"] == DEFAULT_FAR,
+        "reason": CHOSEN_REASON,
+        "candidates_top8_lfw_dev": candidates,
+        "best_on_orl_faces": {k: best(rows, "orl_faces")[k] for k in ("config", "far", "bcubed")},
+    }
+
+    # Minimum cluster size (for starting a new person) and per-size purity, for the default.
+    min_size: dict[str, Any] = {}
+    for ds in data[:2]:
+        entries = []
+        for k in (1, 2, 3, 4, 5):
+            res, truth, t, wall = run_one(ds, DEFAULT_ALGORITHM, {"min_cluster_size": k}, DEFAULT_FAR)
+            r = score_row(ds, DEFAULT_ALGORITHM, {"min_cluster_size": k}, DEFAULT_FAR, res, truth, t, wall)
+            entries.append({"min_cluster_size": k, **{x: r[x] for x in ("pairwise", "bcubed", "predicted_clusters",
+                                                                          "unassigned_share")}})
+        res, truth, t, _ = run_one(ds, DEFAULT_ALGORITHM, {}, DEFAULT_FAR)
+        cres, ctruth, ct, _ = run_one(ds, "agglomerative", {"linkage": "complete"}, DEFAULT_FAR)
+        strict_far = 1e-4 if DEFAULT_FAR > 1e-4 else 1e-5
+        sres, struth, st, _ = run_one(ds, "agglomerative", {"linkage": "complete"}, strict_far)
+        min_size[ds.name] = {
+            "sweep": entries,
+            "by_cluster_size": size_buckets(ds, res, truth, t),
+            "cliques_complete_linkage_same_far": size_buckets(ds, cres, ctruth, ct),
+            f"cliques_complete_linkage_far_{strict_far:.0e}": size_buckets(ds, sres, struth, st),
+        }
+
+    # How much does Chinese Whispers' random visiting order move the scores?
+    seed_spread = []
+    for seed in range(5):
+        res, truth, t, wall = run_one(data[0], "chinese_whispers", {"seed": seed}, DEFAULT_FAR)
+        r = score_row(data[0], "chinese_whispers", {"seed": seed}, DEFAULT_FAR, res, truth, t, wall)
+        seed_spread.append({"seed": seed, "bcubed": r["bcubed"], "pairwise_f1": r["pairwise"]["f1"],
+                            "predicted_clusters": r["predicted_clusters"]})
+
+    # Face-size floor: faces smaller than the floor are not clustered at all.
+    floor_rows = []
+    lfw = data[0]
+    for floor in (0, 40, 50, 60, 70):
+        keep = ~(lfw.face_size < floor)
+        res, truth, t, wall = run_one(lfw, DEFAULT_ALGORITHM, {}, DEFAULT_FAR, subset=keep)
+        r = score_row(lfw, DEFAULT_ALGORITHM, {}, DEFAULT_FAR, res, truth, t, wall)
+        floor_rows.append({"min_face_px": floor, "faces_kept": int(keep.sum()),
+                           "scored_faces_kept": int((truth >= 0).sum()),
+                           **{x: r[x] for x in ("pairwise", "bcubed", "predicted_clusters", "true_people")}})
+
+    # Does the best FAR depend on how many faces are clustered? (false edges grow as N^2)
+    scale = []
+    rng = np.random.default_rng(0)
+    people = np.unique(lfw.truth[lfw.truth >= 0])
+    photo_person = np.full(int(lfw.photo_ids.max()) + 1, -1)
+    photo_person[lfw.photo_ids[lfw.truth >= 0]] = lfw.truth[lfw.truth >= 0]
+    order = rng.permutation(people)
+    for frac in (0.25, 0.5, 1.0):
+        chosen_people = np.zeros(int(people.max()) + 1, bool)
+        chosen_people[order[: int(round(frac * people.size))]] = True
+        keep = chosen_people[photo_person[lfw.photo_ids]] & (photo_person[lfw.photo_ids] >= 0)
+        for algorithm, params in (("chinese_whispers", {}), ("agglomerative", {"linkage": "average"}),
+                                  ("dbscan", {"min_samples": 2})):
+            f1s = {}
+            for far in fars:
+                res, truth, t, wall = run_one(lfw, algorithm, params, far, subset=keep)
+                r = score_row(lfw, algorithm, params, far, res, truth, t, wall)
+                f1s[f"{far:.0e}"] = r["bcubed"]["f1"]
+            top_far = max(f1s, key=lambda k: f1s[k] or 0.0)
+            scale.append({"people_fraction": frac, "faces": int(keep.sum()), "config": label(algorithm, params),
+                          "bcubed_f1_by_far": f1s, "best_far": top_far})
+            log(f"scale {frac} {label(algorithm, params)} faces={int(keep.sum())} best={top_far} {f1s}")
+
+    # The same question on synthetic lfw-like embeddings (bench/search.py's model), larger N.
+    synthetic = []
+    if not args.no_synthetic:
+        from search import make_gallery  # bench/search.py
+        from faceprint.clustering import cluster, score_clustering
+
+        for n in (4000, 12000):
+            x, ident, _, _ = make_gallery(n, 1, seed=1)
+            for algorithm, params in (("chinese_whispers", {}), ("agglomerative", {"linkage": "average"})):
+                f1s, secs = {}, {}
+                for far in (1e-3, 3e-4, 1e-4, 3e-5, 1e-5):
+                    t0 = time.perf_counter()
+                    res = cluster(x, algorithm, far=far, model=MODEL, **params)
+                    secs[f"{far:.0e}"] = round(time.perf_counter() - t0, 2)
+                    f1s[f"{far:.0e}"] = round(score_clustering(ident, res.labels).bcubed.f1, 4)
+                synthetic.append({"faces": n, "identities": int(ident.max()) + 1, "config": label(algorithm, params),
+                                  "bcubed_f1_by_far": f1s, "seconds_by_far": secs})
+                log(f"synthetic {n} {label(algorithm, params)} {f1s}")
+
+    doc = {
+        "benchmark": "face clustering: Chinese Whispers (own, dlib), DBSCAN, HDBSCAN, agglomerative",
+        "machine": info,
+        "settings": {
+            "model": MODEL,
+            "pipeline": "faceprint.Analyzer defaults (hog + dlib5 + dlib-resnet34)",
+            "fars": list(fars),
+            "thresholds": {f"{f:.0e}": round(threshold_for_far(f, MODEL), 5) for f in fars},
+            "threshold_source": "dlib-resnet34 model card, calibrated on lfw_dev itself (pairwise FAR); "
+                                "values between calibrated FARs are interpolated in log10(FAR)",
+            "scoring": "pairwise and BCubed over scored faces; unassigned (-1) = own singleton; predicted "
+                       "clusters counted over scored faces",
+            "cannot_link": "photo id = image (lfw_dev, orl_faces); off for bald_guys (one collage image)",
+        },
+        "datasets": {ds.name: {"true_people": ds.n_people, **ds.info} for ds in data},
+        "table_best_per_config": table,
+        "chosen_default": chosen,
+        "min_cluster_size": min_size,
+        "chinese_whispers_seed_spread_lfw_dev": seed_spread,
+        "face_size_floor_lfw_dev": floor_rows,
+        "scale_lfw_dev_people_subsets": scale,
+        "scale_synthetic": {"model": "bench/search.py Synth (lfw_dev-like cosine statistics), 1-10 images per "
+                                     "identity, no photo ids, seed 1", "rows": synthetic},
+        "results": rows,
+        "seconds": {"embedding_or_cache": round(embed_s, 1), "sweep": round(sweep_s, 1),
+                    "total": round(time.perf_counter() - t_start, 1)},
+        "notes": NOTES,
+    }
+    text = json.dumps(doc, indent=1)
+    print(text)
+    if args.out != "-":
+        Path(args.out).write_text(text + "\n")
+
+
+CHOSEN_REASON = (
+    "chinese_whispers (this module's own, similarity-weighted, seed 0) at FAR 3e-5 (cosine 0.9465, interpolated "
+    "in log10(FAR) between the card's 1e-4 and 1e-5 points): the best BCubed F1 on lfw_dev of all 52 settings "
+    "(0.949: precision 0.972, recall 0.928; 1,821 clusters for 1,698 people), and on the checks: orl_faces 0.984 "
+    "(precision 1.0) and bald_guys 4 clusters of 2+ faces (6, 6, 6, 5 and one face alone). The runner-up, "
+    "agglomerative average linkage at FAR 3e-4 (lfw_dev 0.944, orl_faces 0.991: a mean of the two 0.002 higher), "
+    "was not chosen: it needs the dense N x N matrix (~3 GB at 20k faces) where CW works on the sparse graph in "
+    "seconds, and its lead on orl_faces is a handful of its 400 faces. dlib's CW gives the same quality (0.947) at "
+    "~4x the time and cannot drop same-photo edges. CW needs a much stricter pairwise FAR than verification: at "
+    "1e-3 it chains people together (0.70) because false edges grow with N^2 (FAR x N = false neighbours per face: "
+    "0.12 at 3e-5 with 4k faces). See scale_* for how the best FAR moves with N."
+)
+NOTES: list[str] = [
+    "Thresholds come from the dlib-resnet34 card, calibrated on lfw_dev itself: lfw_dev numbers are tuned on "
+    "their own data; orl_faces and bald_guys are the out-of-sample checks (orl_faces is easy: 40 people, frontal).",
+    "lfw_dev: 224 background faces (not the centre face of their image) are clustered but not scored; 22 images "
+    "without a detected face are left out. Pairwise scores are dominated by the largest identities (Tony_Blair: "
+    "144 images = 10,296 of the 26,452 same-person pairs); BCubed weighs every face equally.",
+    "orl_faces: HOG found a face in 388 of 400 images (after the default upsampling of small images); the other "
+    "12 are embedded from a centre crop (evaluation.protocols.embed_images' fallback).",
+    "HDBSCAN: cluster_selection_epsilon (which would carry a threshold) crashes in scikit-learn 1.9 under "
+    "NumPy 2.x (scikit-learn issue #33219), so HDBSCAN runs without a threshold; rows have far null.",
+    "Unassigned (-1) faces count as singletons in every metric; predicted_clusters counts clusters holding at "
+    "least one scored face, so DBSCAN/HDBSCAN (noise) show few clusters and a high unassigned_share.",
+]
+
+if __name__ == "__main__":
+    if "--embed-only" in sys.argv:
+        for ds in (load_bald_guys(True), load_orl(2, True), load_lfw(2, True)):
+            log(ds.name, ds.embeddings.shape, ds.n_people, ds.info)
+    else:
+        main()
