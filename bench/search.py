@@ -221,7 +221,7 @@ def bench_size(n: int, args) -> dict:
         gc.collect()
         m0 = rss_mb()
         t = time.perf_counter()
-        hnsw = HnswIndex(DIM, n)
+        hnsw = HnswIndex(DIM, n, **index_mod.hnsw_params(n))
         for a in range(0, n, 250_000):
             hnsw.add(ids[a : a + 250_000], x[a : a + 250_000])
         build = time.perf_counter() - t

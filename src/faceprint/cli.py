@@ -398,6 +398,8 @@ def _global_options(
 
 from faceprint import cli_gallery  # noqa: E402,F401  (registers enroll, identify, people, gallery)
 from faceprint import cli_eval  # noqa: E402,F401  (registers eval, calibrate)
+from faceprint import cli_service  # noqa: E402,F401  (registers serve, keys)
+from faceprint import cli_people  # noqa: E402,F401  (registers cluster, people suggest/name/move/not)
 
 
 def main() -> None:

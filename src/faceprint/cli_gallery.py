@@ -16,7 +16,10 @@ from faceprint import cli as base
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.imageio import find_images
 
-people_app = typer.Typer(help="List, show, rename, merge and forget enrolled people.", no_args_is_help=True)
+people_app = typer.Typer(
+    help="List, show, rename, merge and forget enrolled people; name and correct the people `faceprint cluster` found.",
+    no_args_is_help=True,
+)
 gallery_app = typer.Typer(help="Export, import and inspect the gallery.", no_args_is_help=True)
 base.app.add_typer(people_app, name="people")
 base.app.add_typer(gallery_app, name="gallery")
@@ -196,8 +199,17 @@ def people_rename(ctx: typer.Context, old: str, new: str, as_json: bool = base.J
 
 @people_app.command("merge")
 def people_merge(ctx: typer.Context, source: str, target: str, as_json: bool = base.JsonOpt) -> None:
-    """Move SOURCE's faces to TARGET and remove SOURCE."""
+    """Move SOURCE's faces to TARGET and remove SOURCE (names, or #ID for clustered people)."""
     with base._errors_to_exit(as_json), _open(ctx) as gallery:
+        if source.startswith("#") or target.startswith("#"):
+            from faceprint.clustering.people import People
+
+            person = People(gallery).merge(source, target)
+            if as_json:
+                print(json.dumps(person.to_dict()))
+            else:
+                base.out.print(f"merged {source} into {person.label} ({len(person.faces)} faces)")
+            return
         subject = gallery.merge(source, target)
         if as_json:
             print(json.dumps(subject.to_dict()))
@@ -207,9 +219,16 @@ def people_merge(ctx: typer.Context, source: str, target: str, as_json: bool = b
 
 @people_app.command("forget")
 def people_forget(ctx: typer.Context, name: str, as_json: bool = base.JsonOpt) -> None:
-    """Forget a person: their faces, thumbnails and index entries are deleted for good."""
+    """Forget a person (a name, or #ID of a clustered person): all their faces, for good.
+
+    Templates, photo faces, thumbnails and index entries are deleted in one go."""
     with base._errors_to_exit(as_json), _open(ctx) as gallery:
-        removed = gallery.forget(name)
+        if name.startswith("#"):
+            from faceprint.clustering.people import People
+
+            removed = People(gallery).forget(name)
+        else:
+            removed = gallery.forget(name)
         if as_json:
             print(json.dumps({"forgotten": name, "faces_removed": removed}))
         else:

@@ -329,6 +329,9 @@ def test_make_index_switches_at_the_threshold():
     assert isinstance(make_index(DIM, EXACT_MAX_SIZE - 1), ExactIndex)
     big = make_index(DIM, EXACT_MAX_SIZE)
     assert isinstance(big, HnswIndex) and big._capacity >= EXACT_MAX_SIZE
+    assert (big.M, big.ef_construction) == (index_mod.HNSW_M, index_mod.HNSW_EF_CONSTRUCTION)
+    huge = make_index(DIM, index_mod.LARGE_GRAPH_SIZE)  # the graph itself is made on the first add
+    assert (huge.M, huge.ef_construction) == (index_mod.LARGE_GRAPH_M, index_mod.LARGE_GRAPH_EF_CONSTRUCTION)
 
 
 def test_projection_needs_enough_templates_in_the_first_batch():

@@ -380,11 +380,25 @@ class Gallery:
         return self.store.update_metadata(name, metadata)
 
     def merge(self, source: str, target: str) -> Subject:
-        """Move ``source``'s faces to ``target`` and remove ``source``."""
+        """Move ``source``'s faces to ``target`` and remove ``source``. A subject that is also
+        a person clustered from photos is merged by :meth:`People.merge
+        <faceprint.clustering.people.People.merge>`, so its photo faces move too."""
+        if self._clustered(source):
+            from faceprint.clustering.people import People
+
+            People(self).merge(source, target)
+            return self.subject(target)
         with self._lock:
             subject = self.store.merge(source, target)
             self._dirty = True
         return subject
+
+    def _clustered(self, name: str) -> bool:
+        """Is subject ``name`` linked to a person of :mod:`faceprint.clustering.people`?"""
+        query = getattr(self.store, "_query", None)
+        if query is None or not query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'people'"):
+            return False
+        return bool(query("SELECT 1 FROM people p JOIN subjects s ON s.id = p.subject_id WHERE s.name = ?", (name,)))
 
     def delete_face(self, face_id: int) -> None:
         with self._lock:
