@@ -112,6 +112,8 @@ def test_page_identify_enrol_rename_forget_verify(site, browser):
     d = browser
     enter_key(d, site)
     assert d.execute_script("return document.querySelectorAll('script[src^=\"http\"], link[href^=\"http\"]').length") == 0
+    # Before a photo is chosen there is no (broken) result image to show.
+    assert not d.find_element("id", "result").is_displayed()
 
     # a photo: one box, unknown
     pick(d, "photo-input", image("obama.jpg"))
