@@ -133,6 +133,12 @@ class TemplateNotFoundError(FaceprintError, KeyError):
         return self.message
 
 
+class DuplicateImageError(FaceprintError):
+    """This exact image (same SHA-256) is already enrolled in the gallery."""
+
+    code = "duplicate_image"
+
+
 class GalleryError(FaceprintError):
     """The gallery file cannot be opened or is not a faceprint gallery."""
 
@@ -207,6 +213,7 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     SubjectExistsError,
     TemplateNotFoundError,
     GalleryError,
+    DuplicateImageError,
     ModelFormatError,
     UnauthorizedError,
     ForbiddenError,

@@ -45,7 +45,7 @@ import numpy as np
 
 from faceprint.batch import prepare_many
 from faceprint.clustering.algorithms import DEFAULT_ALGORITHM, cluster, threshold_for_far
-from faceprint.errors import InvalidArgumentError, SubjectNotFoundError, TemplateNotFoundError
+from faceprint.errors import DuplicateImageError, InvalidArgumentError, SubjectNotFoundError, TemplateNotFoundError
 from faceprint.gallery.gallery import Gallery, _jpeg
 from faceprint.gallery.store import NewFace
 from faceprint.imageio import ImageSource
@@ -434,9 +434,12 @@ class People:
             key = hashlib.sha256(f"{sha}#{index}".encode()).hexdigest()
             if self.store.has_image(key):
                 continue
-            self.store.add_face(name, None, NewFace(
-                embedding=np.frombuffer(blob, np.float32).copy(), image_sha256=key, box=Box(*json.loads(box)),
-                quality=quality, source=path, thumbnail=thumb))
+            try:
+                self.store.add_face(name, None, NewFace(
+                    embedding=np.frombuffer(blob, np.float32).copy(), image_sha256=key, box=Box(*json.loads(box)),
+                    quality=quality, source=path, thumbnail=thumb))
+            except DuplicateImageError:  # enrolled meanwhile by another process
+                continue
         self.gallery._dirty = True
 
     def find(self, ref: int | str) -> int | None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from faceprint.batch import Prepared, prepare_many
-from faceprint.errors import FaceprintError, InvalidArgumentError, ModelMismatchError, NoFaceError
+from faceprint.errors import DuplicateImageError, FaceprintError, InvalidArgumentError, ModelMismatchError, NoFaceError
 from faceprint.gallery.index import VectorIndex, make_index
 from faceprint.gallery.store import GalleryStore, NewFace, SQLiteStore
 from faceprint.gallery.types import (
@@ -177,8 +177,8 @@ class Gallery:
         if analysis.error is not None:
             raise analysis.error
         assert prepared.sha256 is not None and prepared.chips is not None
-        if self.store.has_image(prepared.sha256):
-            raise _Reject("duplicate_image", "this exact image is already enrolled")
+        if self.store.has_image(prepared.sha256):  # (the store checks again when it writes)
+            raise DuplicateImageError("this exact image is already enrolled")
         faces = analysis.faces
         if not faces:
             raise NoFaceError("no face found in the image")

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from faceprint.errors import (
+    DuplicateImageError,
     GalleryError,
     InvalidArgumentError,
     ModelMismatchError,
@@ -214,6 +215,11 @@ class SQLiteStore:
         now = _now()
         blob = np.ascontiguousarray(face.embedding, dtype="<f4").tobytes()
         with self._write() as db:
+            # Checked inside the write transaction: two processes enrolling the same image at
+            # once get one template and one duplicate_image, never a constraint failure.
+            if db.execute("SELECT 1 FROM faces WHERE image_sha256 = ?", (face.image_sha256,)).fetchone():
+                raise DuplicateImageError("this exact image is already enrolled",
+                                          details={"image_sha256": face.image_sha256})
             row = db.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
             if row is None:
                 cur = db.execute(

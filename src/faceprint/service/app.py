@@ -130,6 +130,7 @@ HTTP_STATUS: dict[str, int] = {
     "model_mismatch": 409,
     "subject_not_found": 404,
     "subject_exists": 409,
+    "duplicate_image": 409,
     "template_not_found": 404,
     "gallery_unavailable": 503,
     "unauthorized": 401,

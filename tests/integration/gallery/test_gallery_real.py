@@ -200,14 +200,20 @@ def test_two_writers_and_a_reader_on_one_file(tmp_path, analyzer):
     Gallery.open(db, analyzer=analyzer).enroll("seed", [shared(*FR, "obama.jpg")])
     writers = []
     for offset in (0, 1000):
-        writers.append(_start_enrolment(db, _lfw_jobs(40, offset), tmp_path / f"jobs{offset}.tsv"))
+        # Both start with the same image: one enrols it, the other gets duplicate_image.
+        same = [("twice", str(shared("face_recognition_examples", "tests", "test_images", "biden.jpg")))]
+        writers.append(_start_enrolment(db, same + _lfw_jobs(40, offset), tmp_path / f"jobs{offset}.tsv"))
     reader = _start(SEARCH_SCRIPT, str(db), str(shared(*FR, "obama2.jpg")), "8")
     committed: list[int] = []
+    outputs = ""
     for proc in writers:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         assert out.strip().endswith("done")
         committed += [int(line.split()[1]) for line in out.splitlines() if line.startswith("committed")]
+        outputs += out
+    assert [line.split()[0] for line in outputs.splitlines() if line.endswith(" twice")].count("committed") == 1
+    assert "rejected duplicate_image twice" in outputs
     out, err = reader.communicate(timeout=600)
     assert reader.returncode == 0, err
     assert int(out.split()[1]) > 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from faceprint.errors import (
+    DuplicateImageError,
     GalleryError,
     InvalidArgumentError,
     ModelMismatchError,
@@ -210,8 +211,13 @@ def test_not_a_gallery_and_bad_names(tmp_path):
 
 def test_a_failed_write_leaves_nothing_behind(gallery, rng):
     add(gallery, "a", unit(rng.normal(size=DIM)), "same-sha")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(DuplicateImageError) as err:  # checked inside the write transaction
         add(gallery, "new-person", unit(rng.normal(size=DIM)), "same-sha")
-    # The subject row of the failed insert was rolled back with it.
+    assert err.value.code == "duplicate_image"
     with pytest.raises(SubjectNotFoundError):
         gallery.subject("new-person")
+    # A write that fails after the new subject's row was inserted rolls that row back too.
+    with pytest.raises(sqlite3.IntegrityError):
+        add(gallery, "other-person", unit(rng.normal(size=DIM)), None)  # image_sha256 is NOT NULL
+    with pytest.raises(SubjectNotFoundError):
+        gallery.subject("other-person")
