@@ -33,7 +33,8 @@ def cluster(
     as_json: bool = base.JsonOpt,
 ) -> None:
     """Group the faces in photos into people, incrementally: new photos join the people
-    found before; names and corrections are kept. Faces too small or blurred stay unsorted."""
+    found before; names and corrections are kept. Faces too small or blurred stay unsorted.
+    Exit 1 if a file could not be read (the others are still clustered)."""
     with base._errors_to_exit(as_json):
         paths = find_images(folders)
         if not paths:
@@ -46,6 +47,8 @@ def cluster(
             sheets = [str(p) for p in people.write_contact_sheets(out)] if out else []
         if as_json:
             print(json.dumps({**report.to_dict(), "contact_sheets": sheets}))
+            if report.errors:  # as `embed` does: the run went on, but a file failed
+                raise typer.Exit(base.EXIT_FAILED)
             return
         table = Table()
         for col in ("person", "faces", "photos (first 3)"):
@@ -59,6 +62,8 @@ def cluster(
             base.out.print(f"[yellow]skipped[/]  {e['path']}: {e['code']}: {e['message']}")
         if sheets:
             base.out.print(f"contact sheets in {out}")
+        if report.errors:
+            raise typer.Exit(base.EXIT_FAILED)
 
 
 @people_app.command("clusters")

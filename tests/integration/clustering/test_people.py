@@ -194,5 +194,9 @@ def test_cluster_command_with_contact_sheets(tmp_path, photos):
     assert gone["forgotten"] == "Someone"
     after = one_json(faceprint("--gallery", str(db), "people", "clusters", "--json"))
     assert all(p["person_id"] != pid for p in after["people"])
+    (second / "broken.jpg").write_bytes(b"\xff\xd8\xff not a photo")
+    partial = faceprint("--gallery", str(db), "cluster", str(second), "--json")
+    assert partial.returncode == 1  # a file failed; the run still answers with one JSON document
+    assert [e["code"] for e in one_json(partial)["errors"]] == ["invalid_image"]
     bad = faceprint("--gallery", str(db), "people", "name", "#9999", "X", "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["code"] == "subject_not_found"
