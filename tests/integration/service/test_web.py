@@ -1,41 +1,44 @@
-"""The web page in real headless Chromium (Debian's chromium + chromedriver, nothing downloaded).
+"""The web page in real headless Chromium, driven by Playwright (Python, sync API).
 
-Skips with the reason when Chromium, its driver or selenium is missing.
+Playwright launches Debian's own Chromium (``/usr/bin/chromium``): nothing is downloaded, and
+``playwright install`` is never needed (the wheel ships its driver). Skips with the reason when
+playwright is not importable, Chromium is absent or ../shared/data is missing.
+
+The main test saves a full-page screenshot as an artifact, under ``$FACEPRINT_TEST_ARTIFACTS``
+when set (else the test's tmp_path), prints its path and checks that it is not blank.
 """
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.integration.service.conftest import Server, call, image, new_key
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
-                 if p and Path(p).exists()), None)
-DRIVER = next((p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "") if p and Path(p).exists()), None)
+CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_S = 60  # a guard against hanging on a loaded machine, not a timing assertion
+DESKTOP = {"width": 1280, "height": 900}
 
 
-def _browser(width: int, height: int):
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium launched by Playwright, shared by this module's tests."""
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
+        from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("needs selenium (pip install -e '.[test]')")
-    if CHROMIUM is None:
-        pytest.skip("needs Chromium (Debian: apt-get install chromium)")
-    if DRIVER is None:
-        pytest.skip("needs chromedriver (Debian: apt-get install chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}", "--disable-extensions", "--no-first-run"):
-        options.add_argument(arg)
-    # An explicit driver path: selenium's own manager never looks for (or downloads) one.
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(120)
-    return driver
+        pytest.skip("needs playwright (pip install -e '.[test]'; no `playwright install`: Debian's chromium is used)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -50,181 +53,262 @@ def site(tmp_path_factory):
     server.stop()
 
 
+def open_page(chromium, site, **context_options):
+    """A fresh context (its own sessionStorage, localStorage and cookies) and page.
+
+    Returns (context, page, problems): uncaught page errors and any request that leaves the
+    service end up in ``problems``, which the tests assert empty.
+    """
+    context = chromium.new_context(**context_options)
+    context.set_default_timeout(TIMEOUT_S * 1000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda err: problems.append(f"uncaught error: {err}"))
+
+    def on_request(request):
+        url = request.url
+        if not (url.startswith(site.url + "/") or url.startswith(("blob:", "data:"))):
+            problems.append(f"request outside the service: {url}")
+
+    page.on("request", on_request)
+    return context, page, problems
+
+
 @pytest.fixture()
-def browser():
-    driver = _browser(1280, 900)
-    yield driver
-    driver.quit()
+def browser(chromium, site):
+    context, page, problems = open_page(chromium, site, viewport=DESKTOP)
+    yield page
+    context.close()
+    assert problems == []
 
 
-def wait(driver, condition, timeout: float = 60):
-    """Until ``condition`` holds (a guard against hanging, not a timing assertion)."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, timeout).until(condition)
-    except TimeoutException:
-        state = driver.execute_script(
-            "return {status: document.getElementById('status').textContent,"
-            " tags: [...document.querySelectorAll('#boxes .tag')].map(e => e.textContent),"
-            " people: [...document.querySelectorAll('#people-list .name')].map(e => e.textContent)}")
-        raise AssertionError(f"the page did not reach the expected state: {state}") from None
+@pytest.fixture()
+def artifacts(tmp_path) -> Path:
+    env = os.environ.get("FACEPRINT_TEST_ARTIFACTS")
+    folder = Path(env) if env else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-def status(driver) -> str:
-    return driver.find_element("id", "status").text
+def page_state(page) -> dict:
+    return page.evaluate(
+        "() => ({status: document.getElementById('status').textContent,"
+        " tags: [...document.querySelectorAll('#boxes .tag')].map(e => e.textContent),"
+        " people: [...document.querySelectorAll('#people-list .name')].map(e => e.textContent)})")
 
 
-def enter_key(driver, site) -> None:
-    driver.get(site.url + "/")
-    box = driver.find_element("id", "api-key")
-    box.send_keys(site.key)
-    driver.find_element("id", "key-save").click()
-    wait(driver, lambda d: status(d) == "Key accepted.")
+def wait(page, condition, timeout: float = TIMEOUT_S):
+    """Until ``condition(page)`` holds; on timeout, fail with what the page shows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition(page)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not reach the expected state: {page_state(page)}")
+        page.wait_for_timeout(100)
+
+
+def status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def enter_key(page, site) -> None:
+    page.goto(site.url + "/")
+    page.fill("#api-key", site.key)
+    page.click("#key-save")
+    wait(page, lambda p: status(p) == "Key accepted.")
     # kept in this tab's sessionStorage only, never in localStorage or a cookie
-    assert driver.execute_script("return sessionStorage.getItem('faceprint.apiKey')") == site.key
-    assert driver.execute_script("return localStorage.length") == 0
-    assert driver.get_cookies() == []
+    assert page.evaluate("sessionStorage.getItem('faceprint.apiKey')") == site.key
+    assert page.evaluate("localStorage.length") == 0
+    assert page.context.cookies() == []
 
 
-def pick(driver, element_id: str, path: Path) -> None:
-    driver.find_element("id", element_id).send_keys(str(path))
+def pick(page, element_id: str, path: Path) -> None:
+    page.set_input_files(f"#{element_id}", str(path))
 
 
-def face_tags(driver) -> list[str]:
-    # read in one script: the page re-renders these lists, so element handles go stale
-    return driver.execute_script("return [...document.querySelectorAll('#boxes .face-box .tag')].map(e => e.textContent)")
+def face_tags(page) -> list[str]:
+    # read in one script: the page re-renders these lists
+    return page.evaluate("[...document.querySelectorAll('#boxes .face-box .tag')].map(e => e.textContent)")
 
 
-def people(driver) -> list[str]:
-    return driver.execute_script("return [...document.querySelectorAll('#people-list .person .name')].map(e => e.textContent)")
+def people(page) -> list[str]:
+    return page.evaluate("[...document.querySelectorAll('#people-list .person .name')].map(e => e.textContent)")
 
 
-def person(driver, name: str):
-    for li in driver.find_elements("css selector", "#people-list .person"):
-        if li.find_element("css selector", ".name").text == name:
-            return li
-    raise AssertionError(f"{name} is not listed: {people(driver)}")
+def person(page, name: str):
+    """The people-list entry whose name is exactly ``name`` (a lazy locator: survives re-renders)."""
+    assert name in people(page), f"{name} is not listed: {people(page)}"
+    return page.locator("#people-list .person").filter(has=page.locator(f".name:text-is({json.dumps(name)})"))
 
 
-def test_page_identify_enrol_rename_forget_verify(site, browser):
-    d = browser
-    enter_key(d, site)
-    assert d.execute_script("return document.querySelectorAll('script[src^=\"http\"], link[href^=\"http\"]').length") == 0
+def box_names(page) -> list[str]:
+    """The names on the boxes ("1. Barack Obama 0.967" -> "Barack Obama"; unknown faces -> "Unknown")."""
+    return ["Unknown" if t.split(". ", 1)[1].startswith("Unknown") else t.split(". ", 1)[1].rsplit(" ", 1)[0]
+            for t in face_tags(page)]
+
+
+def check_screenshot(path: Path, page, box_selector: str) -> None:
+    """The saved full-page screenshot is the page, not a blank image, and shows the named box."""
+    width, height = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+    with Image.open(path) as im:
+        assert im.size == (width, height), (im.size, width, height)
+        assert im.size[0] == DESKTOP["width"] and im.size[1] >= DESKTOP["height"]
+        rgb = np.asarray(im.convert("RGB")).astype(np.int16)
+    gray = rgb.mean(axis=2)
+    assert gray.std() > 20, f"the screenshot looks blank (pixel std {gray.std():.1f})"
+    dark = float((gray < 80).mean())
+    assert dark > 0.002, f"hardly any dark pixels (text, the photo): {dark:.4%}"
+    # the box border is drawn in the "known" green (#1b8a3a) where the page says the box is
+    rect = page.evaluate(
+        f"(() => {{ const r = document.querySelector({json.dumps(box_selector)}).getBoundingClientRect();"
+        " return [r.left + scrollX, r.top + scrollY, r.right + scrollX, r.bottom + scrollY]; })()")
+    x1, y1, x2, y2 = (int(round(v)) for v in rect)
+    region = rgb[max(0, y1):y2, max(0, x1):x2]
+    green = (np.abs(region - np.array([0x1B, 0x8A, 0x3A])).max(axis=2) <= 24).sum()
+    perimeter = 2 * ((x2 - x1) + (y2 - y1))
+    assert green >= perimeter, f"the box border is not in the screenshot: {green} green pixels, perimeter {perimeter}"
+
+
+def test_page_identify_enrol_rename_forget_verify(browser, site, artifacts):
+    page = browser
+    enter_key(page, site)
+    assert page.evaluate("document.querySelectorAll('script[src^=\"http\"], link[href^=\"http\"]').length") == 0
     # Before a photo is chosen there is no (broken) result image to show.
-    assert not d.find_element("id", "result").is_displayed()
+    assert not page.locator("#result").is_visible()
+    assert page.evaluate("getComputedStyle(document.getElementById('result')).display") == "none"
 
     # a photo: one box, unknown
-    pick(d, "photo-input", image("obama.jpg"))
-    wait(d, lambda d: len(face_tags(d)) == 1 and "face(s) found" in status(d))
-    assert face_tags(d)[0].startswith("1. Unknown")
-    box = d.find_element("css selector", "#boxes .face-box")
-    assert box.size["width"] > 20 and box.size["height"] > 20
+    pick(page, "photo-input", image("obama.jpg"))
+    wait(page, lambda p: len(face_tags(p)) == 1 and "face(s) found" in status(p))
+    assert face_tags(page)[0].startswith("1. Unknown")
+    assert page.locator("#result").is_visible()
+    box = page.locator("#boxes .face-box").bounding_box()
+    assert box["width"] > 20 and box["height"] > 20
 
     # enrol that face under a name: the person is listed with a thumbnail, the box named
-    d.find_element("id", "enrol-name-0").send_keys("Barack Obama")
-    d.find_element("css selector", "#faces form.enrol button").click()
-    wait(d, lambda d: "Barack Obama" in people(d) and status(d).startswith("Enrolled face 1"))
-    wait(d, lambda d: face_tags(d) and "Barack Obama" in face_tags(d)[0])
-    assert "known" in d.find_element("css selector", "#boxes .face-box").get_attribute("class")
-    wait(d, lambda d: d.execute_script(
-        "const i = document.querySelector('#people-list img.thumb'); return !!i && i.complete && i.naturalWidth > 0"))
+    page.fill("#enrol-name-0", "Barack Obama")
+    page.locator("#faces form.enrol button").first.click()
+    wait(page, lambda p: "Barack Obama" in people(p) and status(p).startswith("Enrolled face 1"))
+    wait(page, lambda p: face_tags(p) and "Barack Obama" in face_tags(p)[0])
+    assert "known" in page.locator("#boxes .face-box").get_attribute("class").split()
+    wait(page, lambda p: p.evaluate(
+        "(() => { const i = document.querySelector('#people-list img.thumb');"
+        " return !!i && i.complete && i.naturalWidth > 0; })()"))
+
+    # a second, different photo of the same person: recognised, the name on its box
+    pick(page, "photo-input", image("obama2.jpg"))
+    wait(page, lambda p: box_names(p) == ["Barack Obama"] and "1 face(s) found, 1 recognised" in status(p))
+    assert "known" in page.locator("#boxes .face-box").get_attribute("class").split()
+    assert page.locator("#faces .who").first.inner_text().startswith("Barack Obama")
+    wait(page, lambda p: p.evaluate(
+        "(() => { const i = document.getElementById('photo'); return i.complete && i.naturalWidth > 0; })()"))
+    # the artifact: the whole page with the named box and the listed person
+    shot = artifacts / "web-identify-second-photo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    check_screenshot(shot, page, "#boxes .face-box")
 
     # a photo of two people: two boxes, one named with its similarity, one unknown
-    pick(d, "photo-input", image("two_people.jpg"))
-    wait(d, lambda d: len(face_tags(d)) == 2)
-    tags = face_tags(d)
+    pick(page, "photo-input", image("two_people.jpg"))
+    wait(page, lambda p: len(face_tags(p)) == 2)
+    tags = face_tags(page)
     named = [t for t in tags if "Barack Obama" in t]
     assert len(named) == 1 and "0.9" in named[0]
     assert sum("Unknown" in t for t in tags) == 1
 
     # enrol the unknown face of the group photo (cropped in the page) under a new name
     unknown = next(i for i, t in enumerate(tags) if "Unknown" in t)
-    d.find_element("id", f"enrol-name-{unknown}").send_keys("Joe Biden")
-    d.find_elements("css selector", "#faces form.enrol button")[unknown].click()
-    wait(d, lambda d: "Joe Biden" in people(d))
-    wait(d, lambda d: sorted(t.split(". ", 1)[1].rsplit(" ", 1)[0] for t in face_tags(d)) == ["Barack Obama", "Joe Biden"])
+    page.fill(f"#enrol-name-{unknown}", "Joe Biden")
+    page.locator("#faces form.enrol button").nth(unknown).click()
+    wait(page, lambda p: "Joe Biden" in people(p))
+    wait(page, lambda p: sorted(box_names(p)) == ["Barack Obama", "Joe Biden"])
 
-    # rename
-    field = person(d, "Joe Biden").find_element("css selector", "input[id^=rename-]")
-    field.clear()
-    field.send_keys("Joseph R. Biden")
-    field.submit()
-    wait(d, lambda d: "Joseph R. Biden" in people(d) and "Joe Biden" not in people(d))
-    wait(d, lambda d: any("Joseph R. Biden" in t for t in face_tags(d)))
+    # rename (Enter in the field submits its form)
+    field = person(page, "Joe Biden").locator("input[id^=rename-]")
+    field.fill("Joseph R. Biden")
+    field.press("Enter")
+    wait(page, lambda p: "Joseph R. Biden" in people(p) and "Joe Biden" not in people(p))
+    wait(page, lambda p: "Joseph R. Biden" in box_names(p))
 
     # forget, with a confirmation: cancel keeps the person, confirm removes them
-    def forget_button(name):
-        return person(d, name).find_element("css selector", "button.danger")
-
-    forget_button("Barack Obama").click()
-    dialog = d.find_element("id", "confirm")
-    wait(d, lambda d: dialog.is_displayed())
-    assert "Barack Obama" in d.find_element("id", "confirm-text").text
-    d.find_element("id", "confirm-cancel").click()
-    wait(d, lambda d: not dialog.is_displayed())
-    assert "Barack Obama" in people(d)
-    forget_button("Barack Obama").click()
-    wait(d, lambda d: dialog.is_displayed())
-    d.find_element("id", "confirm-ok").click()
-    wait(d, lambda d: "Barack Obama" not in people(d) and status(d).startswith("Forgot Barack Obama"))
-    wait(d, lambda d: not any("Barack Obama" in t for t in face_tags(d)))
+    dialog = page.locator("#confirm")
+    person(page, "Barack Obama").locator("button.danger").click()
+    dialog.wait_for(state="visible")
+    assert "Barack Obama" in page.locator("#confirm-text").inner_text()
+    page.click("#confirm-cancel")
+    dialog.wait_for(state="hidden")
+    wait(page, lambda p: status(p) == "Barack Obama kept.")
+    assert "Barack Obama" in people(page)
+    person(page, "Barack Obama").locator("button.danger").click()
+    dialog.wait_for(state="visible")
+    page.click("#confirm-ok")
+    wait(page, lambda p: "Barack Obama" not in people(p) and status(p).startswith("Forgot Barack Obama"))
+    # the group photo on screen is identified again: Obama's face is unknown now
+    wait(page, lambda p: sorted(box_names(p)) == ["Joseph R. Biden", "Unknown"])
+    # and a new identification of the second photo no longer names him
+    pick(page, "photo-input", image("obama2.jpg"))
+    wait(page, lambda p: box_names(p) == ["Unknown"] and "1 face(s) found, 0 recognised" in status(p))
+    assert "unknown" in page.locator("#boxes .face-box").get_attribute("class").split()
     # and the service agrees: identify never returns the forgotten person
     probe = call("POST", site.url + "/v1/identify", key=site.key, form={"image": image("obama3.jpg")}).json()
     assert [f["identity"] for f in probe["faces"]] == [None]
 
     # verify two photos side by side
-    pick(d, "verify-a", image("obama.jpg"))
-    pick(d, "verify-b", image("obama2.jpg"))
-    d.find_element("id", "verify-go").click()
-    wait(d, lambda d: d.find_element("id", "verify-result").text.startswith("Same person"))
-    pick(d, "verify-b", image("biden.jpg"))
-    d.find_element("id", "verify-go").click()
-    wait(d, lambda d: d.find_element("id", "verify-result").text.startswith("Not the same person"))
+    pick(page, "verify-a", image("obama.jpg"))
+    pick(page, "verify-b", image("obama2.jpg"))
+    wait(page, lambda p: p.locator("#preview-a").is_visible() and p.locator("#preview-b").is_visible())
+    page.click("#verify-go")
+    wait(page, lambda p: p.locator("#verify-result").inner_text().startswith("Same person"))
+    pick(page, "verify-b", image("biden.jpg"))
+    page.click("#verify-go")
+    wait(page, lambda p: p.locator("#verify-result").inner_text().startswith("Not the same person"))
 
 
-def test_wrong_key_is_reported_and_the_page_is_keyboard_usable(site, browser):
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    d = browser
-    d.get(site.url + "/")
-    d.find_element("id", "api-key").send_keys("fp_00000000_" + "x" * 43 + Keys.ENTER)
-    wait(d, lambda d: "not valid" in status(d) and "unauthorized" in status(d))
+def test_wrong_key_is_reported_and_the_page_is_keyboard_usable(browser, site):
+    page = browser
+    page.goto(site.url + "/")
+    page.fill("#api-key", "fp_00000000_" + "x" * 43)
+    page.press("#api-key", "Enter")
+    wait(page, lambda p: "not valid" in status(p) and "unauthorized" in status(p))
     # keyboard: from the key field, Tab reaches the buttons, the photo picker and the forms in order
-    d.find_element("id", "api-key").click()
+    page.click("#api-key")
     order = []
     for _ in range(12):
-        ActionChains(d).send_keys(Keys.TAB).perform()  # to the page: a file input takes send_keys as a path
-        order.append(d.switch_to.active_element.get_attribute("id") or d.switch_to.active_element.tag_name)
-    assert order[:2] == ["key-save", "key-clear"]
-    assert "photo-input" in order and "people-refresh" in order
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || document.activeElement.tagName.toLowerCase()"))
+        if order[-1] == "key-save":
+            # a keyboard-focused button shows its focus ring
+            assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    assert order[:2] == ["key-save", "key-clear"], order
+    assert "photo-input" in order and "people-refresh" in order, order
+    assert order.index("photo-input") < order.index("people-refresh"), order
     # the focused file picker shows a visible focus ring on its drop zone
-    d.execute_script("document.getElementById('photo-input').focus()")
-    assert d.execute_script(
-        "return getComputedStyle(document.getElementById('drop')).outlineStyle") != "none"
+    page.focus("#photo-input")
+    assert page.evaluate("getComputedStyle(document.getElementById('drop')).outlineStyle") != "none"
 
 
-def test_phone_width(site):
-    d = _browser(800, 900)
+def test_phone_width(chromium, site):
+    # a phone's viewport, as a phone reports it (meta viewport honoured, touch, 3x pixels)
+    context, page, problems = open_page(chromium, site, viewport={"width": 390, "height": 844},
+                                        device_scale_factor=3, is_mobile=True, has_touch=True)
     try:
-        # a phone's viewport (a desktop window cannot be made this narrow)
-        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                          {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
-        enter_key(d, site)
-        pick(d, "photo-input", image("obama2.jpg"))
-        wait(d, lambda d: len(face_tags(d)) == 1)
-        width = d.execute_script("return window.innerWidth")
+        enter_key(page, site)
+        pick(page, "photo-input", image("obama2.jpg"))
+        wait(page, lambda p: len(face_tags(p)) == 1)
+        width = page.evaluate("window.innerWidth")
         assert width == 390
         # nothing wider than the screen: no sideways scrolling
-        assert d.execute_script("return document.documentElement.scrollWidth") <= width
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
         for element_id in ("api-key", "drop", "photo", "verify-a", "verify-b", "people-refresh"):
-            rect = d.execute_script(f"return document.getElementById('{element_id}').getBoundingClientRect().toJSON()")
+            rect = page.evaluate(f"document.getElementById('{element_id}').getBoundingClientRect().toJSON()")
             assert rect["left"] >= 0 and rect["right"] <= width + 1, (element_id, rect)
         # the two verify photos stack instead of squeezing side by side
-        a = d.execute_script("return document.getElementById('verify-a').getBoundingClientRect().top")
-        b = d.execute_script("return document.getElementById('verify-b').getBoundingClientRect().top")
+        a = page.evaluate("document.getElementById('verify-a').getBoundingClientRect().top")
+        b = page.evaluate("document.getElementById('verify-b').getBoundingClientRect().top")
         assert b > a
     finally:
-        d.quit()
+        context.close()
+    assert problems == []
