@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -56,8 +57,13 @@ def test_health_needs_no_key_and_every_response_has_a_request_id(api):
 def test_access_log_has_one_json_line_per_request(api):
     r = call("GET", api.url + "/v1/models", key=api.keys.recognize, headers={"X-Request-ID": "log-check-1"})
     assert r.status == 200
-    lines = [json.loads(line) for line in api.log().splitlines() if line.startswith("{")]
-    (entry,) = [e for e in lines if e["request_id"] == "log-check-1"]
+    # The line is written once the response is sent: the client may see the answer first.
+    deadline, found = time.monotonic() + 10, []
+    while not found and time.monotonic() < deadline:
+        lines = [json.loads(line) for line in api.log().splitlines() if line.startswith("{")]
+        found = [e for e in lines if e["request_id"] == "log-check-1"]
+        time.sleep(0 if found else 0.05)
+    (entry,) = found
     assert entry["method"] == "GET" and entry["path"] == "/v1/models" and entry["status"] == 200
     assert entry["key_id"] == api.keys.recognize.split("_")[1]
     assert api.keys.recognize not in api.log()  # the key itself is never logged
