@@ -266,8 +266,10 @@ class Analyzer:
             threshold_source=source,
         )
 
-    def _pick(self, image: ImageSource, index: int | None) -> tuple[EmbeddedFace, SelectedFace]:
-        label = describe_source(image)
+    def _pick(self, image: ImageSource, index: int | None, label: str | None = None) -> tuple[EmbeddedFace, SelectedFace]:
+        """The chosen face of ``image`` (largest, or ``index``), embedded; ``label`` names the
+        image in errors and in the result (default: its path, or a description)."""
+        label = label or describe_source(image)
         rgb = self.load(image)
         faces = self.detect_array(rgb)
         i, how = select_face(faces, index, label)

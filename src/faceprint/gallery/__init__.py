@@ -10,6 +10,7 @@ from faceprint.gallery.types import (
     GalleryStats,
     Rejected,
     Subject,
+    SubjectVerification,
     Template,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "Rejected",
     "SQLiteStore",
     "Subject",
+    "SubjectVerification",
     "Template",
     "default_gallery_path",
 ]

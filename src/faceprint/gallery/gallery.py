@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from faceprint.batch import Prepared, prepare_many
-from faceprint.errors import DuplicateImageError, FaceprintError, InvalidArgumentError, ModelMismatchError, NoFaceError
+from faceprint.errors import (
+    DuplicateImageError,
+    FaceprintError,
+    InvalidArgumentError,
+    ModelMismatchError,
+    NoFaceError,
+    SubjectNotFoundError,
+)
 from faceprint.gallery.index import VectorIndex, make_index
 from faceprint.gallery.store import GalleryStore, NewFace, SQLiteStore
 from faceprint.gallery.types import (
@@ -33,12 +40,13 @@ from faceprint.gallery.types import (
     GalleryStats,
     Rejected,
     Subject,
+    SubjectVerification,
     Template,
 )
 from faceprint.imageio import IMAGE_SUFFIXES, ImageSource
 from faceprint.pipeline import Analyzer, resolve_threshold
 from faceprint.quality import QualityPolicy, assess
-from faceprint.types import Box, EmbeddedFace, ImageAnalysis
+from faceprint.types import Box, EmbeddedFace, ImageAnalysis, Verification
 
 EXPORT_FORMAT = "faceprint-gallery"
 EXPORT_VERSION = 1
@@ -209,6 +217,36 @@ class Gallery:
             )
             self._dirty = True
         return face_id
+
+    def verify_subject(
+        self,
+        image: ImageSource,
+        subject_id: int,
+        *,
+        far: float | None = None,
+        threshold: float | None = None,
+        face: int | None = None,
+        label: str | None = None,
+    ) -> SubjectVerification:
+        """Is the face in ``image`` (the largest, or index ``face``) enrolled subject
+        ``subject_id``? Compared with that subject's best-matching template, decided at the
+        threshold for ``far`` (default 1e-3) or at ``threshold``."""
+        subject = self.store.subject_by_id(subject_id)
+        templates = self.store.templates(subject.id)
+        if not templates:
+            raise InvalidArgumentError(f"subject {subject.name!r} has no enrolled faces to compare with",
+                                       details={"subject_id": subject.id})
+        limit, far_value, source = resolve_threshold(self.analyzer.embedder_card, far=far, threshold=threshold)
+        embedded, chosen = self.analyzer._pick(image, face, label)
+        ids, _, vectors = self.store.read_templates([t.id for t in templates])
+        if not len(ids):  # forgotten meanwhile
+            raise SubjectNotFoundError(f"subject {subject.id} has no faces any more", details={"subject_id": subject.id})
+        sims = vectors.astype(np.float64) @ embedded.embedding.astype(np.float64)
+        best = int(sims.argmax())
+        similarity = float(np.clip(sims[best], -1.0, 1.0))
+        verification = Verification(similarity, limit, far_value, similarity >= limit, self.analyzer.model_id,
+                                    (chosen, chosen), source)
+        return SubjectVerification(verification, subject, int(ids[best]))
 
     # --- identification ---------------------------------------------------------------------
     def identify(

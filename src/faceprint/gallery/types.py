@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from faceprint.types import Box
+from faceprint.types import Box, Verification
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,23 @@ class EnrollmentReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"enrolled": [e.to_dict() for e in self.enrolled], "rejected": [r.to_dict() for r in self.rejected]}
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectVerification:
+    """Is the face in an image an enrolled subject? Decided on the subject's best-matching
+    template; ``verification.faces`` holds the probe face twice (there is no second image)."""
+
+    verification: Verification
+    subject: Subject
+    face_id: int  # the best-matching template
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.verification.to_dict()
+        out["faces"] = out["faces"][:1]
+        out["subject"] = {"id": self.subject.id, "name": self.subject.name}
+        out["subject_face_id"] = self.face_id
+        return out
 
 
 @dataclass(frozen=True, slots=True)

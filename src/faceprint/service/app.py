@@ -58,11 +58,10 @@ from faceprint.errors import (
     UnsupportedMediaTypeError,
 )
 from faceprint.imageio import ImageLimits, load_image
-from faceprint.pipeline import Analyzer, resolve_threshold, select_face
+from faceprint.pipeline import Analyzer
 from faceprint.service import schemas as S
 from faceprint.service.auth import ApiKey, KeyStore
 from faceprint.service.limits import RateLimiter
-from faceprint.types import SelectedFace, Verification
 
 STATIC = Path(__file__).with_name("static")
 SETTINGS_ENV = "FACEPRINT_SERVICE_SETTINGS"
@@ -670,30 +669,10 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
             for face, upload in zip(out["faces"], (a, b)):
                 face["path"] = upload.label
             return out
-        subject = svc.gallery.store.subject_by_id(p["subject_id"])
-        templates = svc.gallery.store.templates(subject.id)
-        if not templates:
-            raise InvalidArgumentError(f"subject {subject.name!r} has no enrolled faces to compare with",
-                                       details={"subject_id": subject.id})
-        limit, far_value, source = resolve_threshold(svc.analyzer.embedder_card, far=p["far"], threshold=p["threshold"])
         with svc.model_lock:
-            faces = svc.analyzer.detect_array(rgb_a)
-            i, how = select_face(faces, p["face_a"], a.label)
-            (embedded,) = svc.analyzer.embed_faces(rgb_a, [faces[i]])
-        ids, _, vectors = svc.gallery.store.read_templates([t.id for t in templates])
-        if not len(ids):
-            raise SubjectNotFoundError(f"subject {subject.id} has no faces any more", details={"subject_id": subject.id})
-        sims = vectors.astype("float64") @ embedded.embedding.astype("float64")
-        best = int(sims.argmax())
-        similarity = float(min(1.0, max(-1.0, sims[best])))
-        chosen = SelectedFace(a.label, i, len(faces), how, faces[i].box, faces[i].score)  # type: ignore[arg-type]
-        result = Verification(similarity, limit, far_value, similarity >= limit, svc.analyzer.model_id,
-                              (chosen, chosen), source)
-        out = result.to_dict()
-        out["faces"] = out["faces"][:1]
-        out["subject"] = {"id": subject.id, "name": subject.name}
-        out["subject_face_id"] = int(ids[best])
-        return out
+            result = svc.gallery.verify_subject(rgb_a, p["subject_id"], far=p["far"], threshold=p["threshold"],
+                                                face=p["face_a"], label=a.label)
+        return result.to_dict()
 
     verify_body = _body_doc(S.VerifyParams, S.VerifyJSON, {"image_a": False, "image_b": False}, ["image_a"])
 

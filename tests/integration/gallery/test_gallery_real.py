@@ -224,3 +224,15 @@ def test_two_writers_and_a_reader_on_one_file(tmp_path, analyzer):
     (face,) = g.identify(shared(*FR, "obama2.jpg"))
     assert face.identity == "seed"
     g.close()
+
+
+def test_verify_against_an_enrolled_subject(gallery):
+    gallery.enroll("obama", [shared(*FR, "obama.jpg"), shared(*FR, "obama2.jpg")])
+    sid = gallery.subject("obama").id
+    same = gallery.verify_subject(shared(*FR, "obama3.jpg"), sid)
+    other = gallery.verify_subject(shared(*FR, "biden.jpg"), sid, far=1e-2)
+    assert same.verification.match and not other.verification.match
+    assert same.face_id in {t.id for t in gallery.templates("obama")}
+    doc = same.to_dict()
+    assert doc["subject"] == {"id": sid, "name": "obama"} and len(doc["faces"]) == 1
+    assert doc["faces"][0]["path"].endswith("obama3.jpg")
