@@ -164,8 +164,13 @@ def _unique(ids: np.ndarray) -> np.ndarray:
     return np.unique(ids)
 
 
-def _empty_result(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((nq, k), -1, np.int64), np.full((nq, k), -np.inf, np.float32)
+def _search_start(queries, k, dim: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Checked queries and k, and the padded result to fill: (q, k, ids, similarities)."""
+    q = _as_vectors(queries, dim)
+    k = int(k)
+    if k < 0:
+        raise ValueError("k must be >= 0")
+    return q, k, np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
 
 
 def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -361,11 +366,7 @@ class ExactIndex:
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        q = _as_vectors(queries, self.dim)
-        k = int(k)
-        if k < 0:
-            raise ValueError("k must be >= 0")
-        out_ids, out_sims = _empty_result(len(q), k)
+        q, k, out_ids, out_sims = _search_start(queries, k, self.dim)
         if k == 0 or self._n == 0 or len(q) == 0:
             return out_ids, out_sims
         rows = None if allowed is None else self._live_rows(allowed)
@@ -563,11 +564,7 @@ class HnswIndex:
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        q = _as_vectors(queries, self.dim)
-        k = int(k)
-        if k < 0:
-            raise ValueError("k must be >= 0")
-        out_ids, out_sims = _empty_result(len(q), k)
+        q, k, out_ids, out_sims = _search_start(queries, k, self.dim)
         n = len(self)
         if k == 0 or n == 0 or len(q) == 0:
             return out_ids, out_sims
