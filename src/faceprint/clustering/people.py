@@ -188,6 +188,40 @@ class Question:
                 "priority": round(self.priority, 4)}
 
 
+@dataclass(frozen=True, slots=True)
+class _Collection:
+    """Every photo face as arrays, a row each (what a pass and the questions work on)."""
+
+    ids: np.ndarray  # photo face ids
+    photo: np.ndarray  # a small int per photo (faces of one photo share it)
+    person: np.ndarray  # person id, -1 while unsorted
+    usable: np.ndarray
+    assigned_by: list[str | None]
+    emb: np.ndarray
+    banned: dict[int, set[int]]  # row -> the people it was marked "not"
+
+    @classmethod
+    def read(cls, query) -> _Collection | None:
+        rows = query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding FROM photo_faces ORDER BY id")
+        if not rows:
+            return None
+        ids = np.array([r[0] for r in rows], np.int64)
+        row_of = {int(f): i for i, f in enumerate(ids)}
+        banned: dict[int, set[int]] = defaultdict(set)
+        for fid, pid in query("SELECT face_id, person_id FROM not_person"):
+            if fid in row_of:
+                banned[row_of[fid]].add(pid)
+        return cls(
+            ids=ids,
+            photo=np.unique([r[1] for r in rows], return_inverse=True)[1],
+            person=np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64),
+            usable=np.array([bool(r[3]) for r in rows]),
+            assigned_by=[r[4] for r in rows],
+            emb=np.stack([np.frombuffer(r[5], np.float32) for r in rows]),
+            banned=dict(banned),
+        )
+
+
 class People:
     """The people found in a gallery's photos. ``People(Gallery.open(path))``."""
 
@@ -251,6 +285,10 @@ class People:
             f"SELECT id, path, box, quality, usable, person_id, assigned_by, score FROM photo_faces {where}", params)
         return [PhotoFace(r[0], r[1], Box(*json.loads(r[2])), r[3], bool(r[4]), r[5], r[6], r[7]) for r in rows]
 
+    def _name_of(self, pid: int) -> str | None:
+        rows = self.store._query("SELECT s.name FROM people p JOIN subjects s ON s.id = p.subject_id WHERE p.id = ?", (pid,))
+        return rows[0][0] if rows else None
+
     def _resolve(self, ref: int | str) -> int:
         """A person id from ``12``, ``"#12"`` or a name."""
         if isinstance(ref, str) and ref.startswith("#") and ref[1:].isdigit():
@@ -305,26 +343,14 @@ class People:
         Returns (faces assigned to existing people, new people formed)."""
         self._calibrate()
         with self.store._write() as db:
-            rows = db.execute("SELECT id, image_sha256, person_id, usable, embedding FROM photo_faces ORDER BY id").fetchall()
-            if not rows:
+            c = _Collection.read(lambda sql: db.execute(sql).fetchall())
+            if c is None:
                 return 0, 0
-            ids = np.array([r[0] for r in rows], np.int64)
-            photo = np.unique([r[1] for r in rows], return_inverse=True)[1]
-            person = np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64)
-            usable = np.array([bool(r[3]) for r in rows])
-            emb = np.stack([np.frombuffer(r[4], np.float32) for r in rows])
-            banned: dict[int, set[int]] = defaultdict(set)
-            for fid, pid in db.execute("SELECT face_id, person_id FROM not_person"):
-                banned[fid].add(pid)
-            row_of = {int(f): i for i, f in enumerate(ids)}
-            todo = np.flatnonzero((person < 0) & usable)
-            assigned = self._assign(db, todo, ids, photo, person, emb, {row_of[f]: b for f, b in banned.items() if f in row_of})
-
-            banned_rows = {row_of[f]: b for f, b in banned.items() if f in row_of}
-            pool = np.flatnonzero((person < 0) & usable)
-            new_people = self._form(db, pool, ids, photo, person, emb)
+            # _assign and _form update c.person as they go.
+            assigned = self._assign(db, c)
+            new_people = self._form(db, c)
             if new_people:
-                assigned += self._assign(db, np.flatnonzero((person < 0) & usable), ids, photo, person, emb, banned_rows)
+                assigned += self._assign(db, c)
         return assigned, new_people
 
     def _scores(self, rows: np.ndarray, person: np.ndarray, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -339,7 +365,10 @@ class People:
             scores[:, j] = np.sort(sims, axis=1)[:, -top:].mean(axis=1) if top else -np.inf
         return pids, scores
 
-    def _assign(self, db, todo, ids, photo, person, emb, banned: dict[int, set[int]]) -> int:
+    def _assign(self, db, c: _Collection) -> int:
+        """Usable unsorted faces join the person they match confidently (module docstring)."""
+        ids, photo, person, emb, banned = c.ids, c.photo, c.person, c.emb, c.banned
+        todo = np.flatnonzero((person < 0) & c.usable)
         if not len(todo) or not (person >= 0).any():
             return 0
         pids, scores = self._scores(todo, person, emb)
@@ -370,7 +399,10 @@ class People:
         db.executemany("UPDATE people SET updated_at = ? WHERE id = ?", [(now, pid) for pid in grown])
         return int(np.count_nonzero(person[todo] >= 0))
 
-    def _form(self, db, pool, ids, photo, person, emb) -> int:
+    def _form(self, db, c: _Collection) -> int:
+        """New people from the usable unsorted faces (module docstring)."""
+        ids, photo, person, emb = c.ids, c.photo, c.person, c.emb
+        pool = np.flatnonzero((person < 0) & c.usable)
         if len(pool) < self.min_new_person:
             return 0
         result = cluster(emb[pool], self.algorithm, threshold=self.threshold, photo_ids=photo[pool])
@@ -405,14 +437,13 @@ class People:
         """Name a person. It becomes (or joins) the gallery subject ``name``: a person already
         linked to that subject is merged with this one; its faces are enrolled as templates."""
         pid = self._resolve(ref)
-        other = self.store._query(
-            "SELECT p.id FROM people p JOIN subjects s ON s.id = p.subject_id WHERE s.name = ?", (name.strip(),))
-        if other and other[0][0] != pid:
-            return self.merge(pid, other[0][0])
-        current = self.store._query("SELECT s.name FROM people p JOIN subjects s ON s.id = p.subject_id WHERE p.id = ?", (pid,))
-        if current:
-            if current[0][0] != name.strip():
-                self.gallery.rename(current[0][0], name)
+        other = self.find(name.strip())
+        if other is not None and other != pid:
+            return self.merge(pid, other)
+        current = self._name_of(pid)
+        if current is not None:
+            if current != name.strip():
+                self.gallery.rename(current, name)
         else:
             try:
                 subject = self.gallery.subject(name)
@@ -461,8 +492,7 @@ class People:
         dst = self._resolve(target) if dst is None else dst
         if src == dst:
             return self.person(dst)
-        names = dict(self.store._query(
-            "SELECT p.id, s.name FROM people p JOIN subjects s ON s.id = p.subject_id WHERE p.id IN (?, ?)", (src, dst)))
+        names = {pid: name for pid in (src, dst) if (name := self._name_of(pid)) is not None}
         with self.store._write() as db:
             dst_photos = {r[0] for r in db.execute("SELECT image_sha256 FROM photo_faces WHERE person_id = ?", (dst,))}
             for fid, sha in db.execute("SELECT id, image_sha256 FROM photo_faces WHERE person_id = ?", (src,)).fetchall():
@@ -528,10 +558,10 @@ class People:
         """Delete a person, their faces, thumbnails and (if named) the gallery subject and
         templates, for good. Returns the number of photo faces removed."""
         pid = self._resolve(ref)
-        named = self.store._query("SELECT s.name FROM people p JOIN subjects s ON s.id = p.subject_id WHERE p.id = ?", (pid,))
+        named = self._name_of(pid)
         n = self.store._query("SELECT COUNT(*) FROM photo_faces WHERE person_id = ?", (pid,))[0][0]
-        if named:
-            self.gallery.forget(named[0][0])  # the subject's deletion cascades to the person and faces
+        if named is not None:
+            self.gallery.forget(named)  # the subject's deletion cascades to the person and faces
         with self.store._write() as db:
             db.execute("DELETE FROM photo_faces WHERE person_id = ?", (pid,))
             db.execute("DELETE FROM people WHERE id = ?", (pid,))
@@ -552,28 +582,21 @@ class People:
         Assignments at or above the accept threshold (FAR / :data:`ACCEPT_FACTOR`), and faces
         a person placed, are never asked about."""
         self._calibrate()
-        rows = self.store._query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding FROM photo_faces")
-        if not rows:
+        c = _Collection.read(self.store._query)
+        if c is None:
             return []
-        ids = np.array([r[0] for r in rows], np.int64)
-        person = np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64)
-        usable = np.array([bool(r[3]) for r in rows])
-        by = [r[4] for r in rows]
-        emb = np.stack([np.frombuffer(r[5], np.float32) for r in rows])
-        banned = defaultdict(set)
-        for fid, pid in self.store._query("SELECT face_id, person_id FROM not_person"):
-            banned[fid].add(pid)
+        ids, person, usable, emb = c.ids, c.person, c.usable, c.emb
         questions: list[Question] = []
         band = max(self.threshold - self.ask_threshold, 1e-6)
         # Faces: unsorted usable ones near a person, and uncertain automatic assignments.
-        ask = np.flatnonzero(usable & ((person < 0) | np.array([b == "match" for b in by])))
+        ask = np.flatnonzero(usable & ((person < 0) | np.array([b == "match" for b in c.assigned_by])))
         if len(ask) and (person >= 0).any():
             pids, scores = self._scores(ask, np.where(np.isin(np.arange(len(ids)), ask), -1, person), emb)
             sizes = {int(p): int(np.count_nonzero(person == p)) for p in pids}
             for a, i in enumerate(ask):
                 s = scores[a].copy()
                 for j, pid in enumerate(pids):
-                    if int(pid) in banned.get(int(ids[i]), ()):
+                    if int(pid) in c.banned.get(int(i), ()):
                         s[j] = -np.inf
                 j = int(np.argmax(s))
                 best = float(s[j])
