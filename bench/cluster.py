@@ -41,7 +41,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -321,26 +320,9 @@ def machine() -> dict:
     import scipy
     import sklearn
 
-    cpu = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "scikit_learn": sklearn.__version__,
-        "dlib": dlib.__version__,
-        "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
-    }
+    from machine import machine as describe
+
+    return describe(scipy=scipy.__version__, scikit_learn=sklearn.__version__, dlib=dlib.__version__)
 
 
 def best(rows: list[dict], dataset: str, key=lambda r: r["bcubed"]["f1"] or 0.0) -> dict:

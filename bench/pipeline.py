@@ -31,7 +31,6 @@ import csv
 import json
 import multiprocessing
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -360,29 +359,11 @@ def environment() -> dict:
     import dlib
     import onnxruntime
 
-    cpu_model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     from faceprint.batch import default_jobs
+    from machine import machine
 
-    return {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "usable_cores": default_jobs(),
-        "dlib": dlib.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-        "face_recognition": face_recognition_version(),
-        "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
-    }
+    return machine(usable_cores=default_jobs(), dlib=dlib.__version__, onnxruntime=onnxruntime.__version__,
+                   face_recognition=face_recognition_version())
 
 
 def _sizes(paths: list[str]) -> dict:

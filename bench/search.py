@@ -29,7 +29,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -40,8 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from faceprint.gallery import index as index_mod
-from faceprint.gallery.index import ExactIndex, HnswIndex
+from faceprint.gallery import index as index_mod  # noqa: E402
+from faceprint.gallery.index import ExactIndex, HnswIndex  # noqa: E402
+from machine import machine  # noqa: E402  (bench/machine.py)
 
 DIM = 128
 B_SPREAD, S_NOISE, CV, PR_B, PR_W = 0.3648, 0.2458, 0.15, 16.0, 60.0
@@ -330,15 +330,8 @@ def main() -> int:
     t0 = time.perf_counter()
     doc: dict = {
         "benchmark": "gallery vector index: exact (numpy/BLAS) vs HNSW (hnswlib)",
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "hnswlib": getattr(hnswlib, "__version__", "0.8.0"),
-            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-            "loadavg_start": os.getloadavg()[0],
-        },
+        "machine": machine(hnswlib=getattr(hnswlib, "__version__", "0.8.0"),
+                           openblas_coretype=os.environ.get("OPENBLAS_CORETYPE")),
         "settings": {
             "dim": DIM,
             "queries": args.queries,

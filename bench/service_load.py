@@ -26,7 +26,6 @@ import csv
 import http.client
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from machine import machine  # bench/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared" / "data" / "lfw_dev"
@@ -180,6 +180,7 @@ def main() -> int:
     if not LFW.is_dir():
         log(f"needs {LFW}")
         return 2
+    info = machine()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "load.db"
         log(f"enrolling {args.subjects} subjects ...")
@@ -222,8 +223,7 @@ def main() -> int:
     sixteen = next((r for r in loads if r["clients"] == 16), None)
     doc = {
         "benchmark": "bench/service_load.py: faceprint serve under concurrent identify/verify load",
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "loadavg_end": os.getloadavg()[0]},
+        "machine": {**info, "loadavg_end": os.getloadavg()[0]},
         "settings": {"subjects": enrolled, "enrol_seconds": round(enrol_s, 1), "probe_photos": len(probes),
                      "server": f"{args.workers} uvicorn process(es), --threads {args.threads}, no rate limit, "
                                "hog + dlib-resnet34",

@@ -1,0 +1,37 @@
+"""What every benchmark records about the machine it ran on (imported by the bench scripts,
+which run with this folder on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or None
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """Date, Python, platform, CPU, cores, numpy, ``extra`` (library versions ...) and the
+    load average at the start: the machine is shared, so a reader can judge the timings."""
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        **extra,
+        "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
+    }
