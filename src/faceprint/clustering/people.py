@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -305,12 +306,15 @@ class People:
 
     # --- a pass -----------------------------------------------------------------------------
     def add_photos(self, images: Iterable[ImageSource], *, jobs: int | None = 1) -> PassReport:
-        """Add the faces of new photos (a photo already added, by content, is skipped), then
-        assign and form people (module docstring). Bad files are reported, the rest go on."""
+        """Add the faces of new photos, then assign and form people (module docstring). A path
+        added before is not read again, and a photo already added under another path (same
+        content) is skipped. Bad files are reported, the rest go on."""
         analyzer, policy = self.gallery.analyzer, self.gallery.quality
+        known = {row[0] for row in self.store._query("SELECT path FROM cluster_photos")}
+        new = [i for i in images if not (isinstance(i, (str, os.PathLike)) and os.fspath(i) in known)]
         errors: list[dict[str, Any]] = []
         photos = faces_added = 0
-        for prepared, analysis in prepare_many(analyzer, images, embed=True, jobs=jobs, digest=True):
+        for prepared, analysis in prepare_many(analyzer, new, embed=True, jobs=jobs, digest=True):
             if analysis.error is not None:
                 errors.append({"path": prepared.source, **analysis.error.to_dict()})
                 continue
