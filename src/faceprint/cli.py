@@ -68,6 +68,15 @@ JobsOpt = typer.Option(
     help=f"Worker processes that decode and detect in parallel (default: the CPU cores, or none for "
     f"fewer than {SMALL_BATCH} files; 1: no workers).",
 )
+
+
+def _jobs_for(jobs: int | None, n_files: int) -> int:
+    """--jobs as given, else the CPU cores -- or none for a few files: starting workers costs ~1 s."""
+    if jobs is not None:
+        return jobs
+    return default_jobs() if n_files >= SMALL_BATCH else 1
+
+
 UpsampleOpt = typer.Option(
     None, "--upsample", min=0, max=3, help="Upsample the image N times before detecting (default: only small images, once)."
 )
@@ -227,8 +236,7 @@ def _batch_command(
         paths = find_images(images)
         if not paths:
             _fail({"code": "invalid_argument", "message": "no image files given"}, as_json, 2)
-        if jobs is None:  # starting workers costs ~1 s: not worth it for a few files
-            jobs = default_jobs() if len(paths) >= SMALL_BATCH else 1
+        jobs = _jobs_for(jobs, len(paths))
         # Checks the arguments and loads the embedder before any output is written.
         analyses = analyzer.embed_many(paths, jobs=jobs) if embed else analyzer.detect_many(paths, jobs=jobs)
     except KeyboardInterrupt:

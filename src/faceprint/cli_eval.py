@@ -37,9 +37,7 @@ EvalDetectorOpt = typer.Option(
 
 
 def _jobs(jobs: int) -> int:
-    from faceprint.evaluation.protocols import available_cores
-
-    return jobs or available_cores()
+    return jobs or base.default_jobs()
 
 
 def _spec(detector: str, model: str, upsample: Optional[int], select: str, models_dir, detector_file, model_file):

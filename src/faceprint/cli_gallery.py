@@ -77,8 +77,7 @@ def enroll(
             raise InvalidArgumentError("no image files found")
         from faceprint.gallery import Enrolled, EnrollmentReport
 
-        if jobs is None:  # starting workers costs ~1 s: not worth it for a few files
-            jobs = base.default_jobs() if len(jobs_list) >= base.SMALL_BATCH else 1
+        jobs = base._jobs_for(jobs, len(jobs_list))
         enrolled, rejected = [], []
         with _open(ctx) as gallery, base._progress(not as_json and len(jobs_list) > 1 and base.err.is_terminal) as progress:
             task = progress.add_task("enrolling", total=len(jobs_list))

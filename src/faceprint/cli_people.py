@@ -39,8 +39,7 @@ def cluster(
         paths = find_images(folders)
         if not paths:
             raise InvalidArgumentError("no image files found")
-        if jobs is None:
-            jobs = base.default_jobs() if len(paths) >= base.SMALL_BATCH else 1
+        jobs = base._jobs_for(jobs, len(paths))
         with _open(ctx) as gallery:
             people = _people(gallery)
             report = people.add_photos(paths, jobs=jobs)

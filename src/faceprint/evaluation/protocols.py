@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from faceprint import models
+from faceprint.batch import default_jobs
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.evaluation import metrics as M
 from faceprint.evaluation.perturb import Perturbation, centre_box
@@ -428,14 +429,6 @@ def _select(faces, size: tuple[int, int], how: str):
 _worker: _Runner | None = None
 
 
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def _can_spawn() -> bool:
     """Worker processes re-import ``__main__``; a program read from stdin cannot be."""
     import sys
@@ -531,7 +524,7 @@ def embed_images(
         fallback = Fallback()  # nothing is detected, so nothing to estimate the face size from
     inline = fallback if use_fallback else None  # known up front: workers embed the crops
     # Worker processes take ~1 s to start and load models: worth it from a few hundred images.
-    jobs = max(1, min(jobs, available_cores(), math.ceil(len(items) / 256)))
+    jobs = max(1, min(jobs, default_jobs(), math.ceil(len(items) / 256)))
     if jobs > 1 and not _can_spawn():
         jobs = 1
     t0 = time.perf_counter()
@@ -639,7 +632,7 @@ def _machine() -> dict[str, Any]:
     """Where the timings were measured."""
     import platform
 
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(), "cores_available": available_cores(),
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(), "cores_available": default_jobs(),
             "python": platform.python_version()}
 
 

@@ -604,13 +604,6 @@ def cached_onnx_path(weight: WeightFile) -> Path:
 
 
 # --- runtime ------------------------------------------------------------------------------------------
-def available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 class OnnxDlibResnet:
     """dlib's ResNet face embedder, run by onnxruntime from the cached conversion."""
 
@@ -622,7 +615,9 @@ class OnnxDlibResnet:
 
             weight = RESNET_FILE
         self.weight = weight
-        self.threads = threads or available_cores()
+        from faceprint.batch import default_jobs  # (batch imports the model registry)
+
+        self.threads = threads or default_jobs()
         try:
             import onnxruntime as ort
         except Exception as exc:
