@@ -32,9 +32,10 @@ def cluster(
     jobs: Optional[int] = base.JobsOpt,
     as_json: bool = base.JsonOpt,
 ) -> None:
-    """Group the faces in photos into people, incrementally: new photos join the people
-    found before; names and corrections are kept. Faces too small or blurred stay unsorted.
-    Exit 1 if a file could not be read (the others are still clustered)."""
+    """Group the faces in photos into people; new photos join the people found before.
+
+    Names and corrections are kept. Faces too small or blurred stay unsorted. Exit 1 if a
+    file could not be read (the others are still clustered)."""
     with base._errors_to_exit(as_json):
         paths = find_images(folders)
         if not paths:
