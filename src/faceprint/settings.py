@@ -1,0 +1,117 @@
+"""Every ``FACEPRINT_*`` environment variable faceprint reads, in one place.
+
+Nothing else in the package reads ``os.environ`` for a ``FACEPRINT_*`` name: ask this module.
+Each accessor reads the environment when called (not at import), so a test or a CLI option
+that sets a variable before the call is honoured.
+
+==========================  ===============================================================
+variable                    meaning
+==========================  ===============================================================
+``FACEPRINT_GALLERY``       the gallery database (``--gallery``); default ``gallery.db`` in
+                            the user data folder
+``FACEPRINT_MODELS_DIR``    a folder of user ONNX models (``NAME.onnx`` + ``NAME.json``)
+                            registered at start-up (``--models-dir``)
+``FACEPRINT_CACHE_DIR``     where converted models are cached (default: the user cache
+                            folder); safe to delete
+``FACEPRINT_DLIB_RUNTIME``  ``onnx`` | ``dlib`` | ``auto`` (default): which runtime computes
+                            dlib's ResNet embeddings
+``FACEPRINT_DEBUG``         ``1``: the CLI prints the traceback of an unexpected error
+``FACEPRINT_LOG_LEVEL``     the service's log level (``debug``, ``info``, ...; default ``info``)
+``FACEPRINT_SHARED_DATA``   the folder of test data sets (tests and benchmarks only; default
+                            ``../shared/data`` beside the repository)
+==========================  ===============================================================
+
+The library configures no logging handlers; loggers are named after modules
+(``faceprint.models.dlib_onnx`` ...), so ``logging.getLogger("faceprint")`` controls them all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+GALLERY = "FACEPRINT_GALLERY"
+MODELS_DIR = "FACEPRINT_MODELS_DIR"
+CACHE_DIR = "FACEPRINT_CACHE_DIR"
+DLIB_RUNTIME = "FACEPRINT_DLIB_RUNTIME"
+DEBUG = "FACEPRINT_DEBUG"
+LOG_LEVEL = "FACEPRINT_LOG_LEVEL"
+SHARED_DATA = "FACEPRINT_SHARED_DATA"
+
+#: Every variable above, with a one-line description (``faceprint --help`` and docs list them).
+VARIABLES: dict[str, str] = {
+    GALLERY: "the gallery database (default: gallery.db in the user data folder)",
+    MODELS_DIR: "a folder of user ONNX models registered at start-up",
+    CACHE_DIR: "where converted models are cached (default: the user cache folder)",
+    DLIB_RUNTIME: "onnx | dlib | auto: the runtime of dlib's ResNet embedder",
+    DEBUG: "1: print the traceback of an unexpected error",
+    LOG_LEVEL: "the service's log level (default: info)",
+    SHARED_DATA: "the test data folder (tests and benchmarks only)",
+}
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def gallery_path() -> Path:
+    """``$FACEPRINT_GALLERY``, else ``gallery.db`` in the user's data folder."""
+    value = _get(GALLERY)
+    if value:
+        return Path(value).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("faceprint")) / "gallery.db"
+
+
+def models_dir() -> Path | None:
+    """``$FACEPRINT_MODELS_DIR``, or None when unset."""
+    value = _get(MODELS_DIR)
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """``$FACEPRINT_CACHE_DIR``, else the user cache folder for faceprint."""
+    value = _get(CACHE_DIR)
+    if value:
+        return Path(value).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("faceprint"))
+
+
+def dlib_runtime() -> str:
+    """``$FACEPRINT_DLIB_RUNTIME`` lower-cased, ``""`` when unset (the caller validates it)."""
+    return (_get(DLIB_RUNTIME) or "").lower()
+
+
+def debug() -> bool:
+    """Whether ``$FACEPRINT_DEBUG`` is set to something other than ``0``/``false``."""
+    return (_get(DEBUG) or "0").lower() not in ("0", "false", "no", "off")
+
+
+def log_level(default: str = "info") -> str:
+    """``$FACEPRINT_LOG_LEVEL`` lower-cased, else ``default``."""
+    return (_get(LOG_LEVEL) or default).lower()
+
+
+def shared_data(repo_root: Path) -> Path:
+    """``$FACEPRINT_SHARED_DATA``, else ``../shared/data`` beside the repository at ``repo_root``."""
+    value = _get(SHARED_DATA)
+    return Path(value).expanduser() if value else repo_root.parent / "shared" / "data"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may use (its affinity mask, not the machine's): the one
+    default for every ``--jobs`` / ``jobs=None`` in faceprint."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    n: int | None
+    if count is not None:
+        n = count()
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            n = os.cpu_count()
+    return max(1, n or 1)
