@@ -408,8 +408,24 @@ class Gallery:
     def subject(self, name: str) -> Subject:
         return self.store.subject(name)
 
+    def subject_by_id(self, subject_id: int) -> Subject:
+        return self.store.subject_by_id(subject_id)
+
+    def subject_count(self) -> int:
+        return self.store.count()[0]
+
+    def create_subject(self, name: str, metadata: dict[str, Any] | None = None) -> Subject:
+        """A new subject with no faces yet (``SubjectExistsError`` if the name is taken)."""
+        return self.store.create_subject(name, metadata)
+
     def templates(self, name: str) -> list[Template]:
         return self.store.templates(self.store.subject(name).id)
+
+    def templates_by_id(self, subject_id: int) -> list[Template]:
+        return self.store.templates(subject_id)
+
+    def template(self, face_id: int) -> Template:
+        return self.store.template(face_id)
 
     def rename(self, old: str, new: str) -> Subject:
         return self.store.rename(old, new)
