@@ -17,7 +17,9 @@ __all__ = [
     "Calibration",
     "ModelCard",
     "WeightFile",
+    "Registration",
     "register",
+    "registration",
     "unregister",
     "get_card",
     "load",
@@ -33,12 +35,14 @@ DEFAULT_EMBEDDER = "dlib-resnet34"
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Registration:
+    """A registered model: its card and the factory that loads it."""
+
     card: ModelCard
     factory: Callable[[ModelCard], Any]
 
 
-_registry: dict[str, _Entry] = {}
+_registry: dict[str, Registration] = {}
 _aliases: dict[str, str] = {}
 _instances: dict[str, Any] = {}
 _lock = threading.RLock()
@@ -47,7 +51,7 @@ _lock = threading.RLock()
 def register(card: ModelCard, factory: Callable[[ModelCard], Any], aliases: tuple[str, ...] = ()) -> None:
     if card.name in _registry:
         raise ValueError(f"model {card.name!r} is already registered")
-    _registry[card.name] = _Entry(card, factory)
+    _registry[card.name] = Registration(card, factory)
     for alias in aliases:
         _aliases[alias] = card.name
 
@@ -79,6 +83,13 @@ def _canonical(name: str, kind: ModelKind | None) -> str:
             details={"name": name, "kind": kind, "choices": choices},
         )
     return canonical
+
+
+def registration(name: str) -> Registration | None:
+    """The registration of ``name`` (a canonical name or an alias), or None if unknown."""
+    _ensure_builtin()
+    with _lock:
+        return _registry.get(_aliases.get(name, name))
 
 
 def get_card(name: str, kind: ModelKind | None = None) -> ModelCard:
