@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from faceprint import settings
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("FACEPRINT_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = settings.shared_data(REPO)
+#: Small public-domain face images shipped with the tests (see tests/data/faces/README.md).
+FACES = REPO / "tests" / "data" / "faces"
 
 
 def shared(*parts: str) -> Path:
@@ -16,6 +19,14 @@ def shared(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"needs the shared test data at {path} (absent on this machine)")
+    return path
+
+
+def face_image(name: str) -> Path:
+    """A shipped test image: collins.jpg, collins_2.jpg, hopper.jpg, hopper_2.jpg,
+    two_people.jpg or no_face.png. Never skips: these are part of the repository."""
+    path = FACES / name
+    assert path.is_file(), f"missing shipped test image {path}"
     return path
 
 
