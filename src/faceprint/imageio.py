@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 import os
+import re
 import struct
 import warnings
 from struct import error as struct_error  # raised by some Pillow plugins on garbage
@@ -38,6 +39,8 @@ class ImageLimits:
 
     ``max_bytes`` bounds the encoded size, ``max_pixels`` the decoded width x height. The
     defaults accept any photo from a current phone or camera (up to ~100 MP, 64 MiB).
+    Pillow's process-wide guard also applies: above ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (179 MP
+    unless the application changed it) an image is refused even when ``max_pixels`` is higher.
     """
 
     max_bytes: int = 64 * 1024 * 1024
@@ -50,9 +53,9 @@ class ImageLimits:
 
 DEFAULT_LIMITS = ImageLimits()
 
-# Pillow's own bomb guard warns at 89 MP and raises at 179 MP; ours is explicit and
-# configurable, so switch Pillow's off and check the header ourselves.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow's own bomb guard (``PIL.Image.MAX_IMAGE_PIXELS``: a warning at 89 MP, an error at
+# twice that) is process-wide and belongs to the application: faceprint never changes it. Our
+# limit is checked from the header first; Pillow's, where lower, still applies (see ImageLimits).
 
 
 def load_image(source: ImageSource, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
@@ -150,8 +153,8 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
         raise InvalidImageError(
             "not a recognised image format", details={"reason": "unrecognised_format"}
         ) from None
-    except Image.DecompressionBombError as exc:  # belt and braces; we check first
-        raise ImageTooLargeError(str(exc)) from None
+    except Image.DecompressionBombError as exc:
+        raise _pillow_refused(exc, limits) from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct_error) as exc:
         if isinstance(exc, OSError) and "truncated" in str(exc).lower() and data[:3] == b"\xff\xd8\xff":
             # A JPEG that ends inside its header segments ("Truncated File Read" from open()).
@@ -166,6 +169,19 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
         raise ImageTooLargeError("not enough memory to decode this image") from None
 
 
+def _pillow_refused(exc: Exception, limits: ImageLimits) -> ImageTooLargeError:
+    """Pillow's own guard refused the header (inside ``Image.open``, before ours could look)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = int(found.group(1)) if found else None
+    if pixels is not None and pixels > limits.max_pixels:
+        message = f"image is {pixels:,} pixels; the limit is {limits.max_pixels:,}"
+    else:  # within our limit but above the application's Pillow limit
+        message = f"{exc} (Pillow's process-wide PIL.Image.MAX_IMAGE_PIXELS; faceprint's limit is {limits.max_pixels:,})"
+    return ImageTooLargeError(
+        message, details={"pixels": pixels, "max_pixels": limits.max_pixels, "pillow_max_pixels": Image.MAX_IMAGE_PIXELS}
+    )
+
+
 def _check_format_and_size(img: Image.Image, limits: ImageLimits) -> None:
     if img.format not in SUPPORTED_FORMATS:
         raise InvalidImageError(
@@ -178,7 +194,7 @@ def _check_format_and_size(img: Image.Image, limits: ImageLimits) -> None:
     if w * h > limits.max_pixels:
         raise ImageTooLargeError(
             f"image is {w}x{h} = {w * h:,} pixels; the limit is {limits.max_pixels:,}",
-            details={"width": w, "height": h, "max_pixels": limits.max_pixels},
+            details={"width": w, "height": h, "pixels": w * h, "max_pixels": limits.max_pixels},
         )
 
 
@@ -190,8 +206,8 @@ def _check_ico_sizes(data: bytes, limits: ImageLimits) -> None:
     """Refuse an ICO whose embedded PNG/BMP frames exceed the pixel limit.
 
     The ICO directory only holds sizes up to 256x256; the real size is in each embedded frame's
-    own header, and Pillow decodes the largest frame while opening the file (its own bomb check
-    there is the global one switched off above), so check the frames' headers first.
+    own header, and Pillow decodes the largest frame while opening the file (only its own, process-wide
+    bomb check applies there), so check the frames' headers first.
     """
     count = struct.unpack_from("<H", data, 4)[0] if len(data) >= 6 else 0
     for i in range(count):
@@ -213,7 +229,7 @@ def _check_ico_sizes(data: bytes, limits: ImageLimits) -> None:
         if w * h > limits.max_pixels:
             raise ImageTooLargeError(
                 f"icon frame is {w}x{h} = {w * h:,} pixels; the limit is {limits.max_pixels:,}",
-                details={"width": w, "height": h, "max_pixels": limits.max_pixels},
+                details={"width": w, "height": h, "pixels": w * h, "max_pixels": limits.max_pixels},
             )
 
 
@@ -279,7 +295,7 @@ def _from_array(arr: np.ndarray, limits: ImageLimits) -> np.ndarray:
     if h * w > limits.max_pixels:
         raise ImageTooLargeError(
             f"image is {w}x{h} = {w * h:,} pixels; the limit is {limits.max_pixels:,}",
-            details={"width": w, "height": h, "max_pixels": limits.max_pixels},
+            details={"width": w, "height": h, "pixels": w * h, "max_pixels": limits.max_pixels},
         )
     if arr.dtype == np.uint8:
         out = arr

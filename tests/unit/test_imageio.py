@@ -212,7 +212,7 @@ def test_png_header_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
     with pytest.raises(ImageTooLargeError) as exc:
         load_image(data)
     assert exc.value.code == "image_too_large"
-    assert exc.value.details["width"] == 100_000
+    assert exc.value.details["pixels"] == 100_000 * 100_000  # by Pillow's guard or ours, from the header
     path = tmp_path / "bomb.png"
     path.write_bytes(data)
     with pytest.raises(ImageTooLargeError):
@@ -224,6 +224,25 @@ def test_max_pixels_limit_is_configurable(small_png: bytes) -> None:
     with pytest.raises(ImageTooLargeError) as exc:
         load_image(small_png, ImageLimits(max_pixels=24 * 32 - 1))
     assert exc.value.code == "image_too_large"
+
+
+def test_importing_faceprint_keeps_pillows_own_bomb_guard() -> None:
+    # The guard is process-wide: another library in the same process relies on it.
+    import subprocess
+    import sys
+
+    code = "from PIL import Image; d = Image.MAX_IMAGE_PIXELS; import faceprint, faceprint.imageio, faceprint.gallery; print(Image.MAX_IMAGE_PIXELS == d)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
+def test_pillows_lower_limit_is_a_typed_error(small_png: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An application that lowered Pillow's limit below ours: still image_too_large, never a crash.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # error above 200 pixels; the image has 768
+    with pytest.raises(ImageTooLargeError) as exc:
+        load_image(small_png)
+    assert exc.value.code == "image_too_large"
+    assert exc.value.details["pillow_max_pixels"] == 100
 
 
 def test_ico_with_oversized_embedded_png_is_refused() -> None:
