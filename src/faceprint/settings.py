@@ -21,6 +21,9 @@ variable                    meaning
                             ``../shared/data`` beside the repository)
 ==========================  ===============================================================
 
+``FACEPRINT_SERVICE_SETTINGS`` carries the service's settings as JSON from ``faceprint serve``
+to its uvicorn worker processes (set by :func:`faceprint.service.serve`, not by hand).
+
 The library configures no logging handlers; loggers are named after modules
 (``faceprint.models.dlib_onnx`` ...), so ``logging.getLogger("faceprint")`` controls them all.
 """
@@ -37,6 +40,7 @@ DLIB_RUNTIME = "FACEPRINT_DLIB_RUNTIME"
 DEBUG = "FACEPRINT_DEBUG"
 LOG_LEVEL = "FACEPRINT_LOG_LEVEL"
 SHARED_DATA = "FACEPRINT_SHARED_DATA"
+SERVICE_SETTINGS = "FACEPRINT_SERVICE_SETTINGS"
 
 #: Every variable above, with a one-line description (``faceprint --help`` and docs list them).
 VARIABLES: dict[str, str] = {
@@ -47,6 +51,7 @@ VARIABLES: dict[str, str] = {
     DEBUG: "1: print the traceback of an unexpected error",
     LOG_LEVEL: "the service's log level (default: info)",
     SHARED_DATA: "the test data folder (tests and benchmarks only)",
+    SERVICE_SETTINGS: "the service's settings as JSON, passed by `faceprint serve` to its worker processes",
 }
 
 
@@ -94,6 +99,11 @@ def debug() -> bool:
 def log_level(default: str = "info") -> str:
     """``$FACEPRINT_LOG_LEVEL`` lower-cased, else ``default``."""
     return (_get(LOG_LEVEL) or default).lower()
+
+
+def service_settings() -> str | None:
+    """``$FACEPRINT_SERVICE_SETTINGS`` (JSON), or None when unset."""
+    return _get(SERVICE_SETTINGS)
 
 
 def shared_data(repo_root: Path) -> Path:
