@@ -29,7 +29,7 @@ import numpy as np
 from faceprint.types import Landmarks, Pose
 
 # scheme -> (nose point index, A: frontal drop / eye distance, k: depth / eye distance)
-_NOSE_GEOMETRY: dict[str, tuple[int, float, float]] = {
+NOSE_GEOMETRY: dict[str, tuple[int, float, float]] = {
     "dlib5": (4, 0.73, 0.35),  # base of the nose (subnasale)
     "ibug68": (30, 0.53, 0.55),  # nose tip
     "arcface5": (2, 0.57, 0.55),  # nose tip (A from the ArcFace template, not measured)
@@ -39,7 +39,7 @@ _NOSE_GEOMETRY: dict[str, tuple[int, float, float]] = {
 def _measure(landmarks: Landmarks) -> tuple[float, float, float] | None:
     """(roll in degrees, yaw in radians, nose drop / un-foreshortened eye distance), or
     ``None`` when the eyes coincide. The drop ratio of a frontal, level face is ``A``."""
-    nose_idx, _frontal_drop, depth = _NOSE_GEOMETRY[landmarks.scheme]
+    nose_idx, _frontal_drop, depth = NOSE_GEOMETRY[landmarks.scheme]
     left_eye, right_eye = landmarks.eye_centers()
     nose = landmarks.points[nose_idx]
     eye_vec = right_eye - left_eye
@@ -63,7 +63,7 @@ def estimate_pose(landmarks: Landmarks) -> Pose:
     if m is None:
         return Pose(0.0, 0.0, 0.0)
     roll, yaw, r = m
-    _nose_idx, frontal_drop, depth = _NOSE_GEOMETRY[landmarks.scheme]
+    _nose_idx, frontal_drop, depth = NOSE_GEOMETRY[landmarks.scheme]
     # r = A*cos(p) - k*sin(p) = R*cos(p + phi) with R = hypot(A, k), phi = atan2(k, A).
     radius = math.hypot(frontal_drop, depth)
     phi = math.atan2(depth, frontal_drop)

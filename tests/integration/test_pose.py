@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint.pose import _NOSE_GEOMETRY, estimate_pose
+from faceprint.pose import NOSE_GEOMETRY, estimate_pose
 from faceprint.types import Landmarks, Pose
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA, shared
+
 POSE_DIR = SHARED_DATA / "inspireface_tests" / "images" / "pose"
 LFW_DIR = SHARED_DATA / "lfw_dev" / "images"
 
 
 def _need(path: Path) -> None:
-    if not path.is_dir():
-        pytest.skip(f"test data not found: {path} (the shared data folder ../shared/data is absent)")
+    shared(str(path.relative_to(SHARED_DATA)))  # skips, naming the folder, when it is absent
 
 
 # --- synthetic landmarks: no data needed ---------------------------------------------------
@@ -37,7 +37,7 @@ def _rotate(points: np.ndarray, degrees: float, centre: np.ndarray) -> np.ndarra
 
 def _frontal_dlib5(d: float = 100.0, centre=(200.0, 200.0)) -> np.ndarray:
     cx, cy = centre
-    drop = _NOSE_GEOMETRY["dlib5"][1] * d  # a frontal, level face's nose drop
+    drop = NOSE_GEOMETRY["dlib5"][1] * d  # a frontal, level face's nose drop
     return np.array(
         [
             [cx + d / 2 + 20, cy],  # right_eye_outer (image right)
@@ -55,7 +55,7 @@ def _frontal_ibug68(d: float = 100.0, centre=(200.0, 200.0)) -> np.ndarray:
     ring = np.array([[-20, 0], [-10, -5], [10, -5], [20, 0], [10, 5], [-10, 5]], dtype=float)
     pts[36:42] = ring + [cx - d / 2, cy]  # image-left eye
     pts[42:48] = ring + [cx + d / 2, cy]  # image-right eye
-    pts[30] = [cx, cy + _NOSE_GEOMETRY["ibug68"][1] * d]  # nose tip
+    pts[30] = [cx, cy + NOSE_GEOMETRY["ibug68"][1] * d]  # nose tip
     return pts
 
 
