@@ -197,6 +197,28 @@ class UnsupportedMediaTypeError(FaceprintError):
     code = "unsupported_media_type"
 
 
+class MissingDependencyError(FaceprintError, ImportError):
+    """An optional part of faceprint is used without its extra installed
+    (e.g. ``pip install 'faceprint[service]'``)."""
+
+    code = "missing_dependency"
+
+
+def import_optional(module: str, extra: str) -> Any:
+    """``importlib.import_module(module)``, or :class:`MissingDependencyError` naming the
+    faceprint extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        raise MissingDependencyError(
+            f"{top} is not installed; it comes with faceprint's {extra!r} extra: pip install 'faceprint[{extra}]'",
+            details={"module": module, "extra": extra, "reason": str(exc)},
+        ) from None
+
+
 ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     InvalidImageError,
     ImageTooLargeError,
@@ -223,4 +245,5 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     TooManyFacesError,
     TooManyImagesError,
     UnsupportedMediaTypeError,
+    MissingDependencyError,
 )
