@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,29 @@ def cpu_model() -> str | None:
     return platform.processor() or platform.machine() or None
 
 
+def git_state() -> dict[str, Any]:
+    """The commit the benchmark ran on and whether the work tree had uncommitted changes
+    (a number from a dirty tree cannot be reproduced from the commit alone)."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
 def machine(**extra: Any) -> dict[str, Any]:
-    """Date, Python, platform, CPU, cores, numpy, ``extra`` (library versions ...) and the
-    load average at the start: the machine is shared, so a reader can judge the timings."""
+    """Date, git commit (and whether the tree was dirty), Python, platform, CPU, cores, numpy,
+    ``extra`` (library versions ...) and the load average at the start: the machine is shared,
+    so a reader can judge the timings."""
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git": git_state(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
