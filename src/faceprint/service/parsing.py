@@ -1,0 +1,242 @@
+"""Request input of the recognition and enrolment routes: a multipart form with image files, or a
+JSON body with base64 images, checked against the service's limits before any decoding.
+
+Both forms carry the same fields, so a route reads :class:`Parsed` and never the raw request.
+:func:`body_doc` publishes the two forms in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from faceprint.errors import (
+    FaceprintError,
+    ImageTooLargeError,
+    InvalidArgumentError,
+    InvalidImageError,
+    TooManyImagesError,
+    UnsupportedMediaTypeError,
+)
+from faceprint.service.errors import validation_details
+from faceprint.service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Text fields of a form besides the images (far, top_k, where ...).
+MAX_FORM_FIELDS = 100
+
+
+@dataclass
+class Upload:
+    """One image as sent: the label its results report (file name or field) and its bytes."""
+
+    label: str
+    data: bytes
+
+
+@dataclass
+class Parsed:
+    """A request's validated parameters and its images by field name."""
+
+    params: dict[str, Any]
+    images: dict[str, list[Upload]] = field(default_factory=dict)
+
+    def one(self, name: str) -> Upload:
+        """The image of a required single-image field."""
+        found = self.images.get(name)
+        if not found:
+            raise InvalidArgumentError(f"the image field {name!r} is required", details={"field": name})
+        return found[0]
+
+    def optional(self, name: str) -> Upload | None:
+        """The image of an optional single-image field, or None."""
+        found = self.images.get(name)
+        return found[0] if found else None
+
+
+def decode_base64(value: Any, label: str, settings: Settings) -> Upload:
+    """A base64 image (a ``data:`` URL too), refused by its length before it is decoded."""
+    if not isinstance(value, str):
+        raise InvalidImageError(f"{label} must be a base64 string", details={"field": label})
+    text = value.strip()
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    if len(text) * 3 // 4 > settings.max_image_bytes + 3:
+        raise ImageTooLargeError(
+            f"{label} is over the limit of {settings.max_image_bytes:,} bytes",
+            details={"field": label, "max_bytes": settings.max_image_bytes},
+        )
+    try:
+        data = base64.b64decode(re.sub(r"\s+", "", text), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImageError(f"{label} is not valid base64", details={"field": label, "reason": "bad_base64"}) from None
+    return Upload(label, data)
+
+
+async def read_upload(upload: UploadFile, field_name: str, settings: Settings) -> Upload:
+    """An uploaded file's bytes, reading at most one byte over the image limit."""
+    label = upload.filename or field_name
+    size = upload.size
+    if size is not None and size > settings.max_image_bytes:
+        raise ImageTooLargeError(
+            f"{label} is {size:,} bytes; the limit is {settings.max_image_bytes:,}",
+            details={"field": field_name, "bytes": size, "max_bytes": settings.max_image_bytes},
+        )
+    data = await upload.read(settings.max_image_bytes + 1)
+    if len(data) > settings.max_image_bytes:
+        raise ImageTooLargeError(
+            f"{label} is over the limit of {settings.max_image_bytes:,} bytes",
+            details={"field": field_name, "max_bytes": settings.max_image_bytes},
+        )
+    return Upload(label, data)
+
+
+def validate(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` checked by ``model``, as a plain dict; ``InvalidArgumentError`` with the reasons."""
+    try:
+        return model.model_validate(data).model_dump()
+    except ValidationError as exc:
+        raise InvalidArgumentError("the request's fields are not valid",
+                                   details=validation_details(list(exc.errors()))) from None
+
+
+def too_many_images(settings: Settings, given: int | None = None) -> TooManyImagesError:
+    details: dict[str, Any] = {"max_images": settings.max_images}
+    if given is None:
+        return TooManyImagesError(f"at most {settings.max_images} images a request", details=details)
+    return TooManyImagesError(f"at most {settings.max_images} images a request; got {given}",
+                              details={**details, "images": given})
+
+
+async def parse_json(
+    request: Request,
+    settings: Settings,
+    json_model: type[BaseModel],
+    single: tuple[str, ...],
+    multiple: str | None,
+) -> Parsed:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidArgumentError("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidArgumentError("the request body must be a JSON object")
+    doc = validate(json_model, body)
+    images: dict[str, list[Upload]] = {}
+    for name in single:
+        value = doc.pop(name, None)
+        if value is not None:
+            images[name] = [decode_base64(value, name, settings)]
+    if multiple:
+        values = doc.pop(multiple) or []
+        if len(values) > settings.max_images:
+            raise too_many_images(settings, len(values))
+        images[multiple] = [decode_base64(v, f"{multiple}[{i}]", settings) for i, v in enumerate(values)]
+    return Parsed(doc, images)
+
+
+async def parse_form(
+    request: Request,
+    settings: Settings,
+    params_model: type[BaseModel],
+    single: tuple[str, ...],
+    multiple: str | None,
+    json_fields: tuple[str, ...],
+) -> Parsed:
+    names = (*single, *((multiple,) if multiple else ()))
+    try:
+        # a text part may carry a base64 image, hence the part size above the image limit
+        form = await request.form(max_files=settings.max_images + len(single), max_fields=MAX_FORM_FIELDS,
+                                  max_part_size=settings.max_image_bytes * 4 // 3 + 4096)
+    except FaceprintError:
+        raise
+    except Exception as exc:  # malformed multipart, too many parts
+        detail = getattr(exc, "detail", None) or str(exc) or "malformed multipart body"
+        if "too many files" in str(detail).lower():
+            raise too_many_images(settings) from None
+        raise InvalidArgumentError(f"cannot read the form: {detail}") from None
+    images: dict[str, list[Upload]] = {}
+    params: dict[str, Any] = {}
+    try:
+        for key, value in form.multi_items():
+            if key in names:
+                if not isinstance(value, UploadFile):
+                    # a text field holding the image as base64 is accepted too
+                    images.setdefault(key, []).append(decode_base64(value, key, settings))
+                    continue
+                if key == multiple and len(images.get(key, [])) >= settings.max_images:
+                    raise too_many_images(settings)
+                images.setdefault(key, []).append(await read_upload(value, key, settings))
+            elif isinstance(value, UploadFile):
+                raise InvalidArgumentError(f"unexpected file field {key!r}; expected {', '.join(names)}",
+                                           details={"field": key})
+            elif key in json_fields and value.strip():
+                try:
+                    params[key] = json.loads(value)
+                except ValueError:
+                    raise InvalidArgumentError(f"{key} must be a JSON object", details={"field": key}) from None
+            elif value != "":
+                params[key] = value
+    finally:
+        await form.close()
+    for name in single:
+        if len(images.get(name, [])) > 1:
+            raise InvalidArgumentError(f"give one {name}", details={"field": name})
+    return Parsed(validate(params_model, params), images)
+
+
+async def parse_input(
+    request: Request,
+    settings: Settings,
+    params_model: type[BaseModel],
+    json_model: type[BaseModel],
+    single: tuple[str, ...] = (),
+    multiple: str | None = None,
+    json_fields: tuple[str, ...] = (),
+) -> Parsed:
+    """Images and parameters from a multipart form or a JSON body with base64 images.
+
+    ``single``: fields of one image each; ``multiple``: a field of several (at most
+    ``max_images``); ``json_fields``: form text fields holding a JSON object (``where``).
+    """
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        return await parse_json(request, settings, json_model, single, multiple)
+    if ctype == "multipart/form-data":
+        return await parse_form(request, settings, params_model, single, multiple, json_fields)
+    raise UnsupportedMediaTypeError(
+        "send multipart/form-data (image files) or application/json (base64 images)",
+        details={"content_type": ctype or None},
+    )
+
+
+def body_doc(params_model: type[BaseModel], json_model: type[BaseModel], files: dict[str, bool],
+             required: list[str], json_fields: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that takes a multipart form or JSON (``files``:
+    field name -> whether it takes several files)."""
+    form = params_model.model_json_schema()
+    props = dict(form.get("properties", {}))
+    for name in json_fields:
+        props[name] = {"type": "string", "description": "a JSON object, as text"}
+    for name, many in files.items():
+        binary = {"type": "string", "format": "binary"}
+        props[name] = {"type": "array", "items": binary} if many else binary
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": required}},
+                "application/json": {"schema": json_model.model_json_schema()},
+            },
+        }
+    }

@@ -1,0 +1,77 @@
+"""What the HTTP service is configured with, and how it reaches uvicorn's worker processes.
+
+``faceprint serve`` builds one :class:`Settings`; :func:`faceprint.service.serve` puts it, as
+JSON, in ``$FACEPRINT_SERVICE_SETTINGS`` (declared in :mod:`faceprint.settings`) because uvicorn
+starts its workers from an import string and cannot hand them a Python object. Each worker
+reads it back with :meth:`Settings.from_environment`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from faceprint import settings as env
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with (``faceprint serve`` options)."""
+
+    gallery: Path
+    detector: str = "hog"
+    embedder: str = "dlib-resnet34"
+    #: Worker threads per process for decoding, models and the database.
+    threads: int = 2
+    #: Whole request body (all images and fields together).
+    max_request_bytes: int = 32 * MiB
+    #: One encoded image.
+    max_image_bytes: int = 10 * MiB
+    #: One decoded image (width x height).
+    max_pixels: int = 40_000_000
+    #: Faces one image may show in detect, embed and identify.
+    max_faces: int = 50
+    max_top_k: int = 100
+    #: Images in one enrolment request.
+    max_images: int = 20
+    #: Requests a minute per API key (token bucket; 0: no limit) and the burst allowed.
+    rate_limit: float = 600.0
+    rate_burst: int | None = None
+    #: Origins allowed by CORS; empty: CORS off (the web page is served from the same origin).
+    cors_origins: tuple[str, ...] = ()
+    #: The service's log level (debug, info, warning, error), in every worker process.
+    log_level: str = "info"
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = asdict(self)
+        d["gallery"] = str(self.gallery)
+        d["cors_origins"] = list(self.cors_origins)
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        """Settings from :meth:`to_json`'s text; unknown fields (from another version) are ignored."""
+        d = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        ignored = sorted(set(d) - known)
+        if ignored:
+            logger.warning("ignoring unknown service settings: %s", ", ".join(ignored))
+        d = {k: v for k, v in d.items() if k in known}
+        d["gallery"] = Path(d["gallery"])
+        d["cors_origins"] = tuple(d.get("cors_origins") or ())
+        return cls(**d)
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """The settings ``faceprint serve`` passed to this worker process."""
+        text = env.service_settings()
+        if not text:
+            raise RuntimeError(f"{env.SERVICE_SETTINGS} is not set; start the service with `faceprint serve`")
+        return cls.from_json(text)
