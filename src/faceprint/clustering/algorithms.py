@@ -65,11 +65,14 @@ import inspect
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from faceprint.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover - scipy is imported when a graph is built
+    from scipy import sparse
 
 __all__ = [
     "ALGORITHMS",
@@ -84,6 +87,7 @@ __all__ = [
     "enforce_cannot_link",
     "hdbscan",
     "similarity_graph",
+    "symmetric_products",
     "threshold_for_far",
 ]
 
@@ -228,9 +232,14 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 # --- shared steps -------------------------------------------------------------------------------
 def similarity_graph(embeddings: np.ndarray, threshold: float, *, photo_ids: np.ndarray | None = None,
-                     block: int = 2048):
+                     block: int = 2048) -> sparse.csr_matrix:
     """The pairs with cosine similarity ``>= threshold`` as a symmetric ``scipy.sparse`` CSR
     matrix of similarities (no diagonal; no edge between two faces of one photo).
+
+    Symmetric by construction: each pair's similarity is computed once (rows ``i`` against
+    the columns ``j > i``) and mirrored. Computing ``x @ x.T`` whole gives ``s[i, j]`` and
+    ``s[j, i]`` from different BLAS kernels and summation orders; they can differ by ~1e-7
+    (seen with OpenBLAS on Intel), which near the threshold made an edge in one direction only.
 
     Built ``block`` rows at a time: memory is ``block x N`` floats plus the edges.
     """
@@ -240,12 +249,12 @@ def similarity_graph(embeddings: np.ndarray, threshold: float, *, photo_ids: np.
     n = x.shape[0]
     rows, cols, vals = [], [], []
     for start in range(0, n, block):
-        s = x[start:start + block] @ x.T
+        s = x[start:start + block] @ x[start:].T  # columns start.. only: j >= i below
         r, c = np.nonzero(s >= threshold)
-        keep = (r + start) != c
+        keep = c > r  # the upper triangle: each pair once, no diagonal
         r, c = r[keep], c[keep]
         rows.append(r + start)
-        cols.append(c)
+        cols.append(c + start)
         vals.append(np.clip(s[r, c], -1.0, 1.0))
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
@@ -253,7 +262,16 @@ def similarity_graph(embeddings: np.ndarray, threshold: float, *, photo_ids: np.
     if photo_ids is not None and r.size:
         keep = photo_ids[r] != photo_ids[c]
         r, c, v = r[keep], c[keep], v[keep]
-    return sparse.csr_matrix((v, (r, c)), shape=(n, n))
+    # The mirror image: the same value in both directions, bit for bit.
+    return sparse.csr_matrix((np.concatenate([v, v]), (np.concatenate([r, c]), np.concatenate([c, r]))), shape=(n, n))
+
+
+def symmetric_products(x: np.ndarray) -> np.ndarray:
+    """``x @ x.T`` with ``out[i, j] == out[j, i]`` exactly: the upper triangle mirrored (a
+    BLAS product may round the two halves differently)."""
+    s = x @ x.T
+    upper = np.triu(s, 1)
+    return upper + upper.T + np.diag(np.diag(s))
 
 
 def enforce_cannot_link(embeddings: np.ndarray, labels: np.ndarray, photo_ids: np.ndarray | None, *,
@@ -505,7 +523,7 @@ def agglomerative(embeddings: Any, threshold: float, *, linkage: Literal["averag
         return _finish("agglomerative", x, np.zeros(n, np.int64), pid, noise=False, min_cluster_size=mcs,
                        params=params, t0=t0)
     xd = x.astype(np.float64)
-    d = 1.0 - xd @ xd.T
+    d = 1.0 - symmetric_products(xd)
     np.clip(d, 0.0, 2.0, out=d)
     np.fill_diagonal(d, 0.0)
     if pid is not None:

@@ -22,6 +22,7 @@ from faceprint.clustering import (
     similarity_graph,
     threshold_for_far,
 )
+from faceprint.clustering.algorithms import symmetric_products
 from faceprint.errors import InvalidArgumentError
 
 DIM = 32
@@ -175,6 +176,28 @@ def test_similarity_graph():
     assert (g != g.T).nnz == 0
     g = similarity_graph(x, 0.7, photo_ids=np.array([0, 0, 1, 2, 3, 4]))
     assert g.nnz == 10
+
+
+@pytest.mark.parametrize("block", [1, 7, 2048])
+def test_similarity_graph_is_exactly_symmetric_at_the_threshold(block):
+    """Every pair's similarity is computed once and mirrored: with thresholds placed exactly
+    on similarities, an edge exists in both directions or in neither, and both carry the same
+    value bit for bit (whatever rounding the CPU's BLAS kernels do)."""
+    x, _ = blobs(3, 10, spread=0.3, seed=4)
+    sims = np.triu(x @ x.T, 1)
+    for t in np.unique(sims[sims > 0.5])[:-5:7]:  # (not the top ones: there is always an edge)
+        g = similarity_graph(x, float(t), block=block).tocoo()
+        edges = {(int(i), int(j)): float(v) for i, j, v in zip(g.row, g.col, g.data)}
+        assert edges, t
+        assert all(edges.get((j, i)) == v for (i, j), v in edges.items())
+        assert all(i != j for i, j in edges)
+
+
+def test_symmetric_products_is_exactly_symmetric():
+    x, _ = blobs(4, 9, spread=0.5, seed=1)
+    s = symmetric_products(x.astype(np.float64))
+    assert np.array_equal(s, s.T)
+    np.testing.assert_allclose(s, x.astype(np.float64) @ x.T.astype(np.float64), atol=1e-12)
 
 
 # --- the cannot-link guarantee ------------------------------------------------------------------
