@@ -22,8 +22,7 @@ from tests.conftest import shared
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
-# Until faceprint/cli.py imports faceprint.cli_eval itself, load it before running the app.
-CLI = "import faceprint.cli, faceprint.cli_eval; faceprint.cli.main()"
+CLI = "import faceprint.cli; faceprint.cli.main()"
 
 
 def faceprint(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from tests.conftest import shared
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
 onnx = pytest.importorskip("onnx")
-CLI = "import faceprint.cli, faceprint.cli_eval; faceprint.cli.main()"
+CLI = "import faceprint.cli; faceprint.cli.main()"
 
 
 def faceprint(*args) -> dict:

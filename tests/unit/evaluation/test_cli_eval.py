@@ -7,14 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import faceprint.cli
-import faceprint.cli_eval  # noqa: F401  (registers `eval` and `calibrate`)
+from faceprint.cli import app
 
 runner = CliRunner()
 
 
 def run(*args):
-    return runner.invoke(faceprint.cli.app, [str(a) for a in args])
+    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_help_lists_eval_and_calibrate():

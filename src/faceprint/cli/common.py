@@ -1,0 +1,205 @@
+"""The bottom of the ``faceprint`` command line: what every command group shares.
+
+Consoles, the shared options (``--json``, ``--detector``, ``--jobs`` ...), the one ``--jobs``
+rule, the mapping of errors to a one-line message and an exit status, the progress bar, the
+user's ONNX files, and the gallery the global ``--gallery`` names. The command modules import
+this module and nothing else of the CLI; the root (:mod:`faceprint.cli.root`) assembles them.
+
+Exit status: 0 success; 1 a faceprint error (for detect/embed: at least one file failed,
+every file still has its entry); 2 a usage error; 3 an unexpected internal error; 130
+interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from faceprint import models, settings
+from faceprint.errors import FaceprintError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from faceprint.gallery import Gallery
+
+logger = logging.getLogger(__name__)
+
+#: Results and tables (stdout) and messages, warnings and progress (stderr).
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+# --- shared options -----------------------------------------------------------------------------
+JsonOpt: Any = typer.Option(False, "--json", help="Print exactly one JSON document on stdout.")
+DetectorOpt: Any = typer.Option(
+    models.DEFAULT_DETECTOR, "--detector", "-d", help="Detector name (see `faceprint models`)."
+)
+ModelOpt: Any = typer.Option(models.DEFAULT_EMBEDDER, "--model", "-m", help="Embedding model name.")
+ModelFileOpt: Any = typer.Option(
+    None, "--model-file", help="An ArcFace-style ONNX embedder file (NAME.json beside it, if any, gives its settings).",
+)
+DetectorFileOpt: Any = typer.Option(
+    None, "--detector-file", help="An SCRFD-format ONNX detector file (NAME.json beside it, if any, gives settings).",
+)
+ModelsDirOpt: Any = typer.Option(
+    None, "--models-dir", envvar=settings.MODELS_DIR,
+    help="Register every .onnx model in this folder (and its NAME.json sidecars) as onnx:NAME.",
+)
+UpsampleOpt: Any = typer.Option(
+    None, "--upsample", min=0, max=3, help="Upsample the image N times before detecting (default: only small images, once)."
+)
+
+#: Below this many files the default is to run in-process: starting workers costs ~1 s.
+SMALL_BATCH = 8
+JobsOpt: Any = typer.Option(
+    None, "--jobs", "-j", min=0,
+    help=f"Worker processes that decode and detect in parallel (default, or 0: the CPU cores, or none for "
+    f"fewer than {SMALL_BATCH} files; 1: no workers).",
+)
+
+
+def jobs_for(jobs: int | None, n_files: int | None = None) -> int:
+    """The one ``--jobs`` rule: the number given, else the usable cores -- but no workers for a
+    batch known to hold fewer than :data:`SMALL_BATCH` files (starting workers costs ~1 s).
+    ``n_files=None``: the size is not known here (the evaluation commands read their CSV in the
+    library), so the cores. ``0`` is the default, as ``--jobs 0`` always meant for ``eval``."""
+    if jobs:
+        return jobs
+    if n_files is not None and n_files < SMALL_BATCH:
+        return 1
+    return settings.usable_cores()
+
+
+# --- errors -> message and exit status -----------------------------------------------------------
+def fail(error: dict[str, Any], as_json: bool, code: int) -> NoReturn:
+    """Report ``error`` (``{"code", "message"}``) -- as JSON on stdout with --json, else one line
+    on stderr -- and exit with ``code``."""
+    if as_json:
+        print(json.dumps({"error": error}))
+    else:
+        err.print(f"[bold red]error[/] ({error['code']}): {error['message']}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def internal_error(exc: BaseException, hint: bool = True) -> dict[str, Any]:
+    """The ``{"code", "message"}`` of an unexpected exception."""
+    message = f"{type(exc).__name__}: {exc}" + (" (set FACEPRINT_DEBUG=1 for details)" if hint else "")
+    return {"code": "internal_error", "message": message}
+
+
+@contextmanager
+def errors_to_exit(as_json: bool) -> Iterator[None]:
+    """One-line messages instead of tracebacks (JSON errors on stdout with --json): a faceprint
+    error exits 1, anything unexpected 3 (or raises, with ``FACEPRINT_DEBUG=1``)."""
+    try:
+        yield
+    except FaceprintError as exc:
+        fail(exc.to_dict(), as_json, EXIT_FAILED)
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a CLI
+        if settings.debug():
+            raise
+        logger.debug("unexpected error", exc_info=True)
+        fail(internal_error(exc), as_json, EXIT_INTERNAL)
+
+
+def close_iterator(iterator: Iterator[Any]) -> None:
+    """Stop a batch the library is streaming (its worker processes end with it); the batch
+    functions are generators, though typed as iterators."""
+    if isinstance(iterator, Generator):
+        iterator.close()
+
+
+# --- progress ------------------------------------------------------------------------------------
+class RateColumn(ProgressColumn):
+    """Images a second, once known."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} img/s" if task.speed else "")
+
+
+def progress(enabled: bool) -> Progress:
+    """A progress bar with rate and ETA on stderr, only for people at a terminal."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
+        console=err, disable=not enabled, transient=True, redirect_stdout=False, redirect_stderr=False,
+    )
+
+
+def show_progress(as_json: bool, n_items: int | None = None) -> bool:
+    """Whether to draw a bar: never with --json, only at a terminal, and not for one item."""
+    return not as_json and (n_items is None or n_items > 1) and err.is_terminal
+
+
+# --- models from files ---------------------------------------------------------------------------
+def file_models(
+    models_dir: Path | None,
+    detector: str,
+    detector_file: Path | None,
+    model: str = models.DEFAULT_EMBEDDER,
+    model_file: Path | None = None,
+) -> tuple[str, str]:
+    """Register the ONNX files given (``--models-dir``, ``--detector-file``, ``--model-file``);
+    the (detector, embedder) names to use."""
+    from faceprint.models import onnx_models
+
+    if models_dir is not None:
+        onnx_models.load_models_dir(models_dir)
+    if detector_file is not None:
+        if detector != models.DEFAULT_DETECTOR:
+            raise InvalidArgumentError("give --detector or --detector-file, not both")
+        detector = onnx_models.register_onnx_model(detector_file, kind="detector").name
+    if model_file is not None:
+        if model != models.DEFAULT_EMBEDDER:
+            raise InvalidArgumentError("give --model or --model-file, not both")
+        model = onnx_models.register_onnx_model(model_file, kind="embedder").name
+    return detector, model
+
+
+# --- the global options and the gallery ----------------------------------------------------------
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The options given before the command (``faceprint --gallery G COMMAND``), in ``ctx.obj``."""
+
+    gallery: Path | None = None
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    """The root's options; defaults when a command group runs on its own (as in unit tests)."""
+    options = ctx.find_object(GlobalOptions)
+    return options if options is not None else GlobalOptions()
+
+
+def gallery_path(ctx: typer.Context, override: Path | None = None) -> Path:
+    """The gallery file: ``override`` (a command's own --gallery), the global --gallery (or
+    ``$FACEPRINT_GALLERY``), else the default in the user's data folder."""
+    return override or global_options(ctx).gallery or settings.gallery_path()
+
+
+def open_gallery(ctx: typer.Context, create: bool = True) -> Gallery:
+    """The gallery the command line names (see :func:`gallery_path`)."""
+    from faceprint.gallery import Gallery
+
+    return Gallery.open(gallery_path(ctx), create=create)

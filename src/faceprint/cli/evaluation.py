@@ -1,0 +1,329 @@
+"""``faceprint eval pairs | eval identify | calibrate``: accuracy on labelled data.
+
+Thin like the rest of the CLI: parse, call :mod:`faceprint.evaluation`, format. With
+``--json`` exactly one JSON document on stdout (``nan`` written as ``null``); progress on
+stderr only at a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+from rich.table import Table
+
+from faceprint import models
+from faceprint.cli import common
+from faceprint.cli.common import (
+    DetectorFileOpt,
+    DetectorOpt,
+    JobsOpt,
+    JsonOpt,
+    ModelFileOpt,
+    ModelOpt,
+    ModelsDirOpt,
+    UpsampleOpt,
+    out,
+)
+from faceprint.errors import InvalidArgumentError
+from faceprint.pipeline import DetectionPolicy
+
+if TYPE_CHECKING:
+    from faceprint.evaluation.protocols import PipelineSpec
+
+logger = logging.getLogger(__name__)
+
+#: ``calibrate``, merged into the root by :mod:`faceprint.cli.root`.
+app = typer.Typer()
+#: ``faceprint eval ...``
+eval_app = typer.Typer(
+    help="Measure accuracy on labelled data: verification pairs, 1:N identification, robustness, time budgets.",
+    no_args_is_help=True,
+)
+
+RootOpt: Any = typer.Option(None, "--root", help="Folder the CSV's image paths are relative to (default: the CSV's folder).")
+SelectOpt: Any = typer.Option("center", "--select", help="With several faces: the one nearest the image centre, or the largest.")
+ReportOpt: Any = typer.Option(None, "--report", help="Also write a self-contained HTML report (plots, tables, worst errors).")
+EvalDetectorOpt: Any = typer.Option(
+    "hog", "--detector", "-d", help="Detector name (see `faceprint models`), or 'none' for the centre crop only."
+)
+
+
+def _spec(
+    detector: str, model: str, upsample: int | None, select: str,
+    models_dir: Path | None, detector_file: Path | None, model_file: Path | None,
+) -> PipelineSpec:
+    from faceprint.evaluation.protocols import NO_DETECTOR, PipelineSpec
+
+    if select not in ("center", "largest"):
+        raise InvalidArgumentError(f"--select must be 'center' or 'largest', not {select!r}")
+    if detector == NO_DETECTOR:
+        _, model = common.file_models(models_dir, models.DEFAULT_DETECTOR, None, model, model_file)
+    else:
+        detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
+    return PipelineSpec.create(detector, model, policy=DetectionPolicy(upsample=upsample), select=select)
+
+
+@contextmanager
+def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """The evaluation's progress callback: ``start(label, total)`` gives ``advance(n)``."""
+    with common.progress(enabled) as progress:
+        def start(label: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(label, total=total)
+            return lambda n: progress.advance(task, n)
+
+        yield start
+
+
+def _json(doc: dict[str, Any]) -> None:
+    print(json.dumps(_clean(doc)))
+
+
+def _clean(x: Any) -> Any:
+    """nan/inf -> None, numpy scalars -> Python, recursively."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items() if not str(k).startswith("_")}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, bytes):
+        return None
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _p(x: Optional[float], digits: int = 2) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _ratio(groups: dict[str, Any], which: str) -> str:
+    if groups[f"{which}_ratio_unbounded"]:
+        return "unbounded (a group has no errors)"
+    return _n(groups[f"{which}_max_min_ratio"], 2)
+
+
+def _n(x: Optional[float], digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+@eval_app.command("pairs")
+def eval_pairs(
+    pairs_csv: Path = typer.Argument(..., help="CSV with path_a,path_b,same[,fold][,group columns]."),
+    root: Optional[Path] = RootOpt,
+    model: str = ModelOpt,
+    detector: str = EvalDetectorOpt,
+    select: str = SelectOpt,
+    upsample: Optional[int] = UpsampleOpt,
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="A CSV column: FMR and FNMR per value at one threshold."),
+    group_far: float = typer.Option(1e-3, "--group-far", help="FAR of the one global threshold used per group."),
+    perturb: Optional[list[str]] = typer.Option(
+        None, "--perturb",
+        help="Degrade the probe side: blur|jpeg|downscale|noise|occlusion[:STRENGTH|low|medium|high] (repeatable; "
+        "a kind alone runs its ladder).",
+    ),
+    time_budget_ms: Optional[float] = typer.Option(
+        None, "--time-budget-ms", help="Also evaluate the most accurate configuration measured to fit T ms per image here."
+    ),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=2, help="Evaluate an evenly spaced subset of the pairs."),
+    jobs: Optional[int] = JobsOpt,
+    report: Optional[Path] = ReportOpt,
+    model_file: Optional[Path] = ModelFileOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verification accuracy on labelled pairs: k-fold accuracy, AUC, EER, TAR@FAR, calibration check."""
+    from faceprint.evaluation import protocols
+    from faceprint.evaluation.perturb import parse_perturbations
+
+    with common.errors_to_exit(as_json):
+        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file)
+        perturbations = parse_perturbations(perturb or [])
+        if time_budget_ms is not None and not time_budget_ms > 0:
+            raise InvalidArgumentError(f"--time-budget-ms must be positive; got {time_budget_ms}")
+        pairs = protocols.read_pairs(pairs_csv, root, group_by).subsample(max_pairs)
+        with _progress_factory(common.show_progress(as_json)) as progress:
+            result = protocols.evaluate_pairs(
+                pairs, spec, jobs=common.jobs_for(jobs), perturbations=perturbations, time_budget_ms=time_budget_ms,
+                group_far=group_far, progress=progress,
+            )
+        doc = result.to_dict()
+        if report is not None:
+            from faceprint.evaluation.report import verification_report, write_report
+
+            write_report(report, verification_report(result))
+            doc["report"] = str(report)
+        if as_json:
+            _json(doc)
+            return
+        _print_pairs(_clean(doc))
+
+
+def _print_pairs(d: dict[str, Any]) -> None:
+    acc = _p(d["accuracy"]) + (f" ± {_p(d['accuracy_std'])}" if d["accuracy_std"] is not None else "")
+    out.print(f"[bold]{d['model']}[/] on {d['pairs_file']}: {d['n_pairs']} pairs, {d['n_images']} images, "
+              f"{d['failures']} without a detected face or unreadable ({d['images_per_s'] or 0:.1f} images/s)")
+    out.print(f"accuracy {acc}  ({d['accuracy_protocol']})")
+    out.print(f"AUC {_n(d['auc'], 5)}   EER {_p(d['eer'])}")
+    table = Table(title="TAR at FAR")
+    for col in ("FAR", "threshold", "TAR", "false accepts", "impostor pairs", "resolvable"):
+        table.add_column(col)
+    for p in d["tar_at_far_detail"]:
+        table.add_row(f"{p['far']:g}", _n(p["threshold"]), _p(p["tar"]), str(p["n_false_accepts"]), str(p["n_impostor"]),
+                      "yes" if p["resolvable"] else "[yellow]no[/]")
+    out.print(table)
+    if d["calibration"]:
+        table = Table(title=f"Calibration check (card: {d['calibration_source']})")
+        for col in ("card FAR", "threshold", "FAR here", "FRR here", "impostor pairs"):
+            table.add_column(col)
+        for r in d["calibration"]:
+            table.add_row(f"{r['far_nominal']:g}", _n(r["threshold"]), _p(r["far_measured"], 3)
+                          + ("" if r["resolvable"] else " [yellow](below resolution)[/]"),
+                          _p(r["frr_measured"]), str(r["n_impostor"]))
+        out.print(table)
+    if d.get("groups"):
+        g = d["groups"]
+        table = Table(title=f"Per group ({g['column']}) at threshold {_n(g['threshold'])}")
+        for col in ("group", "genuine", "impostor", "FMR", "FNMR"):
+            table.add_column(col)
+        for r in g["per_group"]:
+            table.add_row(r["group"], str(r["n_genuine"]), str(r["n_impostor"]), _p(r["fmr"], 3), _p(r["fnmr"]))
+        out.print(table)
+        out.print(f"max/min ratio: FMR {_ratio(g, 'fmr')}, FNMR {_ratio(g, 'fnmr')}")
+    if d.get("perturbations"):
+        key = list(d["tar_at_far"])[min(1, len(d["tar_at_far"]) - 1)]
+        table = Table(title="Probe side degraded")
+        for col in ("probe", "accuracy", "AUC", f"TAR@FAR {key}", "failures"):
+            table.add_column(col)
+        table.add_row("clean", _p(d["accuracy"]), _n(d["auc"], 5), _p(d["tar_at_far"][key]), str(d["failures"]))
+        for p in d["perturbations"]:
+            table.add_row(p["label"], _p(p["accuracy"]), _n(p["auc"], 5), _p(p["tar_at_far"][key]), str(p["failures"]))
+        out.print(table)
+    if d.get("time_budget"):
+        tb = d["time_budget"]
+        table = Table(title=f"Time budget {tb['budget_ms']:g} ms/image (measured here, one process)")
+        for col in ("configuration", "ms/image", "fits"):
+            table.add_column(col)
+        for r in tb["candidates"]:
+            mark = " [green](chosen)[/]" if r["label"] == tb["chosen"]["label"] else ""
+            table.add_row(r["label"] + mark, _n(r["ms_per_image"], 1), "yes" if r["fits"] else "no")
+        out.print(table)
+        out.print(f"accuracy under the budget {_p(tb.get('accuracy'))} vs {_p(d['accuracy'])} unconstrained"
+                  + (f" ({tb['note']})" if tb.get("note") else ""))
+    if d.get("report"):
+        out.print(f"report: {d['report']}")
+
+
+@eval_app.command("identify")
+def eval_identify(
+    identities_csv: Path = typer.Argument(..., help="CSV with path,identity."),
+    root: Optional[Path] = RootOpt,
+    enrol_per_subject: int = typer.Option(1, "--enrol-per-subject", "-k", min=1, help="Images enrolled per identity."),
+    holdout: Optional[float] = typer.Option(
+        None, "--holdout", min=0.0, max=0.9,
+        help="Share of identities held out as strangers (default: 0.2 when no identity has too few images, else 0).",
+    ),
+    max_rank: int = typer.Option(20, "--max-rank", min=1, max=1000, help="Longest rank of the CMC curve."),
+    max_identities: Optional[int] = typer.Option(None, "--max-identities", min=2, help="Use an evenly spread subset of identities."),
+    model: str = ModelOpt,
+    detector: str = EvalDetectorOpt,
+    select: str = SelectOpt,
+    upsample: Optional[int] = UpsampleOpt,
+    jobs: Optional[int] = JobsOpt,
+    report: Optional[Path] = ReportOpt,
+    model_file: Optional[Path] = ModelFileOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """1:N identification through a temporary gallery: rank-1/rank-5, CMC, FNIR at FPIR, DIR."""
+    from faceprint.evaluation import protocols
+
+    with common.errors_to_exit(as_json):
+        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file)
+        ids = protocols.read_identities(identities_csv, root).subsample(max_identities)
+        with _progress_factory(common.show_progress(as_json)) as progress:
+            result = protocols.evaluate_identification(
+                ids, spec, enrol_per_subject=enrol_per_subject, holdout=holdout, max_rank=max_rank,
+                jobs=common.jobs_for(jobs), progress=progress,
+            )
+        doc = result.to_dict()
+        if report is not None:
+            from faceprint.evaluation.report import identification_report, write_report
+
+            write_report(report, identification_report(result))
+            doc["report"] = str(report)
+        if as_json:
+            _json(doc)
+            return
+        d = _clean(doc)
+        out.print(f"[bold]{d['model']}[/] on {d['identities_file']}: {d['n_subjects_enrolled']} subjects enrolled "
+                  f"({d['n_templates']} templates, {d['enrolment_rejected']} enrolment images rejected), "
+                  f"{d['n_mated_probes']} mated and {d['n_nonmated_probes']} non-mated probes, {d['failures']} failures")
+        out.print(f"closed set: rank-1 {_p(d['rank1'])}   rank-5 {_p(d['rank5'])}")
+        table = Table(title="Open set (NIST FRVT style)")
+        for col in ("FPIR", "threshold", "FNIR", "DIR", "non-mated probes", "resolvable"):
+            table.add_column(col)
+        for p in d["open_set"]:
+            table.add_row(f"{p['fpir']:g}", _n(p["threshold"]), _p(p["fnir"]), _p(p["dir"]), str(p["n_nonmated"]),
+                          "yes" if p["resolvable"] else "[yellow]no[/]")
+        out.print(table)
+        if d.get("report"):
+            out.print(f"report: {d['report']}")
+
+
+@app.command()
+def calibrate(
+    data_csv: Path = typer.Argument(..., help="A pairs CSV (path_a,path_b,same) or an identities CSV (path,identity)."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="JSON file to write {\"calibration\": ...} to (merged into an existing sidecar)."),
+    model: str = ModelOpt,
+    root: Optional[Path] = RootOpt,
+    far: Optional[list[float]] = typer.Option(None, "--far", help="FARs to calibrate (repeatable; default 1e-2, 1e-3, 1e-4)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Name of the data, written into the card."),
+    detector: str = DetectorOpt,
+    select: str = SelectOpt,
+    upsample: Optional[int] = UpsampleOpt,
+    jobs: Optional[int] = JobsOpt,
+    model_file: Optional[Path] = ModelFileOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Thresholds at named FARs from every impostor pair the data allows, written as a model card's calibration."""
+    from faceprint.evaluation.calibrate import CARD_FARS, calibrate_csv, write_card
+
+    with common.errors_to_exit(as_json):
+        fars = tuple(far) if far else CARD_FARS
+        for f in fars:
+            if not 0.0 < f < 1.0:
+                raise InvalidArgumentError(f"--far must be in (0, 1); got {f:g}")
+        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file)
+        with _progress_factory(common.show_progress(as_json)) as progress:
+            result = calibrate_csv(data_csv, spec, root=root, fars=fars, jobs=common.jobs_for(jobs), dataset=dataset,
+                                   progress=progress)
+        written = write_card(out_file, result)
+        doc = {**result.to_dict(), "out": str(out_file), "card": written["calibration"]}
+        if as_json:
+            _json(doc)
+            return
+        d = _clean(doc)
+        out.print(f"[bold]{d['model']}[/] on {d['dataset']}")
+        out.print(f"{d['n_embedded']} of {d['n_images']} images embedded ({len(d['no_face'])} without a face, "
+                  f"{len(d['unreadable'])} unreadable, left out); {d['n_identities']} identities; "
+                  f"{d['n_genuine_pairs']:,} genuine and {d['n_impostor_pairs']:,} impostor pairs")
+        table = Table()
+        for col in ("FAR", "threshold", "FAR measured", "FRR", "false accepts", "in card"):
+            table.add_column(col)
+        for r in d["rows"]:
+            table.add_row(f"{r['far']:g}", _n(r["threshold"], 6), _p(r["far_measured"], 4), _p(r["frr"]),
+                          str(r["n_false_accepts"]), "yes" if r["in_card"] else "[yellow]no: not resolvable[/]")
+        out.print(table)
+        out.print(f"written: {out_file}")

@@ -1,0 +1,209 @@
+"""``faceprint enroll | identify | gallery export|import|stats``: the gallery of known people.
+
+Thin like the rest of the CLI: parse, call :class:`faceprint.gallery.Gallery`, format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from faceprint.cli import common
+from faceprint.cli.common import JobsOpt, JsonOpt, err, out
+from faceprint.errors import FaceprintError, InvalidArgumentError
+from faceprint.imageio import find_images
+from faceprint.pipeline import DEFAULT_FAR
+
+logger = logging.getLogger(__name__)
+
+#: ``enroll`` and ``identify``, merged into the root by :mod:`faceprint.cli.root`.
+app = typer.Typer()
+#: ``faceprint gallery ...``
+gallery_app = typer.Typer(help="Export, import and inspect the gallery.", no_args_is_help=True)
+
+#: Per-file problems of ``identify``: the file gets an error entry and the others go on.
+_PER_FILE_ERRORS = frozenset({"invalid_image", "image_too_large"})
+
+
+def _parse_where(pairs: list[str] | None) -> dict[str, Any] | None:
+    if not pairs:
+        return None
+    where: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"--where takes KEY=VALUE; got {pair!r}")
+        where[key] = value
+    return where
+
+
+def _enrolment_list(name: str | None, images: list[Path] | None, folders: Path | None) -> list[tuple[str, str]]:
+    """The (person, image file) pairs to enrol: NAME IMAGE..., or every sub-folder of --folders."""
+    if folders is not None:
+        if name or images:
+            raise InvalidArgumentError("give either NAME IMAGE... or --folders DIR, not both")
+        if not folders.is_dir():
+            raise InvalidArgumentError(f"{folders} is not a folder")
+        items: list[tuple[str, str]] = []
+        for person in sorted(p for p in folders.iterdir() if p.is_dir()):
+            items += [(person.name, f) for f in find_images([person])]
+        return items
+    if not name or not images:
+        raise InvalidArgumentError("give a NAME and at least one IMAGE (or --folders DIR)")
+    return [(name, f) for f in find_images(images)]
+
+
+@app.command()
+def enroll(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="The person's name (omit with --folders)."),
+    images: Optional[list[Path]] = typer.Argument(None, help="Images (or folders) of that person; one face each."),
+    folders: Optional[Path] = typer.Option(None, "--folders", help="Enrol every sub-folder of DIR as a person named after it."),
+    metadata: Optional[str] = typer.Option(None, "--metadata", help='JSON object stored with the person, e.g. \'{"group": "staff"}\'.'),
+    jobs: Optional[int] = JobsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Enrol people. Each image must show one face; rejected images get a reason, the rest go on."""
+    with common.errors_to_exit(as_json):
+        try:
+            meta = json.loads(metadata) if metadata else None
+        except ValueError:
+            raise InvalidArgumentError(f"--metadata is not valid JSON: {metadata!r}") from None
+        if meta is not None and not isinstance(meta, dict):
+            raise InvalidArgumentError("--metadata must be a JSON object")
+        items = _enrolment_list(name, images, folders)
+        if not items:
+            raise InvalidArgumentError("no image files found")
+        from faceprint.gallery import Enrolled, EnrollmentReport, Rejected
+
+        workers = common.jobs_for(jobs, len(items))
+        enrolled: list[Enrolled] = []
+        rejected: list[Rejected] = []
+        with common.open_gallery(ctx) as gallery, common.progress(common.show_progress(as_json, len(items))) as progress:
+            task = progress.add_task("enrolling", total=len(items))
+            outcomes = gallery.enroll_many(items, metadata=meta, jobs=workers)
+            try:
+                for outcome in outcomes:
+                    if isinstance(outcome, Enrolled):
+                        enrolled.append(outcome)
+                    else:
+                        rejected.append(outcome)
+                    progress.advance(task)
+            except KeyboardInterrupt:
+                common.close_iterator(outcomes)  # stops the workers; every face reported so far is committed
+                interrupted = True
+            else:
+                interrupted = False
+        report = EnrollmentReport(tuple(enrolled), tuple(rejected))
+        if as_json:
+            print(json.dumps({**report.to_dict(), **({"interrupted": True} if interrupted else {})}))
+        else:
+            for e in report.enrolled:
+                out.print(f"enrolled  {e.path} -> {e.subject} (face {e.face_id})")
+            for r in report.rejected:
+                out.print(f"[yellow]rejected[/]  {r.path}: {r.code}: {r.message}")
+            out.print(f"{len(report.enrolled)} enrolled, {len(report.rejected)} rejected")
+        if interrupted:
+            err.print(f"interrupted: {len(enrolled) + len(rejected)} of {len(items)} image(s) done; "
+                      "those enrolled are committed")
+            raise typer.Exit(common.EXIT_INTERRUPTED)
+        if report.rejected:
+            raise typer.Exit(common.EXIT_FAILED)
+
+
+@app.command()
+def identify(
+    ctx: typer.Context,
+    images: list[Path] = typer.Argument(..., help="Probe images or folders."),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=1000, help="Candidates per face."),
+    far: Optional[float] = typer.Option(None, "--far", help=f"False-accept rate to decide at (default {DEFAULT_FAR:g})."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Explicit cosine-similarity threshold."),
+    where: Optional[list[str]] = typer.Option(None, "--where", help="Only subjects whose metadata KEY=VALUE (repeatable)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Who is in these photos? Unknown faces get identity null."""
+    with common.errors_to_exit(as_json):
+        paths = find_images(images)
+        filters = _parse_where(where)
+        results: list[dict[str, Any]] = []
+        with common.open_gallery(ctx) as gallery, common.progress(common.show_progress(as_json, len(paths))) as progress:
+            task = progress.add_task("identifying", total=len(paths))
+            for path in paths:
+                try:
+                    faces = gallery.identify(path, top_k=top_k, far=far, threshold=threshold, where=filters)
+                    results.append({"path": path, "faces": [f.to_dict() for f in faces], "error": None})
+                except FaceprintError as exc:
+                    if exc.code not in _PER_FILE_ERRORS:
+                        raise  # a bad argument or model is not a per-file problem
+                    results.append({"path": path, "faces": [], "error": exc.to_dict()})
+                progress.advance(task)
+        if as_json:
+            print(json.dumps({"results": results}))
+        else:
+            _print_identities(results)
+        if any(r["error"] for r in results):
+            raise typer.Exit(common.EXIT_FAILED)
+
+
+def _print_identities(results: list[dict[str, Any]]) -> None:
+    table = Table()
+    table.add_column("image", overflow="fold")
+    for col in ("face", "box", "identity", "similarity", "threshold", "next candidates"):
+        table.add_column(col)
+    for r in results:
+        if r["error"]:
+            table.add_row(r["path"], "-", f"[red]{r['error']['code']}[/]", "", "", "", "")
+        if not r["faces"] and not r["error"]:
+            table.add_row(r["path"], "0", "no face", "", "", "", "")
+        for i, f in enumerate(r["faces"]):
+            others = ", ".join(f"{c['subject']} {c['similarity']:.3f}" for c in f["candidates"][1:3])
+            sim = "-" if f["similarity"] is None else f"{f['similarity']:.4f}"
+            table.add_row(r["path"] if i == 0 else "", str(i), str([round(v) for v in f["box"]]),
+                          f["identity"] or "[dim]unknown[/]", sim, f"{f['threshold']:.4f}", others)
+    out.print(table)
+
+
+# --- gallery ---------------------------------------------------------------------------------
+@gallery_app.command("export")
+def gallery_export(
+    ctx: typer.Context,
+    file: Path,
+    include_images: bool = typer.Option(False, "--include-images", help="Also write the face thumbnails."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the gallery (embeddings + metadata) to a portable JSON file (.gz to compress)."""
+    with common.errors_to_exit(as_json), common.open_gallery(ctx, create=False) as gallery:
+        count = gallery.export(file, include_images=include_images)
+        doc = {"exported": str(file), "faces": count, "model": gallery.model_id}
+        if as_json:
+            print(json.dumps(doc))
+        else:
+            out.print(f"wrote {count} faces to {file}")
+
+
+@gallery_app.command("import")
+def gallery_import(ctx: typer.Context, file: Path, as_json: bool = JsonOpt) -> None:
+    """Add the people of an exported file (same model only; duplicates skipped)."""
+    with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
+        counts = gallery.import_(file)
+        if as_json:
+            print(json.dumps(counts))
+        else:
+            out.print(f"added {counts['added']} faces, skipped {counts['skipped_duplicates']} already present")
+
+
+@gallery_app.command("stats")
+def gallery_stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Where the gallery is, its model, and how many people and faces it holds."""
+    with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
+        stats = gallery.stats()
+        if as_json:
+            print(json.dumps(stats.to_dict()))
+        else:
+            for key, value in stats.to_dict().items():
+                out.print(f"{key:>11}: {value}")

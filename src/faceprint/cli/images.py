@@ -1,0 +1,297 @@
+"""``faceprint detect | embed | verify | models``: faces in image files, and the models.
+
+Thin like the rest of the CLI: parse, call :class:`faceprint.pipeline.Analyzer`, format.
+``detect`` and ``embed`` stream (a JSON document an entry at a time, or a table every 100
+files) so that memory stays bounded whatever the folder's size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from faceprint import models, settings
+from faceprint.cli import common
+from faceprint.cli.common import (
+    DetectorFileOpt,
+    DetectorOpt,
+    JobsOpt,
+    JsonOpt,
+    ModelFileOpt,
+    ModelOpt,
+    ModelsDirOpt,
+    UpsampleOpt,
+    err,
+    out,
+)
+from faceprint.errors import FaceprintError, InvalidArgumentError
+from faceprint.imageio import find_images
+from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
+from faceprint.types import EmbeddedFace, Face, ImageAnalysis
+
+logger = logging.getLogger(__name__)
+
+#: ``detect``, ``embed``, ``verify`` and ``models``, merged into the root by :mod:`faceprint.cli.root`.
+app = typer.Typer()
+
+
+def _analyzer(detector: str, model: str, upsample: int | None, landmarks68: bool = False) -> Analyzer:
+    return Analyzer(detector=detector, embedder=model, landmarks68=landmarks68, policy=DetectionPolicy(upsample=upsample))
+
+
+def _box(face: Face) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in face.box.to_list()) + "]"
+
+
+def _pose(face: Face) -> str:
+    p = face.pose
+    return f"{p.yaw:+.0f} / {p.pitch:+.0f} / {p.roll:+.0f}" if p else "-"
+
+
+def _print_faces_table(results: list[ImageAnalysis], with_embeddings: bool) -> None:
+    table = Table(show_lines=False)
+    table.add_column("image", overflow="fold")  # never cut a path: people copy them
+    for col in ("face", "box (x1, y1, x2, y2)", "score", "yaw / pitch / roll"):
+        table.add_column(col)
+    if with_embeddings:
+        table.add_column("embedding")
+    for r in results:
+        if r.error is not None:
+            table.add_row(r.source, "-", f"[red]{r.error.code}[/]: {r.error.message}", "", "", *([""] if with_embeddings else []))
+            continue
+        if not r.faces:
+            table.add_row(r.source, "0", "no face", "", "", *([""] if with_embeddings else []))
+        items: tuple[Face | EmbeddedFace, ...] = r.faces
+        for i, item in enumerate(items):
+            face = item.face if isinstance(item, EmbeddedFace) else item
+            row = [r.source if i == 0 else "", str(i), _box(face), f"{face.score:.2f}", _pose(face)]
+            if with_embeddings and isinstance(item, EmbeddedFace):
+                vec = item.embedding
+                row.append(f"{len(vec)}-D [" + ", ".join(f"{v:+.3f}" for v in vec[:3]) + ", ...]")
+            table.add_row(*row)
+    out.print(table)
+
+
+class _JsonStream:
+    """One JSON document written an entry at a time: ``{"model": ..., "results": [`` then each
+    result on its own line, then ``]}`` -- still exactly one document, in constant memory."""
+
+    def __init__(self, head: dict[str, Any]) -> None:
+        self.count = 0
+        self.closed = False
+        opening = "".join(f"{json.dumps(k)}: {json.dumps(v)}, " for k, v in head.items())
+        sys.stdout.write("{" + opening + '"results": [\n')
+
+    def add(self, analysis: ImageAnalysis) -> None:
+        sys.stdout.write((",\n" if self.count else "") + json.dumps(analysis.to_dict()))
+        self.count += 1
+
+    def close(self, **tail: Any) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        closing = "".join(f", {json.dumps(k)}: {json.dumps(v)}" for k, v in tail.items())
+        sys.stdout.write(("\n" if self.count else "") + "]" + closing + "}\n")
+        sys.stdout.flush()
+
+
+class _TableStream:
+    """The readable table, printed every ``chunk`` images so that memory stays bounded."""
+
+    def __init__(self, with_embeddings: bool, chunk: int = 100) -> None:
+        self.with_embeddings = with_embeddings
+        self.chunk = chunk
+        self.rows: list[ImageAnalysis] = []
+        self.progress: Progress | None = None  # paused while a table goes to the same terminal
+
+    def add(self, analysis: ImageAnalysis) -> None:
+        self.rows.append(analysis)
+        if len(self.rows) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        progress = self.progress
+        pause = progress is not None and progress.live.is_started and out.is_terminal
+        if progress is not None and pause:
+            progress.stop()
+        _print_faces_table(self.rows, self.with_embeddings)
+        self.rows = []
+        if progress is not None and pause:
+            progress.start()
+
+    def close(self, **_: Any) -> None:
+        self.flush()
+
+
+def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed: bool, jobs: int | None) -> None:
+    """Analyse every image under ``images``, streaming the results; exit 1 if any file failed,
+    130 on Ctrl-C (workers stopped; with --json the document is closed, ``"interrupted": true``)."""
+    try:
+        paths = find_images(images)
+        if not paths:
+            common.fail({"code": "invalid_argument", "message": "no image files given"}, as_json, common.EXIT_USAGE)
+        workers = common.jobs_for(jobs, len(paths))
+        # Checks the arguments and loads the embedder before any output is written.
+        analyses: Iterator[ImageAnalysis] = (
+            analyzer.embed_many(paths, jobs=workers) if embed else analyzer.detect_many(paths, jobs=workers)
+        )
+    except KeyboardInterrupt:
+        err.print("interrupted before any file was analysed")
+        raise typer.Exit(common.EXIT_INTERRUPTED) from None
+    sink: _JsonStream | _TableStream = (
+        _JsonStream({"model": analyzer.model_id} if embed else {}) if as_json else _TableStream(embed)
+    )
+    show = common.show_progress(as_json, len(paths))
+    done = failed = 0
+    try:
+        with common.progress(show) as progress:
+            task = progress.add_task("embedding" if embed else "detecting", total=len(paths))
+            if isinstance(sink, _TableStream) and show:
+                sink.progress = progress
+            for analysis in analyses:
+                done += 1
+                sink.add(analysis)
+                failed += analysis.error is not None
+                progress.advance(task)
+            sink.close()
+    except KeyboardInterrupt:
+        common.close_iterator(analyses)  # terminates the workers (if the interrupt came outside the generator)
+        sink.close(interrupted=True)
+        err.print(f"interrupted: {done} of {len(paths)} file(s) done")
+        raise typer.Exit(common.EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        common.close_iterator(analyses)
+        if as_json:  # keep stdout one JSON document: the error goes inside it
+            error = exc.to_dict() if isinstance(exc, FaceprintError) else common.internal_error(exc, hint=False)
+            sink.close(error=error)
+            if settings.debug():
+                raise
+            raise typer.Exit(common.EXIT_FAILED if isinstance(exc, FaceprintError) else common.EXIT_INTERNAL) from None
+        sink.close()
+        raise
+    if failed:
+        if not as_json:
+            err.print(f"{failed} of {done} file(s) failed")
+        raise typer.Exit(common.EXIT_FAILED)
+
+
+@app.command()
+def detect(
+    images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    detector: str = DetectorOpt,
+    landmarks68: bool = typer.Option(False, "--landmarks68", help="Also give the 68-point landmarks."),
+    upsample: Optional[int] = UpsampleOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
+    jobs: Optional[int] = JobsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find faces: box, score, 5 landmarks (dlib5 order) and head pose."""
+    with common.errors_to_exit(as_json):
+        detector, _ = common.file_models(models_dir, detector, detector_file)
+        analyzer = _analyzer(detector, models.DEFAULT_EMBEDDER, upsample, landmarks68)
+        _batch_command(images, as_json, analyzer, embed=False, jobs=jobs)
+
+
+@app.command()
+def embed(
+    images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    upsample: Optional[int] = UpsampleOpt,
+    model_file: Optional[Path] = ModelFileOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
+    jobs: Optional[int] = JobsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find faces and compute their embeddings (float32, L2-normalised)."""
+    with common.errors_to_exit(as_json):
+        detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
+        _batch_command(images, as_json, _analyzer(detector, model, upsample), embed=True, jobs=jobs)
+
+
+@app.command()
+def verify(
+    image_a: Path = typer.Argument(..., help="First image."),
+    image_b: Path = typer.Argument(..., help="Second image."),
+    far: Optional[float] = typer.Option(
+        None, "--far", help=f"False-accept rate to decide at, from the model card (default {DEFAULT_FAR:g})."
+    ),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Explicit cosine-similarity threshold."),
+    face_a: Optional[int] = typer.Option(None, "--face-a", min=0, help="Face index in IMAGE_A (default: largest)."),
+    face_b: Optional[int] = typer.Option(None, "--face-b", min=0, help="Face index in IMAGE_B (default: largest)."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    upsample: Optional[int] = UpsampleOpt,
+    model_file: Optional[Path] = ModelFileOpt,
+    detector_file: Optional[Path] = DetectorFileOpt,
+    models_dir: Optional[Path] = ModelsDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Are the faces in two images the same person? Exit 0 with the answer either way."""
+    with common.errors_to_exit(as_json):
+        detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
+        analyzer = _analyzer(detector, model, upsample)
+        if threshold is None and analyzer.embedder_card.calibration is None:
+            raise InvalidArgumentError(
+                f"{model} has no calibrated thresholds, so no FAR can be turned into one; give --threshold "
+                "(a cosine similarity)", details={"model": analyzer.embedder_card.id},
+            )
+        result = analyzer.verify(str(image_a), str(image_b), far=far, threshold=threshold, face_a=face_a, face_b=face_b)
+        if as_json:
+            print(json.dumps(result.to_dict()))
+            return
+        colour = "green" if result.match else "yellow"
+        out.print(f"[bold {colour}]{'MATCH' if result.match else 'NO MATCH'}[/]  similarity {result.similarity:.4f}  "
+                  f"threshold {result.threshold:.4f}"
+                  + (f" (FAR {result.far:.0e})" if result.far is not None else " (outside the calibrated FAR range)")
+                  + f"  model {result.model}")
+        for name, sel in zip(("A", "B"), result.faces):
+            note = {"only": "the only face", "largest": f"largest of {sel.faces_found} faces",
+                    "index": f"face {sel.face_index} of {sel.faces_found}, as asked"}[sel.selection]
+            out.print(f"  {name}: {sel.source}: {note}, box {[round(v) for v in sel.box.to_list()]}")
+
+
+@app.command("models")
+def list_models(models_dir: Optional[Path] = ModelsDirOpt, as_json: bool = JsonOpt) -> None:
+    """List the registered models with their sources, licences and calibrated thresholds."""
+    with common.errors_to_exit(as_json):
+        common.file_models(models_dir, models.DEFAULT_DETECTOR, None)
+        cards = models.list_cards()
+        if as_json:
+            print(json.dumps({"models": [c.to_dict() for c in cards]}))
+            return
+        table = Table()
+        for col in ("name", "kind", "version", "output", "thresholds (FAR: cosine similarity)"):
+            table.add_column(col)
+        for c in cards:
+            th = "-"
+            if c.calibration:
+                th = "  ".join(f"{f:.0e}: {t:.4f}" for f, t in sorted(c.calibration.thresholds.items(), reverse=True))
+            output = {"detector": "boxes", "landmarks": "points", "embedder": f"{c.embedding_dim}-D"}[c.kind]
+            table.add_row(c.name, c.kind, c.version, output, th)
+        out.print(table)
+        for c in cards:
+            cal = c.calibration
+            if cal:
+                out.print(f"{c.name}: thresholds calibrated on {cal.dataset}; {cal.n_genuine_pairs:,} genuine and "
+                          f"{cal.n_impostor_pairs:,} impostor pairs.")
+        from faceprint.models.onnx_models import is_file_model
+
+        for c in cards:
+            if is_file_model(c):
+                uncalibrated = c.kind == "embedder" and not c.calibration
+                note = "; no calibrated thresholds, verify needs --threshold" if uncalibrated else ""
+                out.print(f"{c.name}: ONNX file {c.extra['path']}{note}")
+        out.print("Sources, hashes and licences: faceprint models --json")

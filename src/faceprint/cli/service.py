@@ -1,0 +1,152 @@
+"""``faceprint serve`` and ``faceprint keys create|list|revoke``: the HTTP service and its API keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich.table import Table
+
+from faceprint.cli import common
+from faceprint.cli.common import DetectorOpt, JsonOpt, err, out
+
+if TYPE_CHECKING:
+    from faceprint.service.auth import KeyStore
+
+logger = logging.getLogger(__name__)
+
+#: ``serve``, merged into the root by :mod:`faceprint.cli.root`.
+app = typer.Typer()
+#: ``faceprint keys ...``
+keys_app = typer.Typer(help="Create, list and revoke API keys of the HTTP service.", no_args_is_help=True)
+
+#: Addresses only this machine can reach: no warning about exposing the service.
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _gallery_file(ctx: typer.Context, override: Path | None = None) -> Path:
+    """The gallery as an absolute path: the service's workers may run from another folder."""
+    return common.gallery_path(ctx, override).expanduser().resolve()
+
+
+def _keys(ctx: typer.Context) -> KeyStore:
+    from faceprint.service.auth import KeyStore
+
+    return KeyStore(_gallery_file(ctx))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
+    gallery: Optional[Path] = typer.Option(
+        None, "--gallery", help="Gallery database file (as the global --gallery; this one wins when both are given).",
+    ),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each loads the models)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="Worker threads per process for decoding, models and the database."),
+    rate_limit: float = typer.Option(600.0, "--rate-limit", min=0, help="Requests a minute per API key (0: no limit)."),
+    max_request_mb: float = typer.Option(32.0, "--max-request-mb", min=0.001, help="Largest request body, MiB."),
+    max_image_mb: float = typer.Option(10.0, "--max-image-mb", min=0.001, help="Largest encoded image, MiB."),
+    max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest decoded image, width x height."),
+    max_faces: int = typer.Option(50, "--max-faces", min=1, help="Most faces handled in one image."),
+    max_top_k: int = typer.Option(100, "--max-top-k", min=1, max=1000, help="Largest top_k of identify."),
+    max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
+    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow this origin by CORS (repeatable; default: CORS off)."),
+    detector: str = DetectorOpt,
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error."),
+) -> None:
+    """Run the HTTP service and its web page (FastAPI + uvicorn). API docs at /docs, schema at /openapi.json."""
+    with common.errors_to_exit(False):
+        from faceprint.gallery import Gallery
+        from faceprint.pipeline import Analyzer
+        from faceprint.service import Settings
+        from faceprint.service import serve as run_service
+        from faceprint.service.auth import KeyStore
+
+        mib = 1024 * 1024
+        settings = Settings(
+            gallery=_gallery_file(ctx, gallery), detector=detector, threads=threads,
+            max_request_bytes=int(max_request_mb * mib), max_image_bytes=int(max_image_mb * mib),
+            max_pixels=max_pixels, max_faces=max_faces, max_top_k=max_top_k, max_images=max_images,
+            rate_limit=rate_limit, cors_origins=tuple(cors_origin or ()), log_level=log_level,
+        )
+        # Fail here, with a one-line message, on a bad gallery or a model it was not made with.
+        Gallery.open(settings.gallery, analyzer=Analyzer(detector)).close()
+        keys = KeyStore(settings.gallery)
+        try:
+            active = keys.count_active()
+        finally:
+            keys.close()
+        shown = f"[{host}]" if ":" in host else host
+        print(f"faceprint service on http://{shown}:{port}/  (gallery {settings.gallery}; API docs /docs)", file=sys.stderr)
+        if not active:
+            print("no API keys yet: create one with "
+                  f"`faceprint --gallery {settings.gallery} keys create --scope recognize --scope manage`", file=sys.stderr)
+        if host not in _LOOPBACK:
+            err.print(f"[yellow]listening on {host}: other machines can reach this service; use TLS in front of it[/]")
+        sys.stdout.flush()
+        run_service(settings, host=host, port=port, workers=workers)
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    scope: list[str] = typer.Option(..., "--scope", help="recognize, manage or admin (repeatable or comma-separated)."),
+    name: str = typer.Option("", "--name", help="A label for the key (who or what uses it)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create an API key. The key is shown once; only its SHA-256 is stored."""
+    with common.errors_to_exit(as_json):
+        store = _keys(ctx)
+        try:
+            secret, record = store.create(scope, name)
+        finally:
+            store.close()
+        if as_json:
+            print(json.dumps({**record.to_dict(), "key": secret}))
+        else:
+            out.print(f"key id {record.key_id}  scopes {', '.join(record.scopes)}")
+            out.print(secret)
+            err.print("This is the only time the key is shown: store it now.")
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Every key with its scopes and state (never the key itself)."""
+    with common.errors_to_exit(as_json):
+        store = _keys(ctx)
+        try:
+            keys = store.list()
+        finally:
+            store.close()
+        if as_json:
+            print(json.dumps({"keys": [k.to_dict() for k in keys]}))
+            return
+        table = Table()
+        for col in ("key id", "name", "scopes", "created", "last used", "state"):
+            table.add_column(col)
+        for k in keys:
+            table.add_row(k.key_id, k.name, ", ".join(k.scopes), k.created_at, k.last_used_at or "-",
+                          "revoked" if k.revoked_at else "active")
+        out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: str = typer.Argument(..., help="The key id (see `keys list`)."),
+                as_json: bool = JsonOpt) -> None:
+    """Revoke a key: the service refuses it from the next request on."""
+    with common.errors_to_exit(as_json):
+        store = _keys(ctx)
+        try:
+            record = store.revoke(key_id)
+        finally:
+            store.close()
+        if as_json:
+            print(json.dumps(record.to_dict()))
+        else:
+            out.print(f"revoked {record.key_id}")
