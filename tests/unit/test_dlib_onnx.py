@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from faceprint import models
+from faceprint import models, settings
 from faceprint.errors import InvalidArgumentError
 from faceprint.models import dlib_onnx
 from faceprint.models.dlib_models import RESNET_CARD, RESNET_FILE, DlibResnetEmbedder
@@ -21,10 +21,12 @@ from faceprint.models.dlib_onnx import (
     ConversionError,
     DlibOnnxError,
     OnnxDlibResnet,
-    _Reader,
+    DlibReader,
     cached_onnx_path,
     convert_dlib_resnet,
+    is_valid_conversion,
     parse_dlib_resnet,
+    stamp_conversion,
 )
 from faceprint.models.files import resolve
 
@@ -74,12 +76,12 @@ INTS = [0, 1, -1, 127, 128, 255, 256, -256, 65535, -70000, 150, 2**31 - 1, -(2**
 
 
 def test_integers_decode_as_dlib_encodes_them():
-    r = _Reader(b"".join(enc_int(v) for v in INTS))
-    assert [r.int() for _ in INTS] == INTS
+    r = DlibReader(b"".join(enc_int(v) for v in INTS))
+    assert [r.read_int() for _ in INTS] == INTS
     assert r.pos == len(r.data)
     # Known bytes from dlib's own files: 150 and a 3-byte 4736.
-    assert _Reader(b"\x01\x96").int() == 150
-    assert _Reader(b"\x02\x80\x12").int() == 4736
+    assert DlibReader(b"\x01\x96").read_int() == 150
+    assert DlibReader(b"\x02\x80\x12").read_int() == 4736
 
 
 def test_floats_decode_exactly_for_floats_and_doubles():
@@ -87,29 +89,29 @@ def test_floats_decode_exactly_for_floats_and_doubles():
     values = [0.0, 1.0, -1.0, 0.5, 122.782, 1e-30, -3.4e38, *rng.normal(0, 10, 200)]
     f32 = [float(np.float32(v)) for v in values]  # float32 values: 24 mantissa bits
     f64 = [math.pi, -math.e, 1e-300, 0.04, 0.6, 2.0**-1074]
-    r = _Reader(b"".join(enc_float(v, 24) for v in f32) + b"".join(enc_float(v, 53) for v in f64))
-    assert [r.float() for _ in f32] == f32
-    assert [r.float() for _ in f64] == f64
-    specials = _Reader(enc_float(math.inf, 24) + enc_float(-math.inf, 24) + enc_float(math.nan, 24))
-    assert specials.float() == math.inf and specials.float() == -math.inf and math.isnan(specials.float())
+    r = DlibReader(b"".join(enc_float(v, 24) for v in f32) + b"".join(enc_float(v, 53) for v in f64))
+    assert [r.read_float() for _ in f32] == f32
+    assert [r.read_float() for _ in f64] == f64
+    specials = DlibReader(enc_float(math.inf, 24) + enc_float(-math.inf, 24) + enc_float(math.nan, 24))
+    assert specials.read_float() == math.inf and specials.read_float() == -math.inf and math.isnan(specials.read_float())
 
 
 def test_strings_bools_and_tensors_of_both_versions():
     t = np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2) / 7 - 1
     data = enc_str("con_4") + b"10" + enc_tensor(t, 1) + enc_tensor(t, 2) + enc_tensor(np.zeros((0, 0, 0, 0)), 2)
-    r = _Reader(data)
-    assert r.string() == "con_4"
-    assert r.bool() is True and r.bool() is False
-    np.testing.assert_array_equal(r.tensor(), t)
-    np.testing.assert_array_equal(r.tensor(), t)
-    assert r.tensor().shape == (0, 0, 0, 0)
+    r = DlibReader(data)
+    assert r.read_string() == "con_4"
+    assert r.read_bool() is True and r.read_bool() is False
+    np.testing.assert_array_equal(r.read_tensor(), t)
+    np.testing.assert_array_equal(r.read_tensor(), t)
+    assert r.read_tensor().shape == (0, 0, 0, 0)
     assert r.pos == len(data)
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x00", b"\x0f", b"\x03\x01", b"\x30\x01"])
 def test_malformed_integers_are_conversion_errors(bad):
     with pytest.raises(ConversionError):
-        _Reader(bad).int()
+        DlibReader(bad).read_int()
 
 
 def test_the_real_file_parses_completely_into_the_expected_network():
@@ -180,10 +182,10 @@ def test_corrupt_or_partial_cache_file_is_rebuilt(cache, damage):
         path.write_bytes(b"")
     else:  # a valid model stamped for another source file
         model = convert_dlib_resnet(resolve(RESNET_FILE))
-        path.write_bytes(dlib_onnx._stamp(model, "f" * 64))
-    assert not dlib_onnx._valid_cached(path.read_bytes(), RESNET_FILE.sha256)
+        path.write_bytes(stamp_conversion(model, "f" * 64))
+    assert not is_valid_conversion(path.read_bytes(), RESNET_FILE.sha256)
     assert cached_onnx_path(RESNET_FILE) == path
-    assert dlib_onnx._valid_cached(path.read_bytes(), RESNET_FILE.sha256)
+    assert is_valid_conversion(path.read_bytes(), RESNET_FILE.sha256)
 
 
 # --- runtime ----------------------------------------------------------------------------------
@@ -247,7 +249,9 @@ def test_wrong_chips_are_argument_errors_not_runtime_failures(onnx_net):
 @pytest.fixture
 def fresh_warning(monkeypatch, cache):
     monkeypatch.delenv("FACEPRINT_DLIB_RUNTIME", raising=False)
-    monkeypatch.setattr(DlibResnetEmbedder, "_fallback_warned", False)
+    DlibResnetEmbedder.reset_fallback_warning()
+    yield
+    DlibResnetEmbedder.reset_fallback_warning()
 
 
 def test_embedder_uses_onnxruntime_by_default(fresh_warning):
@@ -298,7 +302,8 @@ def test_failure_while_running_falls_back_and_still_answers(fresh_warning, monke
     def broken(_chips):
         raise DlibOnnxError("session broke")
 
-    monkeypatch.setattr(emb._onnx, "embed_chips", broken)
+    assert emb.onnx_net is not None
+    monkeypatch.setattr(emb.onnx_net, "embed_chips", broken)
     with pytest.warns(RuntimeWarning, match="session broke"):
         got = emb.embed_chips(chips)
     assert emb.runtime == "dlib"
@@ -314,7 +319,7 @@ def test_env_var_forces_a_runtime(fresh_warning, monkeypatch):
     assert DlibResnetEmbedder(RESNET_CARD).runtime == "onnxruntime"
     # Forced onnx does not fall back: the failure is raised.
     monkeypatch.setattr(dlib_onnx, "convert_dlib_resnet", _boom)
-    monkeypatch.setenv("FACEPRINT_CACHE_DIR", str(dlib_onnx.cache_dir() / "empty"))
+    monkeypatch.setenv("FACEPRINT_CACHE_DIR", str(settings.cache_dir() / "empty"))
     with pytest.raises(ConversionError):
         DlibResnetEmbedder(RESNET_CARD)
     monkeypatch.setenv("FACEPRINT_DLIB_RUNTIME", "tensorflow")

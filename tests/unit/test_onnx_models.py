@@ -25,7 +25,7 @@ from faceprint.errors import (  # noqa: E402
     ModelIntegrityError,
     ModelUnavailableError,
 )
-from faceprint.models.onnx_models import (  # noqa: E402
+from faceprint.models.onnx import (  # noqa: E402
     OnnxEmbedder,
     ScrfdDetector,
     anchor_centers,

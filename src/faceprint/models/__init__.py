@@ -2,36 +2,57 @@
 
 ``faceprint models`` lists it. Loading is lazy and cached: a model's weights are read (and
 their hash checked) the first time it is used, once per process.
+
+The typed accessors :func:`load_detector`, :func:`load_landmarks` and :func:`load_embedder`
+return the :mod:`~faceprint.models.base` Protocol of their kind; :func:`load` with a literal
+``kind`` is typed the same way. The built-in families (:mod:`~faceprint.models.dlib_models`,
+:mod:`~faceprint.models.opencv_models`) are registered on the first look-up; ONNX files are
+registered at run time by :mod:`faceprint.models.onnx`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Literal, overload
 
 from faceprint.errors import UnknownModelError
+from faceprint.models.base import Detector, Embedder, LandmarkModel, Model, ModelFactory
 from faceprint.models.card import Calibration, ModelCard, ModelKind, WeightFile
 
 __all__ = [
     "Calibration",
     "ModelCard",
+    "ModelKind",
     "WeightFile",
+    "Model",
+    "ModelFactory",
     "Registration",
     "register",
     "registration",
+    "registry_lock",
     "unregister",
     "get_card",
     "load",
+    "load_detector",
+    "load_landmarks",
+    "load_embedder",
     "list_cards",
     "DEFAULT_DETECTOR",
     "DEFAULT_EMBEDDER",
     "DEFAULT_LANDMARKS",
 ]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_DETECTOR = "hog"
 DEFAULT_LANDMARKS = "dlib5"
 DEFAULT_EMBEDDER = "dlib-resnet34"
+
+#: The Protocol a loaded model of each kind must satisfy (checked once, when it is loaded).
+_PROTOCOL: dict[ModelKind, type] = {"detector": Detector, "landmarks": LandmarkModel, "embedder": Embedder}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +60,30 @@ class Registration:
     """A registered model: its card and the factory that loads it."""
 
     card: ModelCard
-    factory: Callable[[ModelCard], Any]
+    factory: ModelFactory
 
 
 _registry: dict[str, Registration] = {}
 _aliases: dict[str, str] = {}
-_instances: dict[str, Any] = {}
-_lock = threading.RLock()
+_instances: dict[str, Model] = {}
+
+#: Held by every registry call. Hold it yourself (it is re-entrant) to make a look-up and a
+#: (re-)registration one atomic step, as :func:`faceprint.models.onnx.register_onnx_model` does.
+registry_lock = threading.RLock()
 
 
-def register(card: ModelCard, factory: Callable[[ModelCard], Any], aliases: tuple[str, ...] = ()) -> None:
-    if card.name in _registry:
-        raise ValueError(f"model {card.name!r} is already registered")
-    _registry[card.name] = Registration(card, factory)
-    for alias in aliases:
-        _aliases[alias] = card.name
+def register(card: ModelCard, factory: ModelFactory, aliases: tuple[str, ...] = ()) -> None:
+    """Add ``card`` (and its ``aliases``) with the ``factory`` that loads it.
+
+    Raises :class:`ValueError` when ``card.name`` is already registered.
+    """
+    with registry_lock:
+        if card.name in _registry:
+            raise ValueError(f"model {card.name!r} is already registered")
+        _registry[card.name] = Registration(card, factory)
+        for alias in aliases:
+            _aliases[alias] = card.name
+    logger.debug("registered %s model %s", card.kind, card.id)
 
 
 def unregister(name: str) -> ModelCard:
@@ -62,58 +92,105 @@ def unregister(name: str) -> ModelCard:
     For models registered at run time (e.g. ONNX files); the built-in models can be removed
     too, but nothing puts them back in this process.
     """
-    with _lock:
+    with registry_lock:
         canonical = _canonical(name, None)
         entry = _registry.pop(canonical)
         for alias in [a for a, target in _aliases.items() if target == canonical]:
             del _aliases[alias]
         _instances.pop(canonical, None)
-        return entry.card
+    logger.debug("unregistered model %s", entry.card.id)
+    return entry.card
 
 
 def _canonical(name: str, kind: ModelKind | None) -> str:
     _ensure_builtin()
-    canonical = _aliases.get(name, name)
-    entry = _registry.get(canonical)
-    if entry is None or (kind is not None and entry.card.kind != kind):
-        choices = sorted(n for n, e in _registry.items() if kind is None or e.card.kind == kind)
-        what = f"{kind} " if kind else ""
-        raise UnknownModelError(
-            f"unknown {what}model {name!r}; choose from: {', '.join(choices)}",
-            details={"name": name, "kind": kind, "choices": choices},
-        )
-    return canonical
+    with registry_lock:
+        canonical = _aliases.get(name, name)
+        entry = _registry.get(canonical)
+        if entry is None or (kind is not None and entry.card.kind != kind):
+            choices = sorted(n for n, e in _registry.items() if kind is None or e.card.kind == kind)
+            what = f"{kind} " if kind else ""
+            raise UnknownModelError(
+                f"unknown {what}model {name!r}; choose from: {', '.join(choices)}",
+                details={"name": name, "kind": kind, "choices": choices},
+            )
+        return canonical
 
 
 def registration(name: str) -> Registration | None:
     """The registration of ``name`` (a canonical name or an alias), or None if unknown."""
     _ensure_builtin()
-    with _lock:
+    with registry_lock:
         return _registry.get(_aliases.get(name, name))
 
 
 def get_card(name: str, kind: ModelKind | None = None) -> ModelCard:
-    return _registry[_canonical(name, kind)].card
+    """The card of ``name`` (a canonical name or an alias); :class:`UnknownModelError` when
+    there is none (of that ``kind``)."""
+    with registry_lock:
+        return _registry[_canonical(name, kind)].card
 
 
-def load(name: str, kind: ModelKind | None = None) -> Any:
-    """The loaded model called ``name`` (one shared instance per process)."""
+@overload
+def load(name: str, kind: Literal["detector"]) -> Detector: ...
+@overload
+def load(name: str, kind: Literal["landmarks"]) -> LandmarkModel: ...
+@overload
+def load(name: str, kind: Literal["embedder"]) -> Embedder: ...
+@overload
+def load(name: str, kind: None = None) -> Model: ...
+
+
+def load(name: str, kind: ModelKind | None = None) -> Model:
+    """The loaded model called ``name`` (one shared instance per process).
+
+    With a ``kind``, a model of another kind is an :class:`UnknownModelError`. A factory
+    whose model lacks its kind's Protocol is a :class:`TypeError` (a bug in its registration).
+    """
     canonical = _canonical(name, kind)
     inst = _instances.get(canonical)
     if inst is None:
-        with _lock:
+        with registry_lock:
             inst = _instances.get(canonical)
             if inst is None:
                 entry = _registry[canonical]
+                started = time.perf_counter()
                 inst = entry.factory(entry.card)
+                protocol = _PROTOCOL[entry.card.kind]
+                if not isinstance(inst, protocol):
+                    raise TypeError(
+                        f"the loader of {entry.card.id} made a {type(inst).__name__}, which is not "
+                        f"a {protocol.__name__} (see faceprint.models.base)"
+                    )
                 _instances[canonical] = inst
+                logger.info(
+                    "loaded %s %s (%s) in %.2f s",
+                    entry.card.kind, entry.card.id, type(inst).__name__, time.perf_counter() - started,
+                )
     return inst
 
 
+def load_detector(name: str) -> Detector:
+    """The loaded detector called ``name``."""
+    return load(name, "detector")
+
+
+def load_landmarks(name: str) -> LandmarkModel:
+    """The loaded landmark model called ``name``."""
+    return load(name, "landmarks")
+
+
+def load_embedder(name: str) -> Embedder:
+    """The loaded embedder called ``name``."""
+    return load(name, "embedder")
+
+
 def list_cards(kind: ModelKind | None = None) -> list[ModelCard]:
+    """Every registered card (of ``kind``): detectors, then landmarks, then embedders, by name."""
     _ensure_builtin()
     order = {"detector": 0, "landmarks": 1, "embedder": 2}
-    cards = [e.card for e in _registry.values() if kind is None or e.card.kind == kind]
+    with registry_lock:
+        cards = [e.card for e in _registry.values() if kind is None or e.card.kind == kind]
     return sorted(cards, key=lambda c: (order[c.kind], c.name))
 
 
@@ -121,10 +198,15 @@ _builtin_loaded = False
 
 
 def _ensure_builtin() -> None:
+    """Register the built-in families once. Their modules only describe their models (cards
+    and loaders); registering them here keeps the imports one-way (registry -> family)."""
     global _builtin_loaded
     if not _builtin_loaded:
-        with _lock:
+        with registry_lock:
             if not _builtin_loaded:
-                from faceprint.models import dlib_models, opencv_models  # noqa: F401  (they register)
+                from faceprint.models import dlib_models, opencv_models
 
+                for family in (dlib_models, opencv_models):
+                    for card, factory, aliases in family.BUILTIN:
+                        register(card, factory, aliases)
                 _builtin_loaded = True

