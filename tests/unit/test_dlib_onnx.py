@@ -5,6 +5,7 @@ real-face parity check is tests/integration/test_dlib_onnx_parity.py)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import struct
 import warnings
@@ -164,6 +165,15 @@ def test_cache_file_is_keyed_by_source_hash_and_converter_version(cache, monkeyp
     monkeypatch.setattr(dlib_onnx, "convert_dlib_resnet", _boom)
     assert cached_onnx_path(RESNET_FILE) == path
     assert not list(cache.glob("*.tmp"))
+
+
+def test_conversion_and_cache_hits_are_logged(cache, caplog):
+    with caplog.at_level(logging.DEBUG, logger="faceprint.models.dlib_onnx"):
+        cached_onnx_path(RESNET_FILE)
+        cached_onnx_path(RESNET_FILE)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("cache miss" in m for m in messages) and any("converted" in m for m in messages)
+    assert any("cache hit" in m for m in messages)
 
 
 def _boom(*_a, **_k):

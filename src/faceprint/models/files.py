@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import threading
 from pathlib import Path
 
 from faceprint.errors import ModelIntegrityError, ModelUnavailableError
 from faceprint.models.card import WeightFile
+
+logger = logging.getLogger(__name__)
 
 _verified: set[tuple[str, str]] = set()
 _lock = threading.Lock()
@@ -52,4 +55,5 @@ def resolve(weight: WeightFile, *, verify: bool = True) -> Path:
                         details={"path": str(path), "sha256": actual, "expected": weight.sha256},
                     )
                 _verified.add(key)
+                logger.debug("weight file %s matches its card (sha256 %s...)", path, weight.sha256[:12])
     return path
