@@ -51,6 +51,8 @@ HTTP_STATUS: dict[str, int] = {
     "too_many_images": 413,
     "too_many_faces": 422,
     "unsupported_media_type": 415,
+    # an optional part of faceprint (an extra) is not installed on the server
+    "missing_dependency": 503,
 }
 #: A code defined outside faceprint.errors (an enrolment rejection's reason) is a client error.
 DEFAULT_STATUS = 400

@@ -1,8 +1,17 @@
-"""A real `faceprint serve` (uvicorn) on a free loopback port, and a small stdlib HTTP client."""
+"""The service two ways, with one way of calling it:
+
+- in this process through FastAPI's ``TestClient`` (:class:`InProcess`; fast, most API tests);
+- a real ``faceprint serve`` (uvicorn) on a free loopback port (:class:`Server`; start-up, the
+  access log, limits over a socket, concurrency, several workers, the browser tests).
+
+Both have ``call(method, path, ...) -> Resp``. The faces are the small public-domain images
+shipped in tests/data/faces, so none of these tests needs ../shared.
+"""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import socket
@@ -12,25 +21,19 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
-
-from tests.conftest import shared
-
-FR = ("face_recognition_examples", "tests", "test_images")
+from PIL import Image
 
 
 def faceprint_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("faceprint")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "faceprint"]
-
-
-def image(name: str) -> Path:
-    if name == "two_people.jpg":
-        return shared("face_recognition_examples", "examples", name)
-    return shared(*FR, name)
 
 
 @dataclass
@@ -39,7 +42,7 @@ class Resp:
     headers: dict[str, str]
     body: bytes
 
-    def json(self) -> dict:
+    def json(self) -> Any:
         return json.loads(self.body)
 
     def header(self, name: str) -> str | None:
@@ -68,6 +71,21 @@ def multipart(fields: dict[str, object]) -> tuple[bytes, str]:
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
+def request_parts(key: str | None, json_body: object, form: dict[str, object] | None,
+                  headers: dict[str, str] | None, data: bytes | None) -> tuple[dict[str, str], bytes | None]:
+    """The headers and body of a call (a key as a bearer token, a JSON or multipart body)."""
+    hdrs = dict(headers or {})
+    if key is not None:
+        hdrs.setdefault("Authorization", f"Bearer {key}")
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        hdrs["Content-Type"] = "application/json"
+    elif form is not None:
+        data, ctype = multipart(form)
+        hdrs["Content-Type"] = ctype
+    return hdrs, data
+
+
 def call(
     method: str,
     url: str,
@@ -79,15 +97,8 @@ def call(
     data: bytes | None = None,
     timeout: float = 300,
 ) -> Resp:
-    hdrs = dict(headers or {})
-    if key is not None:
-        hdrs.setdefault("Authorization", f"Bearer {key}")
-    if json_body is not None:
-        data = json.dumps(json_body).encode()
-        hdrs["Content-Type"] = "application/json"
-    elif form is not None:
-        data, ctype = multipart(form)
-        hdrs["Content-Type"] = ctype
+    """One HTTP request over a real socket (stdlib client)."""
+    hdrs, data = request_parts(key, json_body, form, headers, data)
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -96,28 +107,112 @@ def call(
         return Resp(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
 
 
+def envelope(resp: Resp, status: int, code: str) -> dict[str, Any]:
+    """Asserts an error answer: its status, the envelope's shape and code, the request id."""
+    assert resp.status == status, resp.body
+    doc = resp.json()
+    assert set(doc) == {"error", "request_id"}
+    assert doc["error"]["code"] == code
+    assert isinstance(doc["error"]["message"], str) and doc["error"]["message"]
+    assert isinstance(doc["error"]["details"], dict)
+    assert doc["request_id"] and resp.header("x-request-id") == doc["request_id"]
+    assert b"Traceback" not in resp.body
+    return doc
+
+
 def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
+
+
+def png(width: int, height: int, noise: bool = False) -> bytes:
+    rng = np.random.default_rng(0)
+    arr = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) if noise
+           else np.full((height, width, 3), 128, np.uint8))
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def mirrored(path: Path) -> tuple[str, bytes]:
+    """Another image of the same face (mirrored, PNG): a third photo for a probe."""
+    buf = io.BytesIO()
+    with Image.open(path) as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buf, format="PNG")
+    return f"{path.stem}_mirrored.png", buf.getvalue()
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
-def cli(gallery: Path, *args: str) -> subprocess.CompletedProcess:
+def cli(gallery: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*faceprint_cmd(), "--gallery", str(gallery), *args], capture_output=True, text=True,
                           timeout=300)
 
 
 def new_key(gallery: Path, *scopes: str, name: str = "") -> str:
+    """A key made by `faceprint keys create` (the CLI path)."""
     args = [a for s in scopes for a in ("--scope", s)]
     proc = cli(gallery, "keys", "create", *args, "--name", name, "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["scopes"] and doc["key"].startswith("fp_")
-    return doc["key"]
+    return str(doc["key"])
+
+
+def store_key(gallery: Path, *scopes: str, name: str = "") -> str:
+    """A key made in this process (faster than the CLI; for in-process tests)."""
+    from faceprint.service.auth import KeyStore
+
+    store = KeyStore(gallery)
+    try:
+        secret, _ = store.create(list(scopes), name)
+    finally:
+        store.close()
+    return secret
+
+
+@dataclass
+class Keys:
+    recognize: str
+    manage: str
+    admin: str
+    both: str
+
+
+def make_keys(gallery: Path, make: Any = store_key) -> Keys:
+    return Keys(
+        recognize=make(gallery, "recognize", name="recognizer"),
+        manage=make(gallery, "manage", name="manager"),
+        admin=make(gallery, "admin", name="root"),
+        both=make(gallery, "recognize,manage", name="app"),
+    )
+
+
+class InProcess:
+    """The app for ``settings`` in this process, through FastAPI's TestClient (lifespan run)."""
+
+    def __init__(self, settings: Any) -> None:
+        from fastapi.testclient import TestClient
+
+        from faceprint.service import create_app
+
+        self.settings = settings
+        self.app = create_app(settings)
+        self.client = TestClient(self.app)
+        self.client.__enter__()
+
+    def call(self, method: str, path: str, *, key: str | None = None, json_body: object = None,
+             form: dict[str, object] | None = None, headers: dict[str, str] | None = None,
+             data: bytes | None = None) -> Resp:
+        hdrs, body = request_parts(key, json_body, form, headers, data)
+        r = self.client.request(method, path, headers=hdrs, content=body)
+        return Resp(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
 
 
 class Server:
@@ -148,6 +243,9 @@ class Server:
         self.stop()
         raise RuntimeError(f"the server did not answer:\n{self.log()}")
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Resp:
+        return call(method, self.url + path, **kwargs)
+
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
@@ -163,27 +261,27 @@ class Server:
         self._log.close()
 
 
-@dataclass
-class Keys:
-    recognize: str
-    manage: str
-    admin: str
-    both: str
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    """The app in this process over a fresh gallery, with its keys (``app.keys``)."""
+    from faceprint.service import Settings
+
+    gallery = tmp_path_factory.mktemp("inprocess") / "gallery.db"
+    keys = make_keys(gallery)
+    service = InProcess(Settings(gallery=gallery))
+    service.keys = keys  # type: ignore[attr-defined]
+    yield service
+    service.close()
 
 
 @pytest.fixture(scope="session")
-def api(tmp_path_factory):
-    """The main server and its keys (a fresh gallery)."""
-    image("obama.jpg")  # skip early without the shared data
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real server over a fresh gallery, with keys made by the CLI (``api.keys``)."""
     root = tmp_path_factory.mktemp("service")
     gallery = root / "gallery.db"
-    keys = Keys(
-        recognize=new_key(gallery, "recognize", name="recognizer"),
-        manage=new_key(gallery, "manage", name="manager"),
-        admin=new_key(gallery, "admin", name="root"),
-        both=new_key(gallery, "recognize,manage", name="app"),
-    )
+    keys = make_keys(gallery, new_key)
     server = Server(gallery, root / "server.log")
     server.keys = keys  # type: ignore[attr-defined]
     yield server
     server.stop()
+

@@ -7,7 +7,8 @@ import asyncio
 import json
 import logging
 
-from faceprint.service.app import ServiceMiddleware, Settings, create_app
+from faceprint.service import Settings, create_app
+from faceprint.service.middleware import ServiceMiddleware
 
 
 def run_asgi(app, method: str = "GET", path: str = "/", headers: list[tuple[bytes, bytes]] | None = None,
@@ -35,7 +36,7 @@ def test_an_unexpected_exception_becomes_a_500_envelope_without_a_trace(tmp_path
         raise RuntimeError("secret internals /etc/passwd")
 
     app = ServiceMiddleware(broken, Settings(gallery=tmp_path / "g.db"))
-    with caplog.at_level(logging.ERROR, logger="faceprint.service"):
+    with caplog.at_level(logging.ERROR, logger="faceprint.service.middleware"):
         status, headers, body = run_asgi(app, path="/v1/anything")
     doc = json.loads(body)
     assert status == 500 and doc["error"]["code"] == "internal_error"
