@@ -6,6 +6,7 @@ dlib is imported lazily so that listing the registry costs nothing.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -145,6 +146,7 @@ class DlibResnetEmbedder:
     runtime: str
     RUNTIME_ENV = settings.DLIB_RUNTIME
     _fallback_warned = False  # the fallback warning is given once per process
+    _fallback_lock = threading.Lock()
 
     def __init__(self, card: ModelCard) -> None:
         self.card = card
@@ -186,8 +188,9 @@ class DlibResnetEmbedder:
     @classmethod
     def _claim_fallback_warning(cls) -> bool:
         """True the first time it is called in this process (or after a reset)."""
-        first = not cls._fallback_warned
-        cls._fallback_warned = True
+        with cls._fallback_lock:
+            first = not cls._fallback_warned
+            cls._fallback_warned = True
         return first
 
     def _use_dlib(self, path: Path | None = None) -> None:
