@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -126,7 +126,7 @@ def error_response(exc: FaceprintError, rid: str) -> JSONResponse:
     return JSONResponse(body, http_status(exc.code), headers=error_headers(exc))
 
 
-def validation_details(errors: list[dict[str, Any]] | tuple[Any, ...]) -> dict[str, Any]:
+def validation_details(errors: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Pydantic's validation errors, reduced to what a client can use (no input echoed back)."""
     return {
         "errors": [
@@ -143,7 +143,7 @@ async def faceprint_error_handler(request: Request, exc: Exception) -> JSONRespo
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    body = envelope("invalid_argument", "the request is not valid", validation_details(list(exc.errors())),
+    body = envelope("invalid_argument", "the request is not valid", validation_details(exc.errors()),
                     request_id(request.scope))
     return JSONResponse(body, 422)
 

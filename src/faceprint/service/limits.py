@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from faceprint.errors import RateLimitedError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -23,7 +27,7 @@ class RateLimiter:
     so a key may make up to N times the rate in total.
     """
 
-    def __init__(self, per_minute: float, burst: int | None = None, clock=time.monotonic) -> None:
+    def __init__(self, per_minute: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = max(0.0, per_minute) / 60.0
         self.burst = float(burst if burst is not None else max(1, math.ceil(per_minute)))
         self.enabled = per_minute > 0
@@ -46,6 +50,7 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return
             wait = (1.0 - bucket.tokens) / self.per_second
+        logger.debug("rate limit reached for key %s", key_id)
         raise RateLimitedError(
             f"rate limit of {self.per_second * 60:g} requests a minute for this key reached; retry in {math.ceil(wait)} s",
             details={"retry_after": math.ceil(wait), "per_minute": self.per_second * 60, "burst": int(self.burst)},

@@ -107,7 +107,7 @@ def validate(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
         return model.model_validate(data).model_dump()
     except ValidationError as exc:
         raise InvalidArgumentError("the request's fields are not valid",
-                                   details=validation_details(list(exc.errors()))) from None
+                                   details=validation_details(exc.errors())) from None
 
 
 def too_many_images(settings: Settings, given: int | None = None) -> TooManyImagesError:

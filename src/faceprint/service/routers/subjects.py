@@ -118,7 +118,7 @@ def enrol_work(svc: Service, subject_id: int, uploads: list[Upload]) -> dict[str
     sources = []
     for u in uploads:
         f = io.BytesIO(u.data)
-        f.name = u.label  # type: ignore[attr-defined]  # the label each outcome reports
+        f.name = u.label  # the label each outcome reports
         sources.append(f)
     with svc.model_lock:
         report = svc.gallery.enroll(subject.name, sources)
