@@ -1,5 +1,6 @@
 """The gallery commands through a real subprocess: enrol with worker processes, identify,
-manage people, export/import, and the JSON shapes of the contract."""
+manage people, export/import, and the JSON shapes of the contract. The lfw_dev tests need
+../shared; the others use the public-domain faces shipped in tests/data/faces."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from faceprint.gallery import Gallery
-from tests.conftest import shared
+from tests.conftest import face_image, shared
 from tests.integration.test_cli import faceprint, one_json
 
 PEOPLE = ("Tony_Blair", "Hugo_Chavez", "Laura_Bush")
@@ -114,13 +115,39 @@ def test_identify_manage_and_forget_from_the_command_line(people_dir, tmp_path, 
 def test_enrol_rejections_exit_1_with_reasons(tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    group = shared("face_recognition_examples", "examples", "two_people.jpg")
-    one = shared("face_recognition_examples", "tests", "test_images", "obama.jpg")
-    proc = faceprint("--gallery", str(tmp_path / "g.db"), "enroll", "Obama", str(one), str(group), str(broken), "--json")
+    group = face_image("two_people.jpg")
+    one = face_image("collins.jpg")
+    proc = faceprint("--gallery", str(tmp_path / "g.db"), "enroll", "Collins", str(one), str(group), str(broken), "--json")
     assert proc.returncode == 1
     doc = one_json(proc)
-    assert [e["subject"] for e in doc["enrolled"]] == ["Obama"]
+    assert [e["subject"] for e in doc["enrolled"]] == ["Collins"]
     assert {r["path"]: r["reason"]["code"] for r in doc["rejected"]} == {
         str(group): "multiple_faces", str(broken): "invalid_image"}
     bad = faceprint("--gallery", str(tmp_path / "g.db"), "enroll", "--json")
     assert bad.returncode == 1 and one_json(bad)["error"]["code"] == "invalid_argument"
+
+
+def test_enrol_identify_and_manage_with_the_shipped_faces(tmp_path):
+    """The gallery commands end to end without ../shared: two people, a group photo, a stranger."""
+    db = str(tmp_path / "shipped.db")
+    for name, image in (("Collins", "collins.jpg"), ("Hopper", "hopper.jpg")):
+        doc = one_json(faceprint("--gallery", db, "enroll", name, str(face_image(image)), "--json"))
+        assert [e["subject"] for e in doc["enrolled"]] == [name] and doc["rejected"] == []
+
+    group, probe, nobody = face_image("two_people.jpg"), face_image("collins_2.jpg"), face_image("no_face.png")
+    doc = one_json(faceprint("--gallery", db, "identify", str(group), str(probe), str(nobody), "--json"))
+    by_path = {r["path"]: r for r in doc["results"]}
+    assert list(by_path) == [str(group), str(probe), str(nobody)]
+    assert sorted(f["identity"] for f in by_path[str(group)]["faces"]) == ["Collins", "Hopper"]
+    (face,) = by_path[str(probe)]["faces"]
+    assert face["identity"] == "Collins" and face["similarity"] >= face["threshold"]
+    assert by_path[str(nobody)] == {"path": str(nobody), "faces": [], "error": None}
+
+    table = faceprint("--gallery", db, "people", "list")
+    assert table.returncode == 0 and "Collins" in table.stdout and "2 people" in table.stdout
+    assert one_json(faceprint("--gallery", db, "people", "rename", "Hopper", "Grace", "--json"))["name"] == "Grace"
+    stats = one_json(faceprint("--gallery", db, "gallery", "stats", "--json"))
+    assert stats["subjects"] == 2 and stats["faces"] == 2
+    assert one_json(faceprint("--gallery", db, "people", "forget", "Grace", "--json")) == {"forgotten": "Grace", "faces_removed": 1}
+    missing = faceprint("--gallery", db, "people", "show", "Grace")
+    assert missing.returncode == 1 and missing.stdout == "" and "subject_not_found" in missing.stderr

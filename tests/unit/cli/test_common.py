@@ -1,0 +1,141 @@
+"""The CLI's shared parts: the one --jobs rule, errors -> exit status, the global --gallery,
+and the command tree the root assembles (no model or image is loaded here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from faceprint import settings
+from faceprint.cli import app, common
+from faceprint.errors import InvalidArgumentError
+
+runner = CliRunner()
+
+#: What `faceprint --help` lists, in this order (README "Command line" and the sections after it).
+COMMANDS = ["detect", "embed", "verify", "models", "enroll", "identify", "calibrate", "serve", "cluster",
+            "people", "gallery", "eval", "keys"]
+
+
+def _tree(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and group under ``command`` with its path of names."""
+    found = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():  # a group (Typer's own click or click)
+        found += _tree(sub, (*path, name))
+    return found
+
+
+ALL = _tree(typer.main.get_command(app))
+
+
+@pytest.mark.parametrize(
+    "jobs,n_files,expected",
+    [
+        (3, 1, 3),  # given: as given, whatever the batch
+        (1, 100, 1),
+        (None, 7, 1),  # a few files: starting workers would cost more than it saves
+        (0, 7, 1),  # 0 is the default
+        (None, 8, 5),
+        (0, 1000, 5),
+        (None, None, 5),  # size not known here (eval, calibrate): the cores
+    ],
+)
+def test_one_jobs_rule(monkeypatch, jobs, n_files, expected):
+    monkeypatch.setattr(settings, "usable_cores", lambda: 5)
+    assert common.jobs_for(jobs, n_files) == expected
+
+
+def test_every_jobs_option_is_the_same_one():
+    with_jobs = [(path, p) for path, cmd in ALL for p in cmd.params if p.name == "jobs"]
+    assert {path[-1] for path, _ in with_jobs} >= {"detect", "embed", "enroll", "cluster", "pairs", "identify", "calibrate"}
+    for path, param in with_jobs:
+        assert param.opts == ["--jobs", "-j"], path
+        assert param.default is None and param.help == with_jobs[0][1].help, path
+
+
+def test_faceprint_error_is_one_json_document_and_exit_1(capsys):
+    with pytest.raises(typer.Exit) as exit_, common.errors_to_exit(as_json=True):
+        raise InvalidArgumentError("bad value")
+    assert exit_.value.exit_code == common.EXIT_FAILED
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"error": {"code": "invalid_argument", "message": "bad value"}}
+    assert captured.err == ""
+
+
+def test_faceprint_error_without_json_is_one_line_on_stderr(capsys):
+    with pytest.raises(typer.Exit) as exit_, common.errors_to_exit(as_json=False):
+        raise InvalidArgumentError("bad value")
+    assert exit_.value.exit_code == common.EXIT_FAILED
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == "error (invalid_argument): bad value"
+
+
+def test_unexpected_error_exits_3_unless_debugging(monkeypatch, capsys):
+    monkeypatch.delenv(settings.DEBUG, raising=False)
+    with pytest.raises(typer.Exit) as exit_, common.errors_to_exit(as_json=True):
+        raise RuntimeError("boom")
+    assert exit_.value.exit_code == common.EXIT_INTERNAL
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "internal_error" and "RuntimeError: boom" in error["message"]
+    monkeypatch.setenv(settings.DEBUG, "1")
+    with pytest.raises(RuntimeError, match="boom"), common.errors_to_exit(as_json=True):
+        raise RuntimeError("boom")
+
+
+def test_exits_and_interrupts_pass_through():
+    for exc in (typer.Exit(5), KeyboardInterrupt()):
+        with pytest.raises(type(exc)), common.errors_to_exit(as_json=True):
+            raise exc
+
+
+def test_help_lists_every_command_in_order():
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    listing = result.output[result.output.index("Commands"):]
+    positions = [listing.index(f" {name} ") for name in COMMANDS]
+    assert positions == sorted(positions)
+    assert [path[0] for path, _ in ALL if len(path) == 1] == COMMANDS
+
+
+@pytest.mark.parametrize("path", [path for path, _ in ALL], ids=lambda p: " ".join(p) or "faceprint")
+def test_every_command_has_help(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_usage_errors_exit_2():
+    assert runner.invoke(app, ["frobnicate"]).exit_code == common.EXIT_USAGE
+    assert runner.invoke(app, ["verify", "only-one.jpg"]).exit_code == common.EXIT_USAGE
+    assert runner.invoke(app, ["detect", "x.jpg", "--jobs", "-1"]).exit_code == common.EXIT_USAGE
+
+
+def test_detect_with_no_image_files_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["detect", str(tmp_path), "--json"])
+    assert result.exit_code == common.EXIT_USAGE
+    assert json.loads(result.stdout)["error"]["code"] == "invalid_argument"
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_global_gallery_chooses_the_file(tmp_path, monkeypatch, how):
+    db = tmp_path / f"{how}.db"
+    monkeypatch.setenv(settings.GALLERY, str(db) if how == "environment" else str(tmp_path / "not-this.db"))
+    args = ["--gallery", str(db)] if how == "option" else []
+    result = runner.invoke(app, [*args, "gallery", "stats", "--json"])
+    assert result.exit_code == 0, result.output
+    assert Path(json.loads(result.stdout)["path"]) == db and db.is_file()
+    assert not (tmp_path / "not-this.db").exists()
+
+
+def test_gallery_path_defaults_to_the_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.GALLERY, str(tmp_path / "env.db"))
+    ctx = typer.Context(typer.main.get_command(app))
+    assert common.gallery_path(ctx) == tmp_path / "env.db"
+    assert common.gallery_path(ctx, tmp_path / "own.db") == tmp_path / "own.db"  # serve --gallery wins
+    ctx.obj = common.GlobalOptions(gallery=tmp_path / "global.db")
+    assert common.gallery_path(ctx) == tmp_path / "global.db"
