@@ -1,7 +1,7 @@
 """People from photos: incremental clustering of unknown faces, and a person's corrections.
 
-Kept in the gallery's own database (tables ``people``, ``photo_faces``, ``not_person``), so
-the CLI, the service and the web page see the same people. A person is a group of faces;
+Kept in the gallery's own store (:class:`~faceprint.gallery.storage.PeopleStore`), so the
+CLI, the service and the web page see the same people. A person is a group of faces;
 naming it links it to a gallery subject (created if new) and enrols its faces as that
 subject's templates, so ``identify`` knows them from then on.
 
@@ -33,25 +33,31 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from faceprint.batch import prepare_many
 from faceprint.clustering.algorithms import DEFAULT_ALGORITHM, cluster, threshold_for_far
-from faceprint.errors import DuplicateImageError, InvalidArgumentError, SubjectNotFoundError, TemplateNotFoundError
-from faceprint.gallery.gallery import Gallery, _jpeg
-from faceprint.gallery.store import NewFace
+from faceprint.errors import DuplicateImageError, InvalidArgumentError, SubjectNotFoundError
+from faceprint.gallery import Gallery, thumbnail_jpeg
+from faceprint.gallery.storage import GalleryStore, NewFace, NewPhotoFace, PeopleStore, PhotoAssignment
+from faceprint.gallery.types import PhotoFace
 from faceprint.imageio import ImageSource
 from faceprint.quality import assess
-from faceprint.types import Box
+from faceprint.types import EmbeddedFace
+
+logger = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
 
 #: A new person needs at least this many *mutually* close faces: every pair above the
 #: clustering threshold (bench/cluster.py, lfw_dev at FAR 3e-5: such cliques are one person
@@ -72,67 +78,6 @@ FAR_RANGE = (1e-5, 1e-3)
 #: without a question; questions are asked about scores down to the threshold at FAR x ASK_FACTOR.
 ACCEPT_FACTOR = 10.0
 ASK_FACTOR = 30.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    subject_id INTEGER UNIQUE REFERENCES subjects(id) ON DELETE CASCADE,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS photo_faces (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    path TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL,
-    face_index INTEGER NOT NULL,
-    box TEXT NOT NULL,
-    quality REAL NOT NULL,
-    usable INTEGER NOT NULL,
-    embedding BLOB NOT NULL,
-    thumbnail BLOB,
-    person_id INTEGER REFERENCES people(id) ON DELETE CASCADE,
-    assigned_by TEXT,
-    score REAL,
-    created_at TEXT NOT NULL,
-    UNIQUE (image_sha256, face_index)
-);
-CREATE INDEX IF NOT EXISTS photo_faces_by_person ON photo_faces(person_id);
-CREATE TABLE IF NOT EXISTS cluster_photos (
-    image_sha256 TEXT PRIMARY KEY,
-    path TEXT NOT NULL,
-    faces INTEGER NOT NULL,
-    added_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS not_person (
-    face_id INTEGER NOT NULL REFERENCES photo_faces(id) ON DELETE CASCADE,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    PRIMARY KEY (face_id, person_id)
-);
-"""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoFace:
-    id: int
-    path: str
-    box: Box
-    quality: float
-    usable: bool
-    person_id: int | None
-    assigned_by: str | None  # "match", "cluster", "user"; None while unsorted
-    score: float | None  # the assignment's score, for "match"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "face_id": self.id, "path": self.path, "box": self.box.to_list(), "quality": round(self.quality, 4),
-            "usable": self.usable, "assigned_by": self.assigned_by,
-            "score": None if self.score is None else round(self.score, 5),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Person:
@@ -193,32 +138,32 @@ class Question:
 class _Collection:
     """Every photo face as arrays, a row each (what a pass and the questions work on)."""
 
-    ids: np.ndarray  # photo face ids
-    photo: np.ndarray  # a small int per photo (faces of one photo share it)
-    person: np.ndarray  # person id, -1 while unsorted
-    usable: np.ndarray
+    ids: IntArray  # photo face ids
+    photo: IntArray  # a small int per photo (faces of one photo share it)
+    person: IntArray  # person id, -1 while unsorted (updated as a pass assigns)
+    usable: npt.NDArray[np.bool_]
     assigned_by: list[str | None]
-    emb: np.ndarray
+    emb: FloatArray
     banned: dict[int, set[int]]  # row -> the people it was marked "not"
 
     @classmethod
-    def read(cls, query) -> _Collection | None:
-        rows = query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding FROM photo_faces ORDER BY id")
-        if not rows:
+    def read(cls, store: PeopleStore) -> _Collection | None:
+        table = store.photo_face_table()
+        if not len(table.ids):
             return None
-        ids = np.array([r[0] for r in rows], np.int64)
-        row_of = {int(f): i for i, f in enumerate(ids)}
+        row_of = {int(f): i for i, f in enumerate(table.ids)}
         banned: dict[int, set[int]] = defaultdict(set)
-        for fid, pid in query("SELECT face_id, person_id FROM not_person"):
+        for fid, pid in store.not_person_marks():
             if fid in row_of:
                 banned[row_of[fid]].add(pid)
+        _, photo = np.unique(np.array(table.image_sha256), return_inverse=True)
         return cls(
-            ids=ids,
-            photo=np.unique([r[1] for r in rows], return_inverse=True)[1],
-            person=np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64),
-            usable=np.array([bool(r[3]) for r in rows]),
-            assigned_by=[r[4] for r in rows],
-            emb=np.stack([np.frombuffer(r[5], np.float32) for r in rows]),
+            ids=table.ids,
+            photo=photo.reshape(-1).astype(np.int64),
+            person=table.person.copy(),
+            usable=table.usable,
+            assigned_by=table.assigned_by,
+            emb=table.embeddings,
             banned=dict(banned),
         )
 
@@ -235,21 +180,17 @@ class People:
         min_new_person: int = MIN_NEW_PERSON,
     ) -> None:
         self.gallery = gallery
-        self.store = gallery.store  # the same connection and transactions as the gallery
+        self.store: GalleryStore = gallery.store  # the same store and transactions as the gallery
         self.algorithm = algorithm
         self.fixed_far = far  # None: scaled with the collection (FALSE_NEIGHBOURS)
         self.min_new_person = int(min_new_person)
         if self.min_new_person < 2:
             raise InvalidArgumentError("min_new_person must be at least 2")
-        with self.store._write() as db:
-            for stmt in _SCHEMA.strip().split(";"):
-                if stmt.strip():
-                    db.execute(stmt)
         self._calibrate()
 
     def _calibrate(self) -> None:
         """Thresholds for the collection as it is now (see FALSE_NEIGHBOURS)."""
-        n = self.store._query("SELECT COUNT(*) FROM photo_faces WHERE usable = 1")[0][0]
+        n = self.store.usable_photo_face_count()
         lo, hi = FAR_RANGE
         far = self.fixed_far if self.fixed_far is not None else float(np.clip(FALSE_NEIGHBOURS / max(n, 1), lo, hi))
         model = self.gallery.analyzer.embedder_card.name
@@ -257,52 +198,54 @@ class People:
         self.threshold = threshold_for_far(far, model)
         self.accept_threshold = threshold_for_far(max(lo, far / ACCEPT_FACTOR), model)
         self.ask_threshold = threshold_for_far(min(1e-1, far * ASK_FACTOR), model)
+        logger.debug("people: %d usable faces, FAR %.2g, threshold %.4f", n, far, self.threshold)
 
     # --- reading ----------------------------------------------------------------------------
     def people(self) -> list[Person]:
-        names = dict(self.store._query(
-            "SELECT p.id, s.name FROM people p LEFT JOIN subjects s ON s.id = p.subject_id"))
         faces: dict[int, list[PhotoFace]] = defaultdict(list)
-        for f in self._faces("WHERE person_id IS NOT NULL ORDER BY id"):
-            faces[f.person_id].append(f)  # type: ignore[index]
-        people = [Person(pid, names.get(pid), tuple(faces.get(pid, ()))) for pid in names]
+        for f in self.store.photo_faces():
+            if f.person_id is not None:
+                faces[f.person_id].append(f)
+        people = [Person(p.id, p.name, tuple(faces.get(p.id, ()))) for p in self.store.people()]
         return sorted(people, key=lambda p: (-len(p.faces), p.id))
 
     def person(self, ref: int | str) -> Person:
         pid = self._resolve(ref)
-        return next(p for p in self.people() if p.id == pid)
+        return Person(pid, self._name_of(pid), tuple(self.store.photo_faces_of(pid)))
 
     def unsorted(self) -> list[PhotoFace]:
-        return self._faces("WHERE person_id IS NULL ORDER BY id")
+        return [f for f in self.store.photo_faces() if f.person_id is None]
 
     def thumbnail(self, face_id: int) -> bytes | None:
-        rows = self.store._query("SELECT thumbnail FROM photo_faces WHERE id = ?", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        return rows[0][0]
+        return self.store.photo_face_thumbnail(face_id)
 
-    def _faces(self, where: str, params: tuple = ()) -> list[PhotoFace]:
-        rows = self.store._query(
-            f"SELECT id, path, box, quality, usable, person_id, assigned_by, score FROM photo_faces {where}", params)
-        return [PhotoFace(r[0], r[1], Box(*json.loads(r[2])), r[3], bool(r[4]), r[5], r[6], r[7]) for r in rows]
+    def face(self, face_id: int) -> PhotoFace:
+        """One photo face (:class:`TemplateNotFoundError` when there is none of that id)."""
+        return self.store.photo_face(int(face_id))
 
     def _name_of(self, pid: int) -> str | None:
-        rows = self.store._query("SELECT s.name FROM people p JOIN subjects s ON s.id = p.subject_id WHERE p.id = ?", (pid,))
-        return rows[0][0] if rows else None
+        person = self.store.person(pid)
+        return person.name if person is not None else None
 
     def _resolve(self, ref: int | str) -> int:
         """A person id from ``12``, ``"#12"`` or a name."""
         if isinstance(ref, str) and ref.startswith("#") and ref[1:].isdigit():
             ref = int(ref[1:])
         if isinstance(ref, int):
-            if self.store._query("SELECT 1 FROM people WHERE id = ?", (ref,)):
+            if self.store.person(ref) is not None:
                 return ref
             raise SubjectNotFoundError(f"no person #{ref}", details={"person": ref})
-        rows = self.store._query(
-            "SELECT p.id FROM people p JOIN subjects s ON s.id = p.subject_id WHERE s.name = ?", (ref,))
-        if not rows:
+        person = self.store.person_named(ref)
+        if person is None:
             raise SubjectNotFoundError(f"no person named {ref!r} among the clustered people", details={"person": ref})
-        return rows[0][0]
+        return person.id
+
+    def _subject_exists(self, name: str) -> bool:
+        try:
+            self.gallery.subject(name)
+        except SubjectNotFoundError:
+            return False
+        return True
 
     # --- a pass -----------------------------------------------------------------------------
     def add_photos(self, images: Iterable[ImageSource], *, jobs: int | None = 1) -> PassReport:
@@ -310,7 +253,7 @@ class People:
         added before is not read again, and a photo already added under another path (same
         content) is skipped. Bad files are reported, the rest go on."""
         analyzer, policy = self.gallery.analyzer, self.gallery.quality
-        known = {row[0] for row in self.store._query("SELECT path FROM cluster_photos")}
+        known = self.store.photo_paths()
         new = [i for i in images if not (isinstance(i, (str, os.PathLike)) and os.fspath(i) in known)]
         errors: list[dict[str, Any]] = []
         photos = faces_added = 0
@@ -318,26 +261,25 @@ class People:
             if analysis.error is not None:
                 errors.append({"path": prepared.source, **analysis.error.to_dict()})
                 continue
-            sha = prepared.sha256
-            if self.store._query("SELECT 1 FROM cluster_photos WHERE image_sha256 = ?", (sha,)):
+            sha, chips = prepared.sha256, prepared.chips
+            if sha is None:
+                raise RuntimeError("a pass asked the batch pipeline for digests")
+            if self.store.has_photo(sha):
                 continue  # seen before (by content), faces or not
-            rows = []
+            faces: list[NewPhotoFace] = []
             for i, embedded in enumerate(analysis.faces):
-                chip = prepared.chips[i]  # type: ignore[index]
-                q = assess(embedded.face, chip, policy)
+                if chips is None or not isinstance(embedded, EmbeddedFace):
+                    raise RuntimeError("a pass asked the batch pipeline for chips and embeddings")
+                q = assess(embedded.face, chips[i], policy)
                 usable = not q.reasons and q.score >= policy.min_score
-                rows.append((prepared.source, sha, i, json.dumps(embedded.face.box.to_list()), q.score, int(usable),
-                             np.asarray(embedded.embedding, np.float32).tobytes(), _jpeg(chip), _now()))
+                faces.append(NewPhotoFace(i, embedded.face.box, float(q.score), usable,
+                                          np.asarray(embedded.embedding, np.float32), thumbnail_jpeg(chips[i])))
             if analysis.faces:
                 self.store.pin_model(analyzer.model_id, int(analysis.faces[0].embedding.shape[0]))
-            with self.store._write() as db:  # one photo, one transaction
-                db.execute("INSERT INTO cluster_photos(image_sha256, path, faces, added_at) VALUES (?, ?, ?, ?)",
-                           (sha, prepared.source, len(rows), _now()))
-                db.executemany(
-                    "INSERT INTO photo_faces(path, image_sha256, face_index, box, quality, usable, embedding, thumbnail,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if not self.store.add_photo(prepared.source, sha, faces):  # one photo, one transaction
+                continue  # added meanwhile by another process
             photos += 1
-            faces_added += len(rows)
+            faces_added += len(faces)
         assigned, new_people = self.tidy()
         return PassReport(tuple(self.people()), tuple(self.unsorted()), photos, faces_added, assigned, new_people,
                           tuple(errors))
@@ -346,18 +288,18 @@ class People:
         """Assign unsorted faces to existing people, then form new people from the rest.
         Returns (faces assigned to existing people, new people formed)."""
         self._calibrate()
-        with self.store._write() as db:
-            c = _Collection.read(lambda sql: db.execute(sql).fetchall())
+        with self.store.transaction():  # read and decided as one: no other pass in between
+            c = _Collection.read(self.store)
             if c is None:
                 return 0, 0
             # _assign and _form update c.person as they go.
-            assigned = self._assign(db, c)
-            new_people = self._form(db, c)
+            assigned = self._assign(c)
+            new_people = self._form(c)
             if new_people:
-                assigned += self._assign(db, c)
+                assigned += self._assign(c)
         return assigned, new_people
 
-    def _scores(self, rows: np.ndarray, person: np.ndarray, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(self, rows: IntArray, person: IntArray, emb: FloatArray) -> tuple[IntArray, FloatArray]:
         """(person ids, scores[len(rows), n_people]): mean of each face's top-3 similarities
         to each person's faces."""
         pids = np.unique(person[person >= 0])
@@ -369,14 +311,14 @@ class People:
             scores[:, j] = np.sort(sims, axis=1)[:, -top:].mean(axis=1) if top else -np.inf
         return pids, scores
 
-    def _assign(self, db, c: _Collection) -> int:
+    def _assign(self, c: _Collection) -> int:
         """Usable unsorted faces join the person they match confidently (module docstring)."""
         ids, photo, person, emb, banned = c.ids, c.photo, c.person, c.emb, c.banned
         todo = np.flatnonzero((person < 0) & c.usable)
         if not len(todo) or not (person >= 0).any():
             return 0
         pids, scores = self._scores(todo, person, emb)
-        taken = defaultdict(set)  # person id -> photos it already has a face in
+        taken: dict[int, set[int]] = defaultdict(set)  # person id -> photos it already has a face in
         for i in np.flatnonzero(person >= 0):
             taken[int(person[i])].add(int(photo[i]))
         offers = []
@@ -390,20 +332,17 @@ class People:
             second = s[order[1]] if len(order) > 1 else -np.inf
             if best >= self.threshold and best - second >= ASSIGN_MARGIN:
                 offers.append((float(best), int(i), int(pids[order[0]])))
-        grown: set[int] = set()
+        moves: list[PhotoAssignment] = []
         for score, i, pid in sorted(offers, reverse=True):  # best first: one face per photo and person
             if int(photo[i]) in taken[pid]:
                 continue
             taken[pid].add(int(photo[i]))
             person[i] = pid
-            db.execute("UPDATE photo_faces SET person_id = ?, assigned_by = 'match', score = ? WHERE id = ?",
-                       (pid, score, int(ids[i])))
-            grown.add(pid)
-        now = _now()
-        db.executemany("UPDATE people SET updated_at = ? WHERE id = ?", [(now, pid) for pid in grown])
+            moves.append(PhotoAssignment(int(ids[i]), pid, "match", score))
+        self.store.assign_photo_faces(moves)
         return int(np.count_nonzero(person[todo] >= 0))
 
-    def _form(self, db, c: _Collection) -> int:
+    def _form(self, c: _Collection) -> int:
         """New people from the usable unsorted faces (module docstring)."""
         ids, photo, person, emb = c.ids, c.photo, c.person, c.emb
         pool = np.flatnonzero((person < 0) & c.usable)
@@ -415,15 +354,13 @@ class People:
             members = self._core(pool[result.labels == label], emb)
             if len(members) < self.min_new_person:
                 continue
-            now = _now()
-            pid = db.execute("INSERT INTO people(created_at, updated_at) VALUES (?, ?)", (now, now)).lastrowid
-            db.executemany("UPDATE photo_faces SET person_id = ?, assigned_by = 'cluster', score = NULL WHERE id = ?",
-                           [(pid, int(ids[i])) for i in members])
+            pid = self.store.create_person()
+            self.store.assign_photo_faces([PhotoAssignment(int(ids[i]), pid, "cluster") for i in members])
             person[members] = pid
             made += 1
         return made
 
-    def _core(self, members: np.ndarray, emb: np.ndarray) -> np.ndarray:
+    def _core(self, members: IntArray, emb: FloatArray) -> IntArray:
         """The faces of a cluster that are all pairwise above the threshold: grown greedily
         from the face closest to the others (clusters are small; exact cliques are not needed)."""
         if len(members) < self.min_new_person:
@@ -439,43 +376,47 @@ class People:
     # --- corrections ------------------------------------------------------------------------
     def name(self, ref: int | str, name: str) -> Person:
         """Name a person. It becomes (or joins) the gallery subject ``name``: a person already
-        linked to that subject is merged with this one; its faces are enrolled as templates."""
+        linked to that subject is merged with this one; an enrolled subject of that name that
+        is no person takes this person's templates; its faces are enrolled as templates."""
         pid = self._resolve(ref)
-        other = self.find(name.strip())
+        wanted = name.strip()
+        other = self.find(wanted)
         if other is not None and other != pid:
             return self.merge(pid, other)
         current = self._name_of(pid)
         if current is not None:
-            if current != name.strip():
-                self.gallery.rename(current, name)
+            if current != wanted:
+                if self._subject_exists(wanted):  # the store links the person to that subject
+                    self.gallery.merge(current, wanted)
+                else:
+                    self.gallery.rename(current, name)
         else:
             try:
                 subject = self.gallery.subject(name)
             except SubjectNotFoundError:
-                subject = self.store.create_subject(name)
-            with self.store._write() as db:
-                db.execute("UPDATE people SET subject_id = ?, updated_at = ? WHERE id = ?", (subject.id, _now(), pid))
+                subject = self.gallery.create_subject(name)
+            self.store.link_person(pid, subject.id)
         self._enrol(pid)
         return self.person(pid)
 
     def _enrol(self, pid: int) -> None:
         """Every usable face of a named person becomes a template of its subject (once)."""
-        rows = self.store._query(
-            "SELECT s.name, f.image_sha256, f.face_index, f.embedding, f.box, f.quality, f.path, f.thumbnail"
-            " FROM photo_faces f JOIN people p ON p.id = f.person_id JOIN subjects s ON s.id = p.subject_id"
-            " WHERE f.person_id = ? AND f.usable = 1", (pid,))
-        for name, sha, index, blob, box, quality, path, thumb in rows:
+        person = self.store.person(pid)
+        if person is None or person.name is None:
+            return
+        for item in self.store.photo_face_templates(pid):
+            if not item.face.usable:
+                continue
             # A group photo gives several faces: the template's key is the photo's hash and the face.
-            key = hashlib.sha256(f"{sha}#{index}".encode()).hexdigest()
+            key = hashlib.sha256(f"{item.face.image_sha256}#{item.face_index}".encode()).hexdigest()
             if self.store.has_image(key):
                 continue
             try:
-                self.store.add_face(name, None, NewFace(
-                    embedding=np.frombuffer(blob, np.float32).copy(), image_sha256=key, box=Box(*json.loads(box)),
-                    quality=quality, source=path, thumbnail=thumb))
+                self.store.add_face(person.name, None, NewFace(
+                    embedding=item.embedding, image_sha256=key, box=item.face.box, quality=item.face.quality,
+                    source=item.face.path, thumbnail=item.thumbnail))
             except DuplicateImageError:  # enrolled meanwhile by another process
                 continue
-        self.gallery._dirty = True
 
     def find(self, ref: int | str) -> int | None:
         """The person id of ``ref`` (``12``, ``"#12"`` or a name), or None."""
@@ -488,35 +429,30 @@ class People:
         """One person: ``source``'s faces move to ``target`` (a face whose photo ``target``
         already has a face in goes back to unsorted, marked not-``target``); names and
         subjects follow (two named people: the subjects are merged too). ``target`` may also
-        be an enrolled subject that is no clustered person: ``source`` then takes its name."""
-        src, dst = self._resolve(source), self.find(target)
-        if dst is None and isinstance(target, str) and not target.startswith("#"):
+        be an enrolled subject that is no clustered person: ``source`` then takes its name (its
+        own subject, if named, is merged into that one). Likewise ``source`` may be such a
+        subject: its templates move to ``target``'s subject (an unnamed ``target`` takes its
+        name)."""
+        if isinstance(source, str) and not source.startswith("#") and self.find(source) is None:
+            self.gallery.subject(source)  # it must exist (SubjectNotFoundError otherwise)
+            dst = self._resolve(target)
+            dst_name = self._name_of(dst)
+            if dst_name is None:
+                return self.name(dst, source)
+            self.gallery.merge(source, dst_name)
+            return self.person(dst)
+        src, dst_found = self._resolve(source), self.find(target)
+        if dst_found is None and isinstance(target, str) and not target.startswith("#"):
             self.gallery.subject(target)  # it must exist (SubjectNotFoundError otherwise)
             return self.name(src, target)
-        dst = self._resolve(target) if dst is None else dst
+        dst = self._resolve(target) if dst_found is None else dst_found
         if src == dst:
             return self.person(dst)
         names = {pid: name for pid in (src, dst) if (name := self._name_of(pid)) is not None}
-        with self.store._write() as db:
-            dst_photos = {r[0] for r in db.execute("SELECT image_sha256 FROM photo_faces WHERE person_id = ?", (dst,))}
-            for fid, sha in db.execute("SELECT id, image_sha256 FROM photo_faces WHERE person_id = ?", (src,)).fetchall():
-                if sha in dst_photos:
-                    db.execute("UPDATE photo_faces SET person_id = NULL, assigned_by = NULL, score = NULL WHERE id = ?", (fid,))
-                    db.execute("INSERT OR IGNORE INTO not_person(face_id, person_id) VALUES (?, ?)", (fid, dst))
-                else:
-                    db.execute("UPDATE photo_faces SET person_id = ?, assigned_by = 'user', score = NULL WHERE id = ?",
-                               (dst, fid))
-            db.execute("INSERT OR IGNORE INTO not_person(face_id, person_id) SELECT face_id, ? FROM not_person"
-                       " WHERE person_id = ?", (dst, src))
-            subject = db.execute("SELECT subject_id FROM people WHERE id = ?", (src,)).fetchone()[0]
-            # Unlink before deleting: deleting a subject cascades to its person and faces.
-            db.execute("UPDATE people SET subject_id = NULL WHERE id = ?", (src,))
-            db.execute("DELETE FROM people WHERE id = ?", (src,))
-            if subject is not None and dst not in names:  # the name goes with the faces
-                db.execute("UPDATE people SET subject_id = ? WHERE id = ?", (subject, dst))
-            db.execute("UPDATE people SET updated_at = ? WHERE id = ?", (_now(), dst))
         if src in names and dst in names:
-            self.gallery.merge(names[src], names[dst])  # templates move; src's subject goes
+            self.gallery.merge(names[src], names[dst])  # the store merges the two people too
+        else:
+            self.store.merge_people(src, dst)
         if src in names or dst in names:
             self._enrol(dst)
         return self.person(dst)
@@ -524,59 +460,48 @@ class People:
     def move(self, face_id: int, target: int | str | None) -> PhotoFace:
         """Put a face in ``target`` (a user's decision: kept by every pass), or take it out
         (``None``): it goes back to unsorted and will never be assigned to its old person again."""
-        face = self._face(face_id)
-        with self.store._write() as db:
+        face = self.face(face_id)
+        pid: int | None = None
+        with self.store.transaction():
             if target is None:
                 if face.person_id is not None:
-                    db.execute("INSERT OR IGNORE INTO not_person(face_id, person_id) VALUES (?, ?)", (face_id, face.person_id))
-                db.execute("UPDATE photo_faces SET person_id = NULL, assigned_by = NULL, score = NULL WHERE id = ?", (face_id,))
+                    self.store.mark_not_person(face.id, face.person_id)
+                self.store.assign_photo_faces([PhotoAssignment(face.id, None)])
             else:
                 pid = self._resolve(target)
-                clash = db.execute(
-                    "SELECT id FROM photo_faces WHERE person_id = ? AND id != ? AND image_sha256 ="
-                    " (SELECT image_sha256 FROM photo_faces WHERE id = ?)", (pid, face_id, face_id)).fetchone()
-                if clash:
+                clash = next((f.id for f in self.store.photo_faces_of(pid)
+                              if f.id != face.id and f.image_sha256 == face.image_sha256), None)
+                if clash is not None:
                     raise InvalidArgumentError(
-                        f"person #{pid} already has face {clash[0]} of the same photo; one person appears once a photo",
-                        details={"face_id": face_id, "person_id": pid, "clash": clash[0]})
-                db.execute("DELETE FROM not_person WHERE face_id = ? AND person_id = ?", (face_id, pid))
-                db.execute("UPDATE photo_faces SET person_id = ?, assigned_by = 'user', score = NULL WHERE id = ?",
-                           (pid, face_id))
-        if target is not None:
-            pid = self._resolve(target)
-            if self.store._query("SELECT subject_id FROM people WHERE id = ? AND subject_id IS NOT NULL", (pid,)):
-                self._enrol(pid)
-        return self._face(face_id)
+                        f"person #{pid} already has face {clash} of the same photo; one person appears once a photo",
+                        details={"face_id": face.id, "person_id": pid, "clash": clash})
+                self.store.unmark_not_person(face.id, pid)
+                self.store.assign_photo_faces([PhotoAssignment(face.id, pid, "user")])
+        if pid is not None:
+            self._enrol(pid)
+        return self.face(face_id)
 
     def reject(self, face_id: int, ref: int | str) -> PhotoFace:
         """"Not this person": the face leaves ``ref`` (if it is there) and never joins it again."""
         pid = self._resolve(ref)
-        self._face(face_id)
-        with self.store._write() as db:
-            db.execute("INSERT OR IGNORE INTO not_person(face_id, person_id) VALUES (?, ?)", (face_id, pid))
-            db.execute("UPDATE photo_faces SET person_id = NULL, assigned_by = NULL, score = NULL"
-                       " WHERE id = ? AND person_id = ?", (face_id, pid))
-        return self._face(face_id)
+        self.face(face_id)
+        with self.store.transaction():
+            self.store.mark_not_person(int(face_id), pid)
+            if self.face(face_id).person_id == pid:
+                self.store.assign_photo_faces([PhotoAssignment(int(face_id), None)])
+        return self.face(face_id)
 
     def forget(self, ref: int | str) -> int:
         """Delete a person, their faces, thumbnails and (if named) the gallery subject and
         templates, for good. Returns the number of photo faces removed."""
         pid = self._resolve(ref)
         named = self._name_of(pid)
-        n = self.store._query("SELECT COUNT(*) FROM photo_faces WHERE person_id = ?", (pid,))[0][0]
+        n = len(self.store.photo_faces_of(pid))
         if named is not None:
-            self.gallery.forget(named)  # the subject's deletion cascades to the person and faces
-        with self.store._write() as db:
-            db.execute("DELETE FROM photo_faces WHERE person_id = ?", (pid,))
-            db.execute("DELETE FROM people WHERE id = ?", (pid,))
-        self.store._purge()
-        return int(n)
-
-    def _face(self, face_id: int) -> PhotoFace:
-        found = self._faces("WHERE id = ?", (int(face_id),))
-        if not found:
-            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        return found[0]
+            self.gallery.forget(named)  # the store deletes the person and its faces with the subject
+        if self.store.person(pid) is not None:
+            self.store.delete_person(pid)
+        return n
 
     # --- questions --------------------------------------------------------------------------
     def suggest(self, limit: int = 20) -> list[Question]:
@@ -586,7 +511,7 @@ class People:
         Assignments at or above the accept threshold (FAR / :data:`ACCEPT_FACTOR`), and faces
         a person placed, are never asked about."""
         self._calibrate()
-        c = _Collection.read(self.store._query)
+        c = _Collection.read(self.store)
         if c is None:
             return []
         ids, person, usable, emb = c.ids, c.person, c.usable, c.emb

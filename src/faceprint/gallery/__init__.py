@@ -1,13 +1,15 @@
 """The gallery of known people: enrol, identify 1:N, manage, forget."""
 
 from faceprint.gallery.gallery import Gallery, default_gallery_path
-from faceprint.gallery.store import GalleryStore, SQLiteStore
+from faceprint.gallery.storage import GalleryStore, MemoryStore, SQLiteStore
+from faceprint.gallery.thumbnails import thumbnail_jpeg
 from faceprint.gallery.types import (
     Candidate,
     Enrolled,
     EnrollmentReport,
     FaceIdentity,
     GalleryStats,
+    PhotoFace,
     Rejected,
     Subject,
     SubjectVerification,
@@ -22,10 +24,13 @@ __all__ = [
     "Gallery",
     "GalleryStats",
     "GalleryStore",
+    "MemoryStore",
+    "PhotoFace",
     "Rejected",
     "SQLiteStore",
     "Subject",
     "SubjectVerification",
     "Template",
     "default_gallery_path",
+    "thumbnail_jpeg",
 ]

@@ -1,26 +1,28 @@
 """The gallery: enrol people, identify faces 1:N, manage and forget subjects.
 
-The database (:mod:`faceprint.gallery.store`) is the source of truth. The vector index is
-derived from it: built on open, and brought up to date from the database's change log
-before every search, so it reflects every committed change -- this process's and other
-processes' -- and nothing uncommitted.
+The store (:mod:`faceprint.gallery.storage`: SQLite by default, or any
+:class:`~faceprint.gallery.storage.GalleryStore`) is the source of truth. The vector index is
+derived from it: built on open, and brought up to date from the store's change log before
+every search, so it reflects every committed change -- this process's and other processes' --
+and nothing uncommitted.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
+import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from faceprint import settings
 from faceprint.batch import Prepared, prepare_many
 from faceprint.errors import (
     DuplicateImageError,
@@ -31,7 +33,10 @@ from faceprint.errors import (
     SubjectNotFoundError,
 )
 from faceprint.gallery.index import VectorIndex, make_index
-from faceprint.gallery.store import GalleryStore, NewFace, SQLiteStore
+from faceprint.gallery.storage.base import GalleryStore, NewFace
+from faceprint.gallery.storage.memory import MemoryStore
+from faceprint.gallery.storage.sqlite import SQLiteStore
+from faceprint.gallery.thumbnails import thumbnail_jpeg
 from faceprint.gallery.types import (
     Candidate,
     Enrolled,
@@ -48,24 +53,21 @@ from faceprint.pipeline import Analyzer, resolve_threshold
 from faceprint.quality import QualityPolicy, assess
 from faceprint.types import Box, EmbeddedFace, ImageAnalysis, Verification
 
+logger = logging.getLogger(__name__)
+
 EXPORT_FORMAT = "faceprint-gallery"
 EXPORT_VERSION = 1
 
 
 def default_gallery_path() -> Path:
-    """``$FACEPRINT_GALLERY``, else ``gallery.db`` in the user's data directory."""
-    env = os.environ.get("FACEPRINT_GALLERY")
-    if env:
-        return Path(env)
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("faceprint")) / "gallery.db"
+    """The gallery used when none is named: :func:`faceprint.settings.gallery_path`."""
+    return settings.gallery_path()
 
 
 class Gallery:
-    """A gallery of known people kept in a database, searched through a vector index.
+    """A gallery of known people kept in a store, searched through a vector index.
 
-    >>> gallery = Gallery.open("people.db")
+    >>> gallery = Gallery.open("people.db")            # SQLite; or Gallery(store, analyzer)
     >>> gallery.enroll("Ada", ["ada1.jpg", "ada2.jpg"]).to_dict()
     >>> [f.identity for f in gallery.identify("group.jpg")]
     """
@@ -89,16 +91,32 @@ class Gallery:
                 f"this gallery holds templates of {pinned[0]}; it cannot be used with {self.analyzer.model_id}",
                 details={"gallery_model": pinned[0], "model": self.analyzer.model_id},
             )
+        # The index and the id -> subject map change together, under self._lock.
         self._index: VectorIndex | None = None
         self._subject_of: dict[int, int] = {}
         self._seq = 0
-        self._data_version = -1
-        self._dirty = True
+        self._data_version: int | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, *, analyzer: Analyzer | None = None, create: bool = True, **kwargs: Any) -> Gallery:
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        analyzer: Analyzer | None = None,
+        create: bool = True,
+        quality: QualityPolicy = QualityPolicy(),
+        thumbnails: bool = True,
+    ) -> Gallery:
         """Open (or create) the SQLite gallery at ``path`` (default: :func:`default_gallery_path`)."""
-        return cls(SQLiteStore(path or default_gallery_path(), create=create), analyzer, **kwargs)
+        store = SQLiteStore(path or default_gallery_path(), create=create)
+        return cls(store, analyzer, quality=quality, thumbnails=thumbnails)
+
+    @classmethod
+    def in_memory(
+        cls, analyzer: Analyzer | None = None, *, quality: QualityPolicy = QualityPolicy(), thumbnails: bool = True
+    ) -> Gallery:
+        """A gallery kept in this process's memory only (:class:`MemoryStore`)."""
+        return cls(MemoryStore(), analyzer, quality=quality, thumbnails=thumbnails)
 
     def close(self) -> None:
         self.store.close()
@@ -134,7 +152,7 @@ class Gallery:
         return _report(self.enroll_many(((name, image) for image in images), metadata=metadata, jobs=jobs))
 
     def enroll_folders(
-        self, root: str | os.PathLike, *, suffixes: Sequence[str] | None = None, jobs: int | None = 1
+        self, root: str | os.PathLike[str], *, suffixes: Sequence[str] | None = None, jobs: int | None = 1
     ) -> EnrollmentReport:
         """Each sub-folder of ``root`` is a person named after it; its images are enrolled."""
         wanted = {s.lower() for s in (suffixes or IMAGE_SUFFIXES)}
@@ -178,13 +196,15 @@ class Gallery:
                     continue
                 yield Enrolled(prepared.source, name.strip(), face_id)
         finally:
-            results.close()  # type: ignore[attr-defined]  # stops the workers when the caller stops early
+            if isinstance(results, Generator):
+                results.close()  # stops the workers when the caller stops early
 
     def _commit(self, name: str, prepared: Prepared, analysis: ImageAnalysis, metadata: dict[str, Any] | None) -> int:
         """Judge one analysed enrolment image and, when it passes, store its face."""
         if analysis.error is not None:
             raise analysis.error
-        assert prepared.sha256 is not None and prepared.chips is not None
+        if prepared.sha256 is None or prepared.chips is None:
+            raise RuntimeError("enrolment asked the batch pipeline for digests and chips")
         if self.store.has_image(prepared.sha256):  # (the store checks again when it writes)
             raise DuplicateImageError("this exact image is already enrolled")
         faces = analysis.faces
@@ -193,6 +213,8 @@ class Gallery:
         if len(faces) > 1:
             raise _Reject("multiple_faces", f"{len(faces)} faces found; an enrolment image must show one face")
         (embedded,), chip = faces, prepared.chips[0]
+        if not isinstance(embedded, EmbeddedFace):
+            raise RuntimeError("enrolment asked the batch pipeline for embeddings")
         quality = assess(embedded.face, chip, self.quality)
         if "small" in quality.reasons:
             raise _Reject("face_too_small", f"the face is {quality.size:.0f} px; at least {self.quality.min_face_size:.0f} px needed")
@@ -212,10 +234,9 @@ class Gallery:
                     detection_score=float(embedded.face.score),
                     quality=quality.score,
                     source=prepared.source,
-                    thumbnail=_jpeg(chip) if self.thumbnails else None,
+                    thumbnail=thumbnail_jpeg(chip) if self.thumbnails else None,
                 ),
             )
-            self._dirty = True
         return face_id
 
     def verify_subject(
@@ -305,7 +326,7 @@ class Gallery:
             best = assigned.get(i)
             note = None
             if cands and cands[0].similarity >= limit and (best is None or best.subject_id != cands[0].subject_id):
-                other = taken.get(cands[0].subject_id)
+                other = taken[cands[0].subject_id]  # (else this face would have it)
                 note = (f"{cands[0].subject} matched face {other} of this photo better "
                         f"({assigned[other].similarity:.4f}); one person cannot be two faces")
             results.append(
@@ -334,8 +355,10 @@ class Gallery:
             # Several templates per subject: fetch enough templates to fill top_k subjects.
             k = min(pool, max(top_k * 8, 64))
             ids, sims = index.search(queries, k, allowed)
-            subject_of = self._subject_of
-        names = self.store.subject_names([subject_of[int(i)] for i in ids.ravel() if i >= 0])
+            # Read the subjects now: once the lock is released, a forget in another thread
+            # takes its templates out of the map.
+            subject_of = {int(i): self._subject_of[int(i)] for i in ids.ravel() if i >= 0}
+        names = self.store.subject_names(sorted(set(subject_of.values())))
         out: list[list[Candidate]] = []
         for row_ids, row_sims in zip(ids, sims):
             seen: dict[int, Candidate] = {}
@@ -343,7 +366,7 @@ class Gallery:
                 if fid < 0:
                     break
                 sid = subject_of[int(fid)]
-                if sid not in seen and sid in names:
+                if sid not in seen and sid in names:  # (a subject forgotten meanwhile is left out)
                     seen[sid] = Candidate(names[sid], sid, float(sim), int(fid))
                     if len(seen) == top_k:
                         break
@@ -352,16 +375,18 @@ class Gallery:
 
     # --- the index, kept equal to the database ----------------------------------------------
     def _synced_index(self) -> VectorIndex:
+        """The index, caught up with the store (call with self._lock held)."""
         store = self.store
-        version = store.data_version() if hasattr(store, "data_version") else None
-        if self._index is not None and not self._dirty and version == self._data_version:
+        version = store.data_version()
+        if self._index is not None and version == self._data_version:
             return self._index
-        self._data_version = version if version is not None else -1
-        self._dirty = False
+        self._data_version = version
         if self._index is None:
             return self._rebuild()
         delta = store.changes_since(self._seq)
         if delta is None:
+            logger.info("gallery %s: the change log no longer reaches back to %d; rebuilding the index",
+                        store.location, self._seq)
             return self._rebuild()
         changes, seq = delta
         if changes:
@@ -389,6 +414,7 @@ class Gallery:
         index = make_index(dim, expected_size=len(ids))
         if len(ids):
             index.add(ids, vectors)
+        logger.info("gallery %s: index built, %d templates (%s)", self.store.location, len(ids), type(index).__name__)
         self._index = index
         self._subject_of = dict(zip(ids.tolist(), subjects.tolist()))
         self._seq = seq
@@ -435,37 +461,22 @@ class Gallery:
 
     def merge(self, source: str, target: str) -> Subject:
         """Move ``source``'s faces to ``target`` and remove ``source``. A subject that is also
-        a person clustered from photos is merged by :meth:`People.merge
-        <faceprint.clustering.people.People.merge>`, so its photo faces move too."""
-        if self._clustered(source):
-            from faceprint.clustering.people import People
-
-            People(self).merge(source, target)
-            return self.subject(target)
+        a person clustered from photos (:mod:`faceprint.clustering.people`) takes its photo
+        faces along: the store merges the two people, or links the person to ``target``."""
         with self._lock:
-            subject = self.store.merge(source, target)
-            self._dirty = True
-        return subject
-
-    def _clustered(self, name: str) -> bool:
-        """Is subject ``name`` linked to a person of :mod:`faceprint.clustering.people`?"""
-        query = getattr(self.store, "_query", None)
-        if query is None or not query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'people'"):
-            return False
-        return bool(query("SELECT 1 FROM people p JOIN subjects s ON s.id = p.subject_id WHERE s.name = ?", (name,)))
+            return self.store.merge(source, target)
 
     def delete_face(self, face_id: int) -> None:
         with self._lock:
             self.store.delete_face(face_id)
-            self._dirty = True
             self._synced_index()
 
     def forget(self, name: str) -> int:
-        """Forget a subject: its templates, thumbnails and index entries, in one transaction.
-        Returns how many templates were removed."""
+        """Forget a subject: its templates, thumbnails and index entries (and the person
+        clustered under it, with their photo faces), in one transaction. Returns how many
+        templates were removed."""
         with self._lock:
             removed = self.store.forget(name)
-            self._dirty = True
             self._synced_index()
         return len(removed)
 
@@ -476,29 +487,28 @@ class Gallery:
         subjects, faces, thumbs = self.store.count()
         with self._lock:
             index = self._synced_index()
-        path = getattr(self.store, "path", None)
-        size = sum(Path(str(path) + s).stat().st_size for s in ("", "-wal") if path and Path(str(path) + s).exists())
-        return GalleryStats(str(path), self.model_id, subjects, faces, thumbs, type(index).__name__, size)
+        return GalleryStats(self.store.location, self.model_id, subjects, faces, thumbs, type(index).__name__,
+                            self.store.size_bytes())
 
     # --- portability ------------------------------------------------------------------------
-    def export(self, path: str | os.PathLike, *, include_images: bool = False) -> int:
+    def export(self, path: str | os.PathLike[str], *, include_images: bool = False) -> int:
         """Write every subject and template to a portable JSON file (gzip if it ends in .gz).
         Thumbnails only with ``include_images``. Returns the number of templates written."""
         subjects: dict[str, dict[str, Any]] = {}
         count = 0
-        for name, meta, emb, quality, box, score, sha, source, thumb, created in self.store.export_rows():
-            entry = subjects.setdefault(name, {"name": name, "metadata": json.loads(meta), "faces": []})
+        for stored in self.store.export_faces():
+            entry = subjects.setdefault(stored.subject, {"name": stored.subject, "metadata": stored.metadata, "faces": []})
             face = {
-                "embedding": base64.b64encode(emb).decode("ascii"),
-                "quality": quality,
-                "box": json.loads(box) if box else None,
-                "detection_score": score,
-                "image_sha256": sha,
-                "source": source,
-                "created_at": created,
+                "embedding": base64.b64encode(np.ascontiguousarray(stored.embedding, dtype="<f4").tobytes()).decode("ascii"),
+                "quality": stored.quality,
+                "box": stored.box.to_list() if stored.box else None,
+                "detection_score": stored.detection_score,
+                "image_sha256": stored.image_sha256,
+                "source": stored.source,
+                "created_at": stored.created_at,
             }
-            if include_images and thumb is not None:
-                face["thumbnail_jpeg"] = base64.b64encode(thumb).decode("ascii")
+            if include_images and stored.thumbnail is not None:
+                face["thumbnail_jpeg"] = base64.b64encode(stored.thumbnail).decode("ascii")
             entry["faces"].append(face)
             count += 1
         for s in self.store.subjects():  # subjects without faces travel too
@@ -519,7 +529,7 @@ class Gallery:
         os.replace(tmp, target)
         return count
 
-    def import_(self, path: str | os.PathLike) -> dict[str, int]:
+    def import_(self, path: str | os.PathLike[str]) -> dict[str, int]:
         """Add an exported gallery's templates. Subjects merge by name; images already
         enrolled (same SHA-256) are skipped. Refuses a file made with another model."""
         raw = Path(path).read_bytes()
@@ -563,7 +573,6 @@ class Gallery:
                         ),
                     )
                     added += 1
-            self._dirty = True
         return {"added": added, "skipped_duplicates": skipped}
 
 
@@ -579,13 +588,8 @@ def _report(outcomes: Iterable[Enrolled | Rejected]) -> EnrollmentReport:
     enrolled: list[Enrolled] = []
     rejected: list[Rejected] = []
     for outcome in outcomes:
-        (enrolled if isinstance(outcome, Enrolled) else rejected).append(outcome)  # type: ignore[arg-type]
+        if isinstance(outcome, Enrolled):
+            enrolled.append(outcome)
+        else:
+            rejected.append(outcome)
     return EnrollmentReport(tuple(enrolled), tuple(rejected))
-
-
-def _jpeg(chip: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(chip).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()

@@ -21,11 +21,16 @@ a lock); concurrent searches without writes are fine.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "EXACT_MAX_SIZE",
@@ -123,7 +128,7 @@ class VectorIndex(Protocol):
 
 
 # --- input checks ---------------------------------------------------------------------------
-def _as_ids(ids, name: str = "ids") -> np.ndarray:
+def _as_ids(ids: npt.ArrayLike, name: str = "ids") -> np.ndarray:
     arr = np.asarray(ids)
     if arr.ndim != 1:
         arr = arr.reshape(-1)
@@ -135,7 +140,7 @@ def _as_ids(ids, name: str = "ids") -> np.ndarray:
     return arr
 
 
-def _as_vectors(vectors, dim: int, n: int | None = None) -> np.ndarray:
+def _as_vectors(vectors: npt.ArrayLike, dim: int, n: int | None = None) -> np.ndarray:
     arr = np.asarray(vectors, dtype=np.float32)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
@@ -164,7 +169,7 @@ def _unique(ids: np.ndarray) -> np.ndarray:
     return np.unique(ids)
 
 
-def _search_start(queries, k, dim: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+def _search_start(queries: npt.ArrayLike, k: int, dim: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """Checked queries and k, and the padded result to fill: (q, k, ids, similarities)."""
     q = _as_vectors(queries, dim)
     k = int(k)
@@ -199,8 +204,9 @@ class _IdMap:
     _DENSE_FLOOR = 1 << 20
 
     def __init__(self) -> None:
+        # Dense mode while _lut is set; then _dict stays empty.
         self._lut: np.ndarray | None = np.full(1024, -1, np.int64)
-        self._dict: dict[int, int] | None = None
+        self._dict: dict[int, int] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -229,9 +235,10 @@ class _IdMap:
                     grown = np.full(max(need, 2 * len(self._lut)), -1, np.int64)
                     grown[: len(self._lut)] = self._lut
                     self._lut = grown
-        if self._lut is not None:
-            self._count += int(np.count_nonzero(self._lut[ids] < 0))
-            self._lut[ids] = slots
+        lut = self._lut
+        if lut is not None:
+            self._count += int(np.count_nonzero(lut[ids] < 0))
+            lut[ids] = slots
         else:
             d = self._dict
             for i, s in zip(ids.tolist(), np.asarray(slots).tolist()):
@@ -264,8 +271,11 @@ class _IdMap:
         return m
 
     def _to_dict(self) -> None:
-        keys = np.flatnonzero(self._lut >= 0)
-        self._dict = dict(zip(keys.tolist(), self._lut[keys].tolist()))
+        lut = self._lut
+        if lut is None:
+            return
+        keys = np.flatnonzero(lut >= 0)
+        self._dict = dict(zip(keys.tolist(), lut[keys].tolist()))
         self._lut = None
 
 
@@ -305,7 +315,8 @@ class ExactIndex:
         rows = self._map.get(_as_ids(ids))
         if np.any(rows < 0):
             raise KeyError("id not in the index")
-        return self._vecs[rows].copy()
+        vectors: np.ndarray = self._vecs[rows].copy()
+        return vectors
 
     def _reserve(self, n: int) -> None:
         cap = len(self._ids)
@@ -359,7 +370,7 @@ class ExactIndex:
             self._map.set(self._ids[holes], holes)
         self._n = n_after
 
-    def _live_rows(self, allowed) -> np.ndarray:
+    def _live_rows(self, allowed: npt.ArrayLike) -> np.ndarray:
         rows = self._map.get(_unique(_as_ids(allowed, "allowed")))
         return rows[rows >= 0]
 
@@ -438,7 +449,7 @@ class HnswIndex:
         seed: int = 100,
         project_dim: int | None = HNSW_PROJECT_DIM,
         rerank: int = HNSW_RERANK,
-        _index=None,
+        _index: Any = None,
         _projection: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         if dim <= 0:
@@ -584,7 +595,7 @@ class HnswIndex:
         out_sims[:, :kk] = sims
         return out_ids, out_sims
 
-    def _knn(self, q: np.ndarray, kk: int, live: np.ndarray | None, threads: int):
+    def _knn(self, q: np.ndarray, kk: int, live: np.ndarray | None, threads: int) -> tuple[np.ndarray, np.ndarray]:
         index = self._index
         if self._projection is not None:  # candidates from the graph, order from the full vectors
             n_live = len(self) if live is None else len(live)
@@ -608,17 +619,17 @@ class HnswIndex:
             return self._store.search(q, kk, live)
         return labels.astype(np.int64), (1.0 - dists).astype(np.float32)
 
-    def _filter(self, live: np.ndarray | None):
+    def _filter(self, live: np.ndarray | None) -> Callable[[int], Any] | None:
         """hnswlib's per-candidate filter for an allowed set (None: everything)."""
         if live is None:
             return None
         mask = self._store._map.mask(live)
         if mask is not None:
-            return memoryview(mask).__getitem__  # 1 for allowed ids; called per candidate
+            return memoryview(mask.data).__getitem__  # 1 for allowed ids; called per candidate
         return frozenset(live.tolist()).__contains__
 
     # --- persistence (a cache: the database stays the truth) --------------------------------
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the index to directory ``path`` (created): the graph, ids and vectors."""
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
@@ -637,7 +648,7 @@ class HnswIndex:
         (d / "meta.json").write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, threads: int | None = None) -> HnswIndex:
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None) -> HnswIndex:
         import hnswlib
 
         d = Path(path)
@@ -677,4 +688,6 @@ def make_index(dim: int, expected_size: int) -> VectorIndex:
     """
     if expected_size < EXACT_MAX_SIZE:
         return ExactIndex(dim, capacity=expected_size)
-    return HnswIndex(dim, capacity=int(expected_size * 1.1) + 1024, **hnsw_params(expected_size))
+    params = hnsw_params(expected_size)
+    logger.debug("index for %d templates: HNSW %s", expected_size, params)
+    return HnswIndex(dim, capacity=int(expected_size * 1.1) + 1024, M=params["M"], ef_construction=params["ef_construction"])

@@ -167,3 +167,56 @@ class GalleryStats:
             "file_bytes": self.file_bytes,
             **self.extra,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFace:
+    """A face of a photo added for clustering (:mod:`faceprint.clustering.people`)."""
+
+    id: int
+    path: str
+    box: Box
+    quality: float
+    usable: bool
+    person_id: int | None
+    assigned_by: str | None  # "match", "cluster", "user"; None while unsorted
+    score: float | None  # the assignment's score, for "match"
+    image_sha256: str = ""  # the photo's content hash (faces of one photo share it)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "face_id": self.id, "path": self.path, "box": self.box.to_list(), "quality": round(self.quality, 4),
+            "usable": self.usable, "assigned_by": self.assigned_by,
+            "score": None if self.score is None else round(self.score, 5),
+        }
+
+
+#: Scopes of API keys: ``recognize`` (detect, embed, verify, identify), ``manage`` (subjects
+#: and their faces), ``admin`` (keys; implies the other two).
+API_KEY_SCOPES = ("recognize", "manage", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key of the HTTP service, as stored (never the key itself)."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: str
+    last_used_at: str | None = None
+    revoked_at: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+            "revoked": self.revoked_at is not None,
+            "revoked_at": self.revoked_at,
+        }

@@ -2,9 +2,8 @@
 
 A key looks like ``fp_<key id>_<secret>``. The key id (8 hex digits) is public: it names the
 key in listings, logs and ``faceprint keys revoke``. The whole key is shown once, when it is
-created; the database keeps its SHA-256 only, in a table ``api_keys`` of the gallery's own
-SQLite file (created here, beside the gallery's tables, through this module's own
-connection).
+created; the gallery's store keeps its SHA-256 only (:class:`~faceprint.gallery.storage.ApiKeyStore`:
+the ``api_keys`` table of the gallery's SQLite file by default).
 
 Scopes: ``recognize`` (detect, embed, verify, identify), ``manage`` (subjects and their
 faces), ``admin`` (keys; implies the other two).
@@ -14,61 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
-import sqlite3
-import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from faceprint.errors import GalleryError, InvalidArgumentError, KeyNotFoundError, UnauthorizedError
+from faceprint.errors import GalleryError, InvalidArgumentError, UnauthorizedError
+from faceprint.gallery.storage import ApiKeyStore, SQLiteStore
+from faceprint.gallery.storage.base import utc_now
+from faceprint.gallery.types import API_KEY_SCOPES, ApiKey
 
-SCOPES = ("recognize", "manage", "admin")
+SCOPES = API_KEY_SCOPES
 KEY_PREFIX = "fp_"
 _KEY_RE = re.compile(r"^fp_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    key_sha256 TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    last_used_at TEXT,
-    revoked_at TEXT
-)
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    key_id: str
-    name: str
-    scopes: tuple[str, ...]
-    created_at: str
-    last_used_at: str | None = None
-    revoked_at: str | None = None
-
-    def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key_id": self.key_id,
-            "name": self.name,
-            "scopes": list(self.scopes),
-            "created_at": self.created_at,
-            "last_used_at": self.last_used_at,
-            "revoked": self.revoked_at is not None,
-            "revoked_at": self.revoked_at,
-        }
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def hash_key(key: str) -> str:
@@ -90,69 +46,43 @@ def normalise_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 class KeyStore:
-    """The ``api_keys`` table of a gallery file. Safe to share between threads."""
+    """The API keys of a gallery: ``KeyStore(gallery_path)`` (its SQLite file, opened and
+    migrated like the gallery's own) or ``KeyStore(store)`` for any key store. Safe to share
+    between threads."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA secure_delete = ON")
-            self._db.execute(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{self.path} cannot hold API keys: {exc}", details={"path": str(self.path)}) from None
+    def __init__(self, source: str | Path | ApiKeyStore) -> None:
+        if isinstance(source, (str, Path)):
+            self.path: Path | None = Path(source)
+            self.store: ApiKeyStore = SQLiteStore(self.path)
+        else:
+            self.path = None
+            self.store = source
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.store.close()
 
     def create(self, scopes: list[str] | tuple[str, ...], name: str = "") -> tuple[str, ApiKey]:
         """A new key: (the key itself, shown only now; its record)."""
         scope_tuple = normalise_scopes(scopes)
         if len(name) > 200:
             raise InvalidArgumentError("a key name is at most 200 characters")
-        with self._lock:
-            for _ in range(10):
-                key_id = secrets.token_hex(4)
-                key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-                created = _now()
-                try:
-                    self._db.execute(
-                        "INSERT INTO api_keys(key_id, name, key_sha256, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (key_id, name, hash_key(key), json.dumps(list(scope_tuple)), created),
-                    )
-                except sqlite3.IntegrityError:  # key id collision: draw again
-                    continue
-                return key, ApiKey(key_id, name, scope_tuple, created)
+        for _ in range(10):
+            key_id = secrets.token_hex(4)
+            key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+            record = ApiKey(key_id, name, scope_tuple, utc_now())
+            if self.store.add_api_key(record, hash_key(key)):
+                return key, record
+            # a key id collision: draw again
         raise GalleryError("could not draw a unique key id")  # pragma: no cover
 
     def list(self, include_revoked: bool = True) -> list[ApiKey]:
-        sql = "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at FROM api_keys"
-        if not include_revoked:
-            sql += " WHERE revoked_at IS NULL"
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY created_at, key_id").fetchall()
-        return [_key(r) for r in rows]
+        return self.store.api_keys(include_revoked)
 
     def revoke(self, key_id: str) -> ApiKey:
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?", (_now(), key_id)
-            )
-            if cur.rowcount == 0:
-                raise KeyNotFoundError(f"no API key with id {key_id!r}", details={"key_id": key_id})
-            row = self._db.execute(
-                "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at FROM api_keys WHERE key_id = ?",
-                (key_id,),
-            ).fetchone()
-        return _key(row)
+        return self.store.revoke_api_key(key_id, utc_now())
 
     def count_active(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0])
+        return self.store.count_active_api_keys()
 
     def authenticate(self, presented: str | None) -> ApiKey:
         """The key record for a presented key, or :class:`UnauthorizedError`.
@@ -167,23 +97,16 @@ class KeyStore:
             )
         match = _KEY_RE.match(presented.strip())
         digest = hash_key(presented.strip())
-        with self._lock:
-            row = None
-            if match:
-                row = self._db.execute(
-                    "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at, key_sha256 FROM api_keys"
-                    " WHERE key_id = ?",
-                    (match.group(1),),
-                ).fetchone()
-            stored = row[6] if row else hash_key("no such key")
-            ok = hmac.compare_digest(digest, stored) and row is not None
-            if not ok or row[5] is not None:
-                raise UnauthorizedError("the API key is not valid (unknown or revoked)", details={"reason": "invalid"})
-            now = _now()
-            if (row[4] or "")[:16] != now[:16]:  # at most one write a minute per key
-                self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (now, row[0]))
-        return _key(row[:6])
+        stored = self.store.api_key(match.group(1)) if match else None
+        expected = stored.key_sha256 if stored is not None else hash_key("no such key")
+        ok = hmac.compare_digest(digest, expected) and stored is not None
+        if not ok or stored is None or stored.record.revoked_at is not None:
+            raise UnauthorizedError("the API key is not valid (unknown or revoked)", details={"reason": "invalid"})
+        record = stored.record
+        now = utc_now()
+        if (record.last_used_at or "")[:16] != now[:16]:  # at most one write a minute per key
+            self.store.touch_api_key(record.key_id, now)
+        return record
 
 
-def _key(r: tuple) -> ApiKey:
-    return ApiKey(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5])
+__all__ = ["KEY_PREFIX", "SCOPES", "ApiKey", "KeyStore", "hash_key", "normalise_scopes"]

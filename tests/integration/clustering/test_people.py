@@ -103,14 +103,14 @@ def test_not_this_person_holds_in_every_later_pass(people, photos):
     person = next(p for p in people.people() if len(p.faces) >= 3)
     face = person.faces[-1]
     people.reject(face.id, person.id)
-    assert people._face(face.id).person_id is None
+    assert people.face(face.id).person_id is None
     moved_out = person.faces[0]
     people.move(moved_out.id, None)  # "move out" remembers too
     for batch in (photos[24:36], photos[36:]):
         people.add_photos(batch)
         people.tidy()
-        assert people._face(face.id).person_id != person.id
-        assert people._face(moved_out.id).person_id != person.id
+        assert people.face(face.id).person_id != person.id
+        assert people.face(moved_out.id).person_id != person.id
     # The person can still take the face back when a person says so.
     assert people.move(face.id, person.id).person_id == person.id
     assert_one_face_per_photo(people)
@@ -132,7 +132,7 @@ def test_merge_move_suggest(people, photos):
     if clash is not None:  # a background face of one of its photos
         with pytest.raises(InvalidArgumentError):
             people.move(clash.id, merged.id)
-    assert people._face(other.id).assigned_by == "user"
+    assert people.face(other.id).assigned_by == "user"
     questions = people.suggest(50)
     assert [q.priority for q in questions] == sorted((q.priority for q in questions), reverse=True)
     known = {p.id for p in people.people()}
@@ -140,7 +140,7 @@ def test_merge_move_suggest(people, photos):
         assert q.person_id in known and (q.kind == "is_this") == (q.face_id is not None)
         assert q.score >= people.ask_threshold
         if q.kind == "is_this":  # confident automatic assignments are never asked about
-            face = people._face(q.face_id)
+            face = people.face(q.face_id)
             assert face.assigned_by != "user" and not (face.assigned_by == "match" and face.score >= people.accept_threshold)
 
 

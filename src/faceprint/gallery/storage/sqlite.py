@@ -1,0 +1,669 @@
+"""The embedded default gallery store: one SQLite file, WAL, safe with several processes.
+
+The schema is made and upgraded by :mod:`faceprint.gallery.storage.migrations` when a file
+is opened. Every change to the set of templates is also written to a ``changes`` log *in the
+same transaction*, so an in-memory vector index (in this process or another) can catch up
+exactly: it is never ahead of or behind the database, even after a crash.
+
+Deleting is real: ``secure_delete`` overwrites freed pages with zeros, and every delete
+checkpoints and truncates the write-ahead log once committed, so no copy of a forgotten
+vector or thumbnail is left in the database files.
+
+This module is the only one in faceprint that speaks SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceprint.errors import (
+    DuplicateImageError,
+    GalleryError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    ModelMismatchError,
+    SubjectExistsError,
+    SubjectNotFoundError,
+    TemplateNotFoundError,
+)
+from faceprint.gallery.storage.base import (
+    CHANGE_LOG_KEEP,
+    Change,
+    GalleryCounts,
+    IdArray,
+    NewFace,
+    NewPhotoFace,
+    PhotoAssignment,
+    PhotoFaceTable,
+    PhotoFaceTemplate,
+    StoredApiKey,
+    StoredFace,
+    StoredPerson,
+    TemplateSnapshot,
+    TemplateVectors,
+    check_filter_keys,
+    check_subject_name,
+    merge_people_by_parts,
+    metadata_json,
+    utc_now,
+)
+from faceprint.gallery.storage.migrations import MIGRATIONS, SCHEMA_VERSION
+from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
+from faceprint.types import Box
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 900  # SQLite's bound-parameter limit is 999
+
+_SUBJECT_SQL = (
+    "SELECT s.id, s.name, s.metadata, s.created_at, s.updated_at, COUNT(f.id)"
+    " FROM subjects s LEFT JOIN faces f ON f.subject_id = s.id"
+)
+_TEMPLATE_SQL = (
+    "SELECT id, subject_id, box, detection_score, quality, image_sha256, source, thumbnail IS NOT NULL, created_at"
+    " FROM faces"
+)
+_PHOTO_FACE_SQL = (
+    "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256 FROM photo_faces"
+)
+_PERSON_SQL = "SELECT p.id, p.subject_id, s.name FROM people p LEFT JOIN subjects s ON s.id = p.subject_id"
+_KEY_SQL = "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at, key_sha256 FROM api_keys"
+
+
+class SQLiteStore:
+    """A :class:`~faceprint.gallery.storage.base.GalleryStore` in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise GalleryError(f"no gallery at {self.path}", details={"path": str(self.path)})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of the open write transaction (0: none)
+        self._purge_pending = False
+        self._commits = 0
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA busy_timeout = 60000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a process crash never loses a committed transaction; a power
+            # cut may lose the last few, never corrupt.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA secure_delete = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{self.path} is not a faceprint gallery: {exc}", details={"path": str(self.path)}) from None
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Bring the file to :data:`SCHEMA_VERSION`, one logged migration at a time."""
+        while True:
+            with self._write():
+                version = self._schema_version()
+                if version > SCHEMA_VERSION:
+                    raise GalleryError(
+                        f"{self.path} has schema version {version}; this faceprint reads up to {SCHEMA_VERSION}",
+                        details={"path": str(self.path), "schema_version": version},
+                    )
+                pending = [m for m in MIGRATIONS if m.version > version]
+                if not pending:
+                    return
+                step = pending[0]
+                for statement in step.statements:
+                    self._db.execute(statement)
+                if version == 0 and self._meta("created_at") is None:
+                    self._set_meta("created_at", utc_now())
+                self._set_meta("schema_version", str(step.version))
+            logger.info("gallery %s: schema %d -> %d (%s)", self.path, version, step.version, step.description)
+
+    def _schema_version(self) -> int:
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            return 0
+        value = self._meta("schema_version")
+        return int(value) if value is not None else 0
+
+    def schema_version(self) -> int:
+        """The file's schema version (:data:`~faceprint.gallery.storage.migrations.SCHEMA_VERSION`
+        once opened)."""
+        with self._lock:
+            return self._schema_version()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the write lock up front, so two
+        processes never deadlock upgrading a read lock. Nested calls are savepoints of the
+        outer transaction. Purges run once the outermost transaction has committed."""
+        with self._lock:
+            if self._depth:
+                name = f"sp{self._depth}"
+                self._db.execute(f"SAVEPOINT {name}")
+                self._depth += 1
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute(f"ROLLBACK TO {name}")
+                    self._db.execute(f"RELEASE {name}")
+                    raise
+                else:
+                    self._db.execute(f"RELEASE {name}")
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._db
+            except BaseException:
+                self._depth = 0
+                self._purge_pending = False
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._db.execute("COMMIT")
+            self._commits += 1
+            if self._purge_pending:
+                self._purge_pending = False
+                self._purge()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._write():
+            yield
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+        )
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def _purge(self) -> None:
+        """Leave no copy of deleted rows in the files: secure_delete zeroed the freed pages
+        in the database; the old page images in the WAL go with a truncating checkpoint."""
+        with self._lock:
+            for _ in range(50):
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return
+                time.sleep(0.05)  # another process is reading; its snapshot ends soon
+            logger.warning("gallery %s: the write-ahead log could not be truncated (readers busy)", self.path)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
+    def data_version(self) -> int:
+        """Changes whenever a commit happened: another connection's (SQLite's data_version)
+        or this one's (counted here; data_version does not see them)."""
+        with self._lock:
+            theirs = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+            return (theirs << 32) | (self._commits & 0xFFFFFFFF)
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's integrity check: ``["ok"]`` for a sound file."""
+        return [str(r[0]) for r in self._query("PRAGMA integrity_check")]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- model pin --------------------------------------------------------------------------
+    def model(self) -> tuple[str, int] | None:
+        with self._lock:
+            model_id, dim = self._meta("model_id"), self._meta("embedding_dim")
+        return None if model_id is None else (model_id, int(dim or 0))
+
+    def pin_model(self, model_id: str, dim: int) -> None:
+        with self._write():
+            current = self._meta("model_id")
+            if current is None:
+                self._set_meta("model_id", model_id)
+                self._set_meta("embedding_dim", str(dim))
+            elif current != model_id:
+                raise ModelMismatchError(
+                    f"gallery {self.path} holds templates of {current}, not {model_id}",
+                    details={"gallery_model": current, "model": model_id},
+                )
+
+    def _dim(self) -> int:
+        pinned = self.model()
+        return pinned[1] if pinned else 0
+
+    # --- subjects and templates -------------------------------------------------------------
+    def add_face(self, subject: str, metadata: dict[str, Any] | None, face: NewFace) -> tuple[int, int]:
+        name = check_subject_name(subject)
+        now = utc_now()
+        blob = np.ascontiguousarray(face.embedding, dtype="<f4").tobytes()
+        with self._write() as db:
+            # Checked inside the write transaction: two processes enrolling the same image at
+            # once get one template and one duplicate_image, never a constraint failure.
+            if db.execute("SELECT 1 FROM faces WHERE image_sha256 = ?", (face.image_sha256,)).fetchone():
+                raise DuplicateImageError("this exact image is already enrolled",
+                                          details={"image_sha256": face.image_sha256})
+            row = db.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                cur = db.execute(
+                    "INSERT INTO subjects(name, metadata, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                    (name, metadata_json(metadata), now, now),
+                )
+                subject_id = int(cur.lastrowid or 0)
+            else:
+                subject_id = int(row[0])
+                if metadata:
+                    db.execute("UPDATE subjects SET metadata = json_patch(metadata, ?), updated_at = ? WHERE id = ?",
+                               (json.dumps(metadata), now, subject_id))
+                else:
+                    db.execute("UPDATE subjects SET updated_at = ? WHERE id = ?", (now, subject_id))
+            cur = db.execute(
+                "INSERT INTO faces(subject_id, embedding, quality, box, detection_score, image_sha256, source, thumbnail,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (subject_id, blob, face.quality, _box_json(face.box), face.detection_score, face.image_sha256,
+                 face.source, face.thumbnail, now),
+            )
+            face_id = int(cur.lastrowid or 0)
+            db.execute("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (face_id,))
+        return subject_id, face_id
+
+    def create_subject(self, name: str, metadata: dict[str, Any] | None = None) -> Subject:
+        name = check_subject_name(name)
+        now = utc_now()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM subjects WHERE name = ?", (name,)).fetchone():
+                raise SubjectExistsError(f"a subject named {name!r} already exists", details={"subject": name})
+            db.execute(
+                "INSERT INTO subjects(name, metadata, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (name, metadata_json(metadata), now, now),
+            )
+            return self.subject(name)
+
+    def has_image(self, image_sha256: str) -> bool:
+        return bool(self._query("SELECT 1 FROM faces WHERE image_sha256 = ?", (image_sha256,)))
+
+    def subject(self, name: str) -> Subject:
+        rows = self._query(_SUBJECT_SQL + " WHERE s.name = ? GROUP BY s.id", (name,))
+        if not rows:
+            raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
+        return _subject(rows[0])
+
+    def subject_by_id(self, subject_id: int) -> Subject:
+        rows = self._query(_SUBJECT_SQL + " WHERE s.id = ? GROUP BY s.id", (subject_id,))
+        if not rows:
+            raise SubjectNotFoundError(f"no subject with id {subject_id}", details={"subject_id": subject_id})
+        return _subject(rows[0])
+
+    def subjects(self, limit: int | None = None, offset: int = 0) -> list[Subject]:
+        sql = _SUBJECT_SQL + " GROUP BY s.id ORDER BY s.name"
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params = (int(limit), int(offset))
+        return [_subject(r) for r in self._query(sql, params)]
+
+    def count(self) -> GalleryCounts:
+        with self._lock:
+            (subjects,) = self._db.execute("SELECT COUNT(*) FROM subjects").fetchone()
+            faces, thumbs = self._db.execute("SELECT COUNT(*), COUNT(thumbnail) FROM faces").fetchone()
+        return GalleryCounts(int(subjects), int(faces), int(thumbs))
+
+    def templates(self, subject_id: int) -> list[Template]:
+        return [_template(r) for r in self._query(_TEMPLATE_SQL + " WHERE subject_id = ? ORDER BY id", (subject_id,))]
+
+    def template(self, face_id: int) -> Template:
+        rows = self._query(_TEMPLATE_SQL + " WHERE id = ?", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
+        return _template(rows[0])
+
+    def rename(self, old: str, new: str) -> Subject:
+        new = check_subject_name(new)
+        with self._write() as db:
+            row = db.execute("SELECT id FROM subjects WHERE name = ?", (old,)).fetchone()
+            if row is None:
+                raise SubjectNotFoundError(f"no subject named {old!r} in the gallery", details={"subject": old})
+            if old != new and db.execute("SELECT 1 FROM subjects WHERE name = ?", (new,)).fetchone():
+                raise SubjectExistsError(f"a subject named {new!r} already exists; merge instead", details={"subject": new})
+            db.execute("UPDATE subjects SET name = ?, updated_at = ? WHERE id = ?", (new, utc_now(), row[0]))
+            return self.subject(new)
+
+    def update_metadata(self, name: str, metadata: dict[str, Any]) -> Subject:
+        with self._write() as db:
+            cur = db.execute("UPDATE subjects SET metadata = ?, updated_at = ? WHERE name = ?",
+                             (json.dumps(metadata), utc_now(), name))
+            if cur.rowcount == 0:
+                raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
+            return self.subject(name)
+
+    def merge(self, source: str, target: str) -> Subject:
+        if source == target:
+            raise InvalidArgumentError("cannot merge a subject into itself")
+        with self._write() as db:
+            src, tgt = self.subject(source), self.subject(target)
+            src_person, tgt_person = self.person_of_subject(src.id), self.person_of_subject(tgt.id)
+            if src_person is not None and tgt_person is not None:
+                self.merge_people(src_person.id, tgt_person.id)
+            elif src_person is not None:  # the person follows its templates (else it would go with source)
+                self.link_person(src_person.id, tgt.id)
+            moved = [r[0] for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (src.id,))]
+            db.execute("UPDATE faces SET subject_id = ? WHERE subject_id = ?", (tgt.id, src.id))
+            # The target keeps its own metadata where both define a key.
+            db.execute("UPDATE subjects SET metadata = json_patch(?, metadata), updated_at = ? WHERE id = ?",
+                       (json.dumps(src.metadata), utc_now(), tgt.id))
+            db.execute("DELETE FROM subjects WHERE id = ?", (src.id,))
+            db.executemany("INSERT INTO changes(op, face_id) VALUES ('add', ?)", [(i,) for i in moved])
+            return self.subject(target)
+
+    def delete_face(self, face_id: int) -> None:
+        with self._write() as db:
+            cur = db.execute("DELETE FROM faces WHERE id = ?", (face_id,))
+            if cur.rowcount == 0:
+                raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
+            db.execute("INSERT INTO changes(op, face_id) VALUES ('del', ?)", (face_id,))
+            self._purge_pending = True
+
+    def forget(self, name: str) -> list[int]:
+        with self._write() as db:
+            row = db.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
+            face_ids = [int(r[0]) for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (row[0],))]
+            db.execute("DELETE FROM faces WHERE subject_id = ?", (row[0],))
+            # Cascades to the person clustered under it, its photo faces and their marks.
+            db.execute("DELETE FROM subjects WHERE id = ?", (row[0],))
+            db.executemany("INSERT INTO changes(op, face_id) VALUES ('del', ?)", [(i,) for i in face_ids])
+            self._purge_pending = True
+        return face_ids
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        rows = self._query("SELECT thumbnail FROM faces WHERE id = ?", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
+        return None if rows[0][0] is None else bytes(rows[0][0])
+
+    # --- what the index is built from -------------------------------------------------------
+    def all_templates(self) -> TemplateSnapshot:
+        with self._lock:
+            own = not self._depth  # inside a write transaction the snapshot is that transaction
+            if own:
+                self._db.execute("BEGIN")
+            try:
+                seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+                rows = self._db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
+            finally:
+                if own:
+                    self._db.execute("COMMIT")
+        ids, subjects, vectors = _unpack(rows, self._dim())
+        return TemplateSnapshot(ids, subjects, vectors, int(seq))
+
+    def changes_since(self, seq: int) -> tuple[list[Change], int] | None:
+        with self._lock:
+            floor = int(self._meta("changes_floor") or 0)
+            if seq < floor:
+                return None
+            rows = self._db.execute("SELECT seq, op, face_id FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+        changes = [Change(int(s), str(op), int(f)) for s, op, f in rows]
+        return changes, (changes[-1].seq if changes else seq)
+
+    def read_templates(self, face_ids: Sequence[int]) -> TemplateVectors:
+        ids = [int(i) for i in face_ids]
+        rows: list[Any] = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(f"SELECT id, subject_id, embedding FROM faces WHERE id IN ({marks}) ORDER BY id", chunk)
+        return _unpack(rows, self._dim())
+
+    def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
+        with self._write() as db:
+            top = db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            floor = max(0, int(top) - keep)
+            if floor > int(self._meta("changes_floor") or 0):
+                db.execute("DELETE FROM changes WHERE seq <= ?", (floor,))
+                self._set_meta("changes_floor", str(floor))
+
+    def face_ids_where(self, metadata: dict[str, Any]) -> IdArray:
+        check_filter_keys(metadata)
+        clauses, params = [], []
+        for key, value in metadata.items():
+            clauses.append(f"json_extract(s.metadata, '$.\"{key}\"') = ?")
+            params.append(json.dumps(value) if isinstance(value, (dict, list)) else value)
+        sql = "SELECT f.id FROM faces f JOIN subjects s ON s.id = f.subject_id"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return np.array([r[0] for r in self._query(sql, params)], dtype=np.int64)
+
+    def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        ids = sorted({int(i) for i in subject_ids})
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            out.update({int(i): str(n) for i, n in self._query(f"SELECT id, name FROM subjects WHERE id IN ({marks})", chunk)})
+        return out
+
+    def export_faces(self) -> Iterator[StoredFace]:
+        rows = self._query(
+            "SELECT s.name, s.metadata, f.embedding, f.quality, f.box, f.detection_score, f.image_sha256, f.source,"
+            " f.thumbnail, f.created_at FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY f.id"
+        )
+        for name, meta, emb, quality, box, score, sha, source, thumb, created in rows:
+            yield StoredFace(name, json.loads(meta), np.frombuffer(emb, dtype="<f4").astype(np.float32), quality,
+                             _box(box), score, sha, source, None if thumb is None else bytes(thumb), created)
+
+    # --- people from photos -----------------------------------------------------------------
+    def photo_paths(self) -> set[str]:
+        return {str(r[0]) for r in self._query("SELECT path FROM cluster_photos")}
+
+    def has_photo(self, image_sha256: str) -> bool:
+        return bool(self._query("SELECT 1 FROM cluster_photos WHERE image_sha256 = ?", (image_sha256,)))
+
+    def add_photo(self, path: str, image_sha256: str, faces: Sequence[NewPhotoFace]) -> bool:
+        now = utc_now()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM cluster_photos WHERE image_sha256 = ?", (image_sha256,)).fetchone():
+                return False
+            db.execute("INSERT INTO cluster_photos(image_sha256, path, faces, added_at) VALUES (?, ?, ?, ?)",
+                       (image_sha256, path, len(faces), now))
+            db.executemany(
+                "INSERT INTO photo_faces(path, image_sha256, face_index, box, quality, usable, embedding, thumbnail,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(path, image_sha256, f.face_index, _box_json(f.box), float(f.quality), int(f.usable),
+                  np.ascontiguousarray(f.embedding, dtype="<f4").tobytes(), f.thumbnail, now) for f in faces],
+            )
+        return True
+
+    def usable_photo_face_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM photo_faces WHERE usable = 1")[0][0])
+
+    def photo_faces(self) -> list[PhotoFace]:
+        return [_photo_face(r) for r in self._query(_PHOTO_FACE_SQL + " ORDER BY id")]
+
+    def photo_faces_of(self, person_id: int) -> list[PhotoFace]:
+        return [_photo_face(r) for r in self._query(_PHOTO_FACE_SQL + " WHERE person_id = ? ORDER BY id", (person_id,))]
+
+    def photo_face(self, face_id: int) -> PhotoFace:
+        rows = self._query(_PHOTO_FACE_SQL + " WHERE id = ?", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
+        return _photo_face(rows[0])
+
+    def photo_face_thumbnail(self, face_id: int) -> bytes | None:
+        rows = self._query("SELECT thumbnail FROM photo_faces WHERE id = ?", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
+        return None if rows[0][0] is None else bytes(rows[0][0])
+
+    def photo_face_table(self) -> PhotoFaceTable:
+        rows = self._query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding FROM photo_faces ORDER BY id")
+        dim = len(rows[0][5]) // 4 if rows else self._dim()
+        return PhotoFaceTable(
+            ids=np.array([r[0] for r in rows], np.int64),
+            image_sha256=[str(r[1]) for r in rows],
+            person=np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64),
+            usable=np.array([bool(r[3]) for r in rows], np.bool_),
+            assigned_by=[r[4] for r in rows],
+            embeddings=(np.frombuffer(b"".join(r[5] for r in rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
+                        if rows else np.zeros((0, dim), np.float32)),
+        )
+
+    def photo_face_templates(self, person_id: int) -> list[PhotoFaceTemplate]:
+        rows = self._query(
+            "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256, face_index, embedding,"
+            " thumbnail FROM photo_faces WHERE person_id = ? ORDER BY id", (person_id,))
+        return [PhotoFaceTemplate(_photo_face(r), int(r[9]), np.frombuffer(r[10], dtype="<f4").astype(np.float32),
+                                  None if r[11] is None else bytes(r[11])) for r in rows]
+
+    def people(self) -> list[StoredPerson]:
+        return [_person(r) for r in self._query(_PERSON_SQL + " ORDER BY p.id")]
+
+    def person(self, person_id: int) -> StoredPerson | None:
+        rows = self._query(_PERSON_SQL + " WHERE p.id = ?", (person_id,))
+        return _person(rows[0]) if rows else None
+
+    def person_named(self, name: str) -> StoredPerson | None:
+        rows = self._query(_PERSON_SQL + " WHERE s.name = ?", (name,))
+        return _person(rows[0]) if rows else None
+
+    def person_of_subject(self, subject_id: int) -> StoredPerson | None:
+        rows = self._query(_PERSON_SQL + " WHERE p.subject_id = ?", (subject_id,))
+        return _person(rows[0]) if rows else None
+
+    def create_person(self) -> int:
+        now = utc_now()
+        with self._write() as db:
+            return int(db.execute("INSERT INTO people(created_at, updated_at) VALUES (?, ?)", (now, now)).lastrowid or 0)
+
+    def link_person(self, person_id: int, subject_id: int | None) -> None:
+        with self._write() as db:
+            db.execute("UPDATE people SET subject_id = ?, updated_at = ? WHERE id = ?", (subject_id, utc_now(), person_id))
+
+    def assign_photo_faces(self, assignments: Sequence[PhotoAssignment]) -> None:
+        if not assignments:
+            return
+        with self._write() as db:
+            db.executemany(
+                "UPDATE photo_faces SET person_id = ?, assigned_by = ?, score = ? WHERE id = ?",
+                [(a.person_id, a.assigned_by if a.person_id is not None else None,
+                  a.score if a.person_id is not None else None, a.face_id) for a in assignments],
+            )
+            now = utc_now()
+            grown = sorted({a.person_id for a in assignments if a.person_id is not None})
+            db.executemany("UPDATE people SET updated_at = ? WHERE id = ?", [(now, pid) for pid in grown])
+
+    def not_person_marks(self) -> list[tuple[int, int]]:
+        return [(int(f), int(p)) for f, p in self._query("SELECT face_id, person_id FROM not_person ORDER BY face_id, person_id")]
+
+    def mark_not_person(self, face_id: int, person_id: int) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO not_person(face_id, person_id) VALUES (?, ?)", (face_id, person_id))
+
+    def unmark_not_person(self, face_id: int, person_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM not_person WHERE face_id = ? AND person_id = ?", (face_id, person_id))
+
+    def merge_people(self, source: int, target: int) -> None:
+        merge_people_by_parts(self, source, target)
+
+    def delete_person(self, person_id: int) -> int:
+        with self._write() as db:
+            n = int(db.execute("DELETE FROM photo_faces WHERE person_id = ?", (person_id,)).rowcount)
+            db.execute("DELETE FROM people WHERE id = ?", (person_id,))
+            self._purge_pending = True
+        return n
+
+    # --- API keys ---------------------------------------------------------------------------
+    def add_api_key(self, record: ApiKey, key_sha256: str) -> bool:
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO api_keys(key_id, name, key_sha256, scopes, created_at, last_used_at, revoked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.key_id, record.name, key_sha256, json.dumps(list(record.scopes)), record.created_at,
+                 record.last_used_at, record.revoked_at),
+            )
+            return cur.rowcount == 1
+
+    def api_key(self, key_id: str) -> StoredApiKey | None:
+        rows = self._query(_KEY_SQL + " WHERE key_id = ?", (key_id,))
+        return StoredApiKey(_api_key(rows[0]), str(rows[0][6])) if rows else None
+
+    def api_keys(self, include_revoked: bool = True) -> list[ApiKey]:
+        where = "" if include_revoked else " WHERE revoked_at IS NULL"
+        return [_api_key(r) for r in self._query(_KEY_SQL + where + " ORDER BY created_at, key_id")]
+
+    def revoke_api_key(self, key_id: str, when: str) -> ApiKey:
+        with self._write() as db:
+            cur = db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?", (when, key_id))
+            if cur.rowcount == 0:
+                raise KeyNotFoundError(f"no API key with id {key_id!r}", details={"key_id": key_id})
+            return _api_key(db.execute(_KEY_SQL + " WHERE key_id = ?", (key_id,)).fetchone())
+
+    def count_active_api_keys(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
+
+    def touch_api_key(self, key_id: str, when: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (when, key_id))
+
+
+# --- rows -> records ------------------------------------------------------------------------
+def _box_json(box: Box | None) -> str | None:
+    return json.dumps(box.to_list()) if box is not None else None
+
+
+def _box(text: str | None) -> Box | None:
+    return Box(*json.loads(text)) if text else None
+
+
+def _subject(r: Any) -> Subject:
+    return Subject(id=int(r[0]), name=r[1], metadata=json.loads(r[2]), created_at=r[3], updated_at=r[4], face_count=int(r[5]))
+
+
+def _template(r: Any) -> Template:
+    return Template(int(r[0]), int(r[1]), _box(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8])
+
+
+def _photo_face(r: Any) -> PhotoFace:
+    return PhotoFace(int(r[0]), r[1], Box(*json.loads(r[2])), float(r[3]), bool(r[4]), r[5], r[6], r[7], r[8])
+
+
+def _person(r: Any) -> StoredPerson:
+    return StoredPerson(int(r[0]), None if r[1] is None else int(r[1]), r[2])
+
+
+def _api_key(r: Any) -> ApiKey:
+    return ApiKey(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5])
+
+
+def _unpack(rows: list[Any], dim: int) -> TemplateVectors:
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    subjects = np.array([r[1] for r in rows], dtype=np.int64)
+    if rows:
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
+    else:
+        vectors = np.zeros((0, dim), dtype=np.float32)
+    return TemplateVectors(ids, subjects, vectors)
+
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
