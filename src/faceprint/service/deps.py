@@ -1,5 +1,5 @@
-"""FastAPI dependencies of the routes: the process's :class:`Service`, its settings, and the API
-key a route needs (authenticated, scope-checked and rate-limited).
+"""FastAPI dependencies of the routes: the process's :class:`Service` (with its settings), and the
+API key a route needs (authenticated, scope-checked and rate-limited).
 
 Scopes: ``recognize`` (detect, embed, verify, identify), ``manage`` (subjects and their faces),
 ``admin`` (keys; implies the other two). ``/v1/models`` takes a key of any scope.
@@ -17,7 +17,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from faceprint.errors import ForbiddenError
 from faceprint.service.auth import ApiKey
 from faceprint.service.middleware import KEY_ID_KEY
-from faceprint.service.settings import Settings
 from faceprint.service.state import Service
 
 logger = logging.getLogger(__name__)
@@ -33,12 +32,7 @@ def get_service(request: Request) -> Service:
     return service
 
 
-def get_settings(request: Request) -> Settings:
-    return get_service(request).settings
-
-
 ServiceDep = Annotated[Service, Depends(get_service)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def require(scope: str | None) -> Callable[..., Awaitable[ApiKey]]:
