@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from faceprint import errors
+# batch: importing it plugs the worker engine into Analyzer.detect_many / embed_many.
+from faceprint import batch, errors  # noqa: F401
 from faceprint.imageio import ImageLimits, ImageSource, load_image
 from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
 from faceprint.types import Box, EmbeddedFace, Face, ImageAnalysis, Landmarks, Pose, Verification

@@ -1,7 +1,8 @@
 """Many images at once: decode, detect and align in worker processes; embed in the parent.
 
 :meth:`Analyzer.detect_many` and :meth:`Analyzer.embed_many` call :func:`analyze_many`;
-``faceprint detect DIR`` / ``faceprint embed DIR`` call those with ``jobs`` = the CPU cores.
+``faceprint detect DIR`` / ``faceprint embed DIR`` call those with ``jobs`` = the CPU cores;
+enrolment, clustering and the evaluation protocols use the same engine.
 
 How the work is split (measured on 2 cores; the numbers are in ``bench/results_pipeline.json``):
 
@@ -32,29 +33,40 @@ How the work is split (measured on 2 cores; the numbers are in ``bench/results_p
   ``fork``), so a script that calls this with ``jobs > 1`` needs the usual
   ``if __name__ == "__main__":`` guard. Each worker builds its own :class:`Analyzer` from the
   parent's configuration: model names, detection policy, image limits; models registered at
-  run time (e.g. ONNX files) are registered in the worker too. Workers ignore SIGINT: on
-  Ctrl-C (``KeyboardInterrupt`` in the parent), on any exception, and when the caller stops
-  iterating early (``close()`` on the generator), the parent drops the queued images, lets
-  each worker finish its current one (see :func:`_stop`) and stops them.
-* ``jobs=1`` runs everything in the calling process, with no pool.
+  run time (e.g. ONNX files) are registered in the worker too. Workers ignore SIGINT from
+  their first instruction (see :func:`_starting_workers`): on Ctrl-C (``KeyboardInterrupt``
+  in the parent), on any exception, and when the caller stops iterating early (``close()``
+  on the generator), the parent drops the queued images, lets each worker finish its
+  current one (see :func:`_stop`) and stops them.
+* ``jobs=1`` runs everything in the calling process, with no pool; so does a program that
+  cannot be re-imported by a spawned worker (read from stdin: :func:`can_spawn`).
+* A ``transform`` (a picklable ``(label, rgb) -> rgb``) is applied to each decoded image
+  before detection, in the worker: the evaluation's perturbations use it.
+
+This module sits above :mod:`faceprint.pipeline`, and plugs :func:`analyze_many` into it as
+the engine of :meth:`Analyzer.detect_many` / :meth:`Analyzer.embed_many` when imported.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
+import multiprocessing.resource_tracker
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import Any
 
 import numpy as np
 
@@ -62,41 +74,43 @@ from faceprint import models
 from faceprint.align import ChipSpec
 from faceprint.errors import FaceprintError, InvalidArgumentError, UnknownModelError
 from faceprint.imageio import ImageSource, describe_source, read_bytes
+from faceprint.pipeline import Analyzer, use_engine
+from faceprint.settings import usable_cores
 from faceprint.types import EmbeddedFace, Face, ImageAnalysis
 
-if TYPE_CHECKING:  # pragma: no cover
-    from faceprint.pipeline import Analyzer
+logger = logging.getLogger(__name__)
 
 #: How worker processes are started. Not "fork": onnxruntime's thread pools and OpenCV's do
 #: not survive it, and a forked child inherits whatever locks the parent's threads held.
 START_METHOD = "spawn"
 
-#: Modules whose models every process registers on import; others are sent to the workers.
-_BUILTIN_MODULES = frozenset({"faceprint.models.dlib_models", "faceprint.models.opencv_models"})
-
-
 #: The longest a partial embedding batch waits for more faces while the workers are busy.
 #: (Not flushing partial batches at once saves ~20% of the parent's CPU on small images.)
 MAX_BATCH_WAIT = 0.25
 
+#: On an interrupt, how long the workers may take to finish the image each is on.
+DRAIN_TIMEOUT = 10.0
 
-def default_jobs() -> int:
-    """The number of CPU cores this process may use (its affinity mask, not the machine's)."""
-    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
-    if count is not None:
-        n = count()
-    else:
-        try:
-            n = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            n = os.cpu_count()
-    return max(1, n or 1)
+#: ``transform(label, rgb) -> rgb``: applied to each decoded image before detection (in the
+#: worker; it must pickle, and give the same result wherever it runs).
+Transform = Callable[[str, np.ndarray], np.ndarray]
+
+#: Deprecated name of :func:`faceprint.settings.usable_cores` (integrator: remove once no
+#: caller uses it).
+default_jobs = usable_cores
 
 
 def default_in_flight(jobs: int, batch_size: int) -> int:
     """Images read and not yet yielded (at the workers, done, or waiting in the embedding
     batch): enough to keep every worker busy while the parent embeds a full batch."""
     return 4 * jobs + 2 * batch_size
+
+
+def can_spawn() -> bool:
+    """Whether worker processes can be spawned: they re-import ``__main__``, which a program
+    read from stdin (``python - < script.py``) cannot be."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +126,8 @@ class Prepared:
     #: SHA-256 of the encoded image (of the pixels for an array), when asked for.
     sha256: str | None = None
 
-    def analysis(self, faces: tuple = ()) -> ImageAnalysis:
+    def analysis(self, faces: tuple[Face, ...] | tuple[EmbeddedFace, ...] = ()) -> ImageAnalysis:
+        """The result for the caller: ``faces`` (embedded) instead of the detected ones."""
         return ImageAnalysis(self.source, faces or self.faces, self.image_size, self.error)
 
 
@@ -124,9 +139,10 @@ def image_sha256(source: bytes | np.ndarray) -> str:
 
 
 def prepare(analyzer: Analyzer, label: str, source: ImageSource, chip: ChipSpec | None,
-            digest: bool = False) -> Prepared:
-    """Decode, detect and (with ``chip``) align one image (with ``digest``, also hash it); a
-    faceprint error becomes the entry's ``error``. Anything else is a bug and propagates."""
+            digest: bool = False, transform: Transform | None = None) -> Prepared:
+    """Decode, (with ``transform``) alter, detect and (with ``chip``) align one image (with
+    ``digest``, also hash it); a faceprint error becomes the entry's ``error``. Anything else
+    is a bug and propagates."""
     sha = None
     try:
         if digest and not isinstance(source, np.ndarray):
@@ -135,11 +151,13 @@ def prepare(analyzer: Analyzer, label: str, source: ImageSource, chip: ChipSpec 
         rgb = analyzer.load(source)
         if digest and sha is None:
             sha = image_sha256(rgb)
+        if transform is not None:
+            rgb = analyzer.load(transform(label, rgb))  # checked like any array given
         faces = tuple(analyzer.detect_array(rgb))
         chips = None
         if chip is not None:
             if faces:
-                chips = np.stack([analyzer._chip(rgb, f, chip) for f in faces])
+                chips = np.stack([analyzer.aligned_chip(rgb, f, chip) for f in faces])
             else:
                 chips = np.zeros((0, chip.size, chip.size, 3), dtype=np.uint8)
         return Prepared(label, (rgb.shape[1], rgb.shape[0]), faces, chips, sha256=sha)
@@ -154,15 +172,17 @@ def analyze_many(
     embed: bool,
     jobs: int | None = 1,
     in_flight: int | None = None,
+    transform: Transform | None = None,
 ) -> Iterator[ImageAnalysis]:
     """One :class:`ImageAnalysis` per input, in input order (see the module docstring).
 
-    ``jobs``: worker processes (``None``: one per CPU core; ``1``: none, all in this process).
-    ``in_flight``: at most this many images between being read from ``images`` and being
-    yielded (default :func:`default_in_flight`). Arguments are checked, and the embedder is
-    loaded, before this returns.
+    ``jobs``: worker processes (``None``: one per usable CPU core; ``1``: none, all in this
+    process). ``in_flight``: at most this many images between being read from ``images`` and
+    being yielded (default :func:`default_in_flight`). ``transform``: see :data:`Transform`.
+    Arguments are checked, and the embedder is loaded, before this returns.
     """
-    return _analyses(prepare_many(analyzer, images, embed=embed, jobs=jobs, in_flight=in_flight))
+    return _analyses(prepare_many(analyzer, images, embed=embed, jobs=jobs, in_flight=in_flight,
+                                  transform=transform))
 
 
 def _analyses(pairs: Iterator[tuple[Prepared, ImageAnalysis]]) -> Iterator[ImageAnalysis]:
@@ -170,7 +190,9 @@ def _analyses(pairs: Iterator[tuple[Prepared, ImageAnalysis]]) -> Iterator[Image
         for _, analysis in pairs:
             yield analysis
     finally:
-        pairs.close()  # type: ignore[attr-defined]  # stops the workers when the caller stops early
+        close = getattr(pairs, "close", None)
+        if close is not None:
+            close()  # stops the workers when the caller stops early
 
 
 def prepare_many(
@@ -181,22 +203,26 @@ def prepare_many(
     jobs: int | None = 1,
     in_flight: int | None = None,
     digest: bool = False,
+    transform: Transform | None = None,
 ) -> Iterator[tuple[Prepared, ImageAnalysis]]:
     """:func:`analyze_many`, with each result's :class:`Prepared` beside it (the chips, and with
     ``digest`` the image's SHA-256): what enrolment needs to judge and store a face."""
-    jobs = default_jobs() if jobs is None else jobs
+    jobs = usable_cores() if jobs is None else jobs
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise InvalidArgumentError(f"jobs must be a positive integer (or None for all cores); got {jobs!r}")
-    if hasattr(images, "__len__"):
-        jobs = max(1, min(jobs, len(images)))  # type: ignore[arg-type]
+    if isinstance(images, (list, tuple)):
+        jobs = max(1, min(jobs, len(images)))
     in_flight = default_in_flight(jobs, analyzer.batch_size) if in_flight is None else in_flight
     if in_flight < 1:
         raise InvalidArgumentError(f"in_flight must be at least 1; got {in_flight!r}")
     chip = analyzer.embedder.chip if embed else None  # loads the embedder (and fails) now
+    if jobs > 1 and not can_spawn():
+        logger.info("running in this process: workers cannot re-import __main__ (a program read from stdin)")
+        jobs = 1
     if jobs == 1:
-        return _in_process(analyzer, images, chip, embed, digest)
-    config, extra = _worker_config(analyzer)
-    return _pooled(analyzer, images, chip, embed, jobs, in_flight, config, extra, digest)
+        return _in_process(analyzer, images, chip, embed, digest, transform)
+    setup = _WorkerSetup(analyzer.config(), _run_time_models(analyzer), transform)
+    return _pooled(analyzer, images, chip, embed, jobs, in_flight, setup, digest)
 
 
 # --- assembling results ----------------------------------------------------------------------
@@ -228,7 +254,8 @@ class _Batcher:
         if not self.pending:
             return
         pending, self.pending, self.n_faces = self.pending, [], 0
-        chips = [c for p in pending if p.faces for c in p.chips]  # type: ignore[union-attr]
+        chips = [c for p in pending if p.chips is not None and p.faces for c in p.chips]
+        logger.debug("embedding %d faces of %d images", len(chips), len(pending))
         vectors = self._embed(chips)
         model = self.analyzer.model_id
         i = 0
@@ -245,42 +272,54 @@ class _Batcher:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _in_process(analyzer: Analyzer, images: Iterable[ImageSource], chip: ChipSpec | None,
-                embed: bool, digest: bool) -> Iterator[tuple[Prepared, ImageAnalysis]]:
+def _in_process(analyzer: Analyzer, images: Iterable[ImageSource], chip: ChipSpec | None, embed: bool,
+                digest: bool, transform: Transform | None) -> Iterator[tuple[Prepared, ImageAnalysis]]:
     batcher = _Batcher(analyzer, embed)
     for source in images:
-        yield from batcher.add(prepare(analyzer, describe_source(source), source, chip, digest))
+        yield from batcher.add(prepare(analyzer, describe_source(source), source, chip, digest, transform))
     yield from batcher.flush()
 
 
 # --- worker processes ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _WorkerSetup:
+    """What a worker needs to rebuild the parent's Analyzer: its constructor arguments, the
+    models registered at run time that it uses, and the transform."""
+
+    config: dict[str, Any]
+    models: tuple[models.Registration, ...]
+    transform: Transform | None
+
+
 _worker_analyzer: Analyzer | None = None
+_worker_transform: Transform | None = None
 
 
-def _worker_config(analyzer: Analyzer) -> tuple[dict[str, Any], list[tuple[models.ModelCard, Any]]]:
-    """The Analyzer's constructor arguments, and the run-time-registered models it uses."""
-    config = analyzer.config()
-    extra = []
+def _run_time_models(analyzer: Analyzer) -> tuple[models.Registration, ...]:
+    """The registrations of the Analyzer's models, to register in each worker: every process
+    registers the built-in ones itself (the same card is skipped there), but models
+    registered at run time (e.g. ONNX files) exist only where they were registered."""
+    out = []
     for card in (analyzer.detector_card, analyzer.landmarks_card, analyzer.embedder_card):
-        entry = models._registry.get(card.name)
-        if entry is None or getattr(entry.factory, "__module__", None) in _BUILTIN_MODULES:
+        entry = models.registration(card.name)
+        if entry is None:  # pragma: no cover - the Analyzer resolved the name
             continue
         try:
-            pickle.dumps((entry.card, entry.factory))
+            pickle.dumps(entry)
         except Exception as exc:
             raise InvalidArgumentError(
                 f"model {card.name!r} was registered with a loader that cannot be sent to worker "
                 f"processes ({type(exc).__name__}: {exc}); use jobs=1",
                 details={"model": card.name},
             ) from None
-        extra.append((entry.card, entry.factory))
-    return config, extra
+        out.append(entry)
+    return tuple(out)
 
 
-def _init_worker(config: dict[str, Any], extra: list[tuple[models.ModelCard, Any]]) -> None:
-    global _worker_analyzer
-    # The parent owns Ctrl-C: it terminates the workers. (A terminal sends SIGINT to the
-    # whole process group; without this every worker would print a traceback.)
+def _init_worker(setup: _WorkerSetup) -> None:
+    global _worker_analyzer, _worker_transform
+    # The parent owns Ctrl-C. The worker was started with SIGINT blocked (see
+    # _starting_workers); ignoring it discards one that arrived meanwhile.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # one core per worker: the parallelism is the workers
         import cv2
@@ -288,35 +327,38 @@ def _init_worker(config: dict[str, Any], extra: list[tuple[models.ModelCard, Any
         cv2.setNumThreads(1)
     except Exception:  # pragma: no cover - cv2 is a dependency; be lenient all the same
         pass
-    for card, factory in extra:
+    for entry in setup.models:
         try:
-            existing: models.ModelCard | None = models.get_card(card.name)
+            existing: models.ModelCard | None = models.get_card(entry.card.name)
         except UnknownModelError:
             existing = None
-        if existing != card:
+        if existing != entry.card:
             if existing is not None:
-                models.unregister(card.name)
-            models.register(card, factory)
-    from faceprint.pipeline import Analyzer
-
-    _worker_analyzer = Analyzer(**config)
+                models.unregister(entry.card.name)
+            models.register(entry.card, entry.factory)
+    _worker_transform = setup.transform
+    _worker_analyzer = Analyzer(**setup.config)
     try:  # load the weights now rather than inside the first image
-        _worker_analyzer.detector
-        _worker_analyzer.landmarker
+        _ = (_worker_analyzer.detector, _worker_analyzer.landmarker)
     except FaceprintError:
         pass  # reported per image, as the in-process path does
+    logger.debug("worker %d ready", os.getpid())
 
 
-def _work(label: str, payload: Any, chip: ChipSpec | None, digest: bool) -> Prepared:
+def _work(label: str, payload: ImageSource, chip: ChipSpec | None, digest: bool) -> Prepared:
     assert _worker_analyzer is not None, "worker not initialised"
-    return prepare(_worker_analyzer, label, payload, chip, digest)
+    return prepare(_worker_analyzer, label, payload, chip, digest, _worker_transform)
+
+
+Work = tuple[str, "Future[Prepared] | Prepared"]
 
 
 def _submit(executor: ProcessPoolExecutor, analyzer: Analyzer, source: ImageSource,
-            chip: ChipSpec | None, digest: bool) -> tuple[str, Future | Prepared]:
+            chip: ChipSpec | None, digest: bool) -> Work:
     label = describe_source(source)
+    payload: ImageSource
     if isinstance(source, (str, os.PathLike)):
-        payload: Any = os.fspath(source)  # the worker reads the file
+        payload = os.fspath(source)  # the worker reads the file
     elif isinstance(source, np.ndarray):
         payload = source
     else:  # bytes-like or a file object: read here, within the limits, and send the bytes
@@ -324,7 +366,8 @@ def _submit(executor: ProcessPoolExecutor, analyzer: Analyzer, source: ImageSour
             payload = read_bytes(source, analyzer.limits)
         except FaceprintError as exc:
             return label, Prepared(label, None, error=exc)
-    return label, executor.submit(_work, label, payload, chip, digest)
+    with _starting_workers():  # a submit may start a worker process
+        return label, executor.submit(_work, label, payload, chip, digest)
 
 
 def _pooled(
@@ -334,21 +377,22 @@ def _pooled(
     embed: bool,
     jobs: int,
     in_flight: int,
-    config: dict[str, Any],
-    extra: list[tuple[models.ModelCard, Any]],
+    setup: _WorkerSetup,
     digest: bool,
 ) -> Iterator[tuple[Prepared, ImageAnalysis]]:
-    with _sigint_blocked():
-        executor = ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=multiprocessing.get_context(START_METHOD),
-            initializer=_init_worker,
-            initargs=(config, extra),
-        )
+    executor = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context(START_METHOD),
+        initializer=_init_worker,
+        initargs=(setup,),
+    )
+    logger.info("worker pool: %d processes (%s), up to %d images in flight, embedding batches of %d",
+                jobs, START_METHOD, in_flight, analyzer.batch_size)
     batcher = _Batcher(analyzer, embed)
-    window: deque[tuple[str, Future | Prepared]] = deque()  # (label, work), in input order
+    window: deque[Work] = deque()  # (label, work), in input order
     sources = iter(images)
     exhausted = finished = False
+    n_done = 0
     try:
         while True:
             # Read ahead while fewer than in_flight images are read and not yet yielded.
@@ -358,8 +402,7 @@ def _pooled(
                 except StopIteration:
                     exhausted = True
                     break
-                with _sigint_blocked():  # a submit may start a worker process
-                    window.append(_submit(executor, analyzer, source, chip, digest))
+                window.append(_submit(executor, analyzer, source, chip, digest))
             if not window:
                 if exhausted:
                     break
@@ -382,32 +425,53 @@ def _pooled(
                         "a faceprint worker process died (killed, out of memory, or crashed) while "
                         f"analysing {label} or one of the {len(window)} images after it"
                     ) from None
+            n_done += 1
             yield from batcher.add(head)
         yield from batcher.flush()
         finished = True
     finally:
         _stop(executor, graceful=finished)
+        logger.info("worker pool stopped after %d images (%s)", n_done, "done" if finished else "interrupted")
 
 
 @contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread while worker processes may be started: they inherit the
-    mask, so a Ctrl-C that reaches the whole process group while a worker is still starting
-    up (before its initializer ignores SIGINT) cannot print a traceback from it. A SIGINT
-    that arrives meanwhile is delivered here when the block ends (multiprocessing's own
-    resource tracker is started the same way)."""
+def _starting_workers() -> Iterator[None]:
+    """Around anything that may start a worker process (a submit may): a Ctrl-C (SIGINT; a
+    terminal sends it to the whole process group) must not reach a worker before its
+    initializer ignores it, nor interrupt this process in the middle of starting one. Either
+    prints a traceback from multiprocessing's start-up code in the worker: a KeyboardInterrupt,
+    or ``EOFError: Ran out of input`` when the parent stopped writing the worker's start-up
+    data half-way.
+
+    * SIGINT is blocked in this thread: a spawned process inherits the mask, and keeps SIGINT
+      blocked until its initializer ignores it (which discards one already pending). The
+      resource tracker is started first, since starting it unblocks SIGINT in the caller.
+    * In the main thread, a SIGINT taken meanwhile by another thread is only recorded, and
+      raised again here once the process is started (the Python handler runs in the main
+      thread whichever thread the signal reached).
+    """
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    multiprocessing.resource_tracker.ensure_running()
+    caught: list[int] = []
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if in_main else None
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if previous is not None:
+        signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-#: On an interrupt, how long the workers may take to finish the image each is on.
-DRAIN_TIMEOUT = 10.0
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one pending for this thread arrives now
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)  # to the handler that was there before
 
 
 def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
@@ -427,6 +491,7 @@ def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
     if previous is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        # (The executor has no public list of its processes; they are needed to wait for them.)
         processes = list((getattr(executor, "_processes", None) or {}).values())
         executor.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -434,6 +499,7 @@ def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
             p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in processes:
             if p.is_alive():  # stuck on one image: terminate (the risk above is the lesser evil)
+                logger.info("terminating worker %d (still busy after %.0f s)", p.pid, DRAIN_TIMEOUT)
                 p.terminate()
                 p.join(timeout=5)
             if p.is_alive():  # pragma: no cover - SIGTERM ignored
@@ -444,7 +510,10 @@ def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
             signal.signal(signal.SIGINT, previous)
 
 
+# Analyzer.detect_many / embed_many run here (pipeline cannot import this module: it is above).
+use_engine(analyze_many)
+
 __all__ = [
-    "START_METHOD", "Prepared", "analyze_many", "default_in_flight", "default_jobs", "image_sha256", "prepare",
-    "prepare_many",
+    "DRAIN_TIMEOUT", "MAX_BATCH_WAIT", "START_METHOD", "Prepared", "Transform", "analyze_many", "can_spawn",
+    "default_in_flight", "default_jobs", "image_sha256", "prepare", "prepare_many",
 ]

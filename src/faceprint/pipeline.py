@@ -1,14 +1,23 @@
 """The Analyzer: decode -> detect -> landmarks -> pose -> align -> embed, batched.
 
 One configured object per model combination. It is what the module-level functions, the
-CLI and (later) the service call; none of them hold face logic of their own.
+CLI and the service call; none of them hold face logic of their own.
+
+Many images at once (:meth:`Analyzer.detect_many`, :meth:`Analyzer.embed_many`) run on a
+:class:`ManyImagesEngine`. The worker-process engine lives in :mod:`faceprint.batch`, a layer
+above this one (it builds Analyzers in its workers), so this module never imports it: the
+engine is given to an Analyzer (``engine=``), or plugged in for all of them with
+:func:`use_engine` -- which :mod:`faceprint.batch` does when it is imported, and
+``import faceprint`` imports it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -19,6 +28,7 @@ from faceprint.imageio import DEFAULT_LIMITS, ImageLimits, ImageSource, describe
 from faceprint.models.base import Detector, Embedder, LandmarkModel
 from faceprint.pose import estimate_pose
 from faceprint.types import (
+    Box,
     EmbeddedFace,
     Face,
     ImageAnalysis,
@@ -27,7 +37,27 @@ from faceprint.types import (
     Verification,
 )
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_FAR = 1e-3
+
+
+class ManyImagesEngine(Protocol):
+    """Runs an Analyzer over many images: one :class:`ImageAnalysis` per input, in input order
+    (see :func:`faceprint.batch.analyze_many`, the engine ``import faceprint`` plugs in)."""
+
+    def __call__(self, analyzer: Analyzer, images: Iterable[ImageSource], *, embed: bool,
+                 jobs: int | None = 1) -> Iterator[ImageAnalysis]: ...
+
+
+_default_engine: ManyImagesEngine | None = None
+
+
+def use_engine(engine: ManyImagesEngine) -> None:
+    """Make ``engine`` the one every Analyzer without an ``engine=`` of its own uses for
+    :meth:`Analyzer.detect_many` and :meth:`Analyzer.embed_many`."""
+    global _default_engine
+    _default_engine = engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +138,7 @@ class Analyzer:
         policy: DetectionPolicy | None = None,
         limits: ImageLimits = DEFAULT_LIMITS,
         batch_size: int = 32,
+        engine: ManyImagesEngine | None = None,
     ) -> None:
         # Resolve names now so a typo fails here, not on the first image; load lazily.
         self.detector_card = models.get_card(detector, "detector")
@@ -119,9 +150,11 @@ class Analyzer:
         if batch_size < 1:
             raise InvalidArgumentError("batch_size must be at least 1")
         self.batch_size = batch_size
+        self.engine = engine
 
-    def config(self) -> dict:
-        """The constructor arguments that rebuild this Analyzer (in a worker process)."""
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this Analyzer (in a worker process); not the
+        engine (a worker runs one image at a time)."""
         return {
             "detector": self.detector_card.name,
             "embedder": self.embedder_card.name,
@@ -159,6 +192,7 @@ class Analyzer:
         return self.detect_array(self.load(image))
 
     def detect_array(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in an already-decoded RGB image, largest first."""
         h, w = rgb.shape[:2]
         scale, upsample = self.policy.plan(w, h)
         work = rgb if scale >= 1.0 else _resize(rgb, scale)
@@ -193,18 +227,19 @@ class Analyzer:
     def embed_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[EmbeddedFace]:
         """Embeddings for given faces of an already-decoded image (batched)."""
         embedder = self.embedder
-        chips = [self._chip(rgb, f) for f in faces]
+        chips = [self.aligned_chip(rgb, f) for f in faces]
         vectors: list[np.ndarray] = []
         for start in range(0, len(chips), self.batch_size):
             vectors.extend(embedder.embed_chips(chips[start : start + self.batch_size]))
         return [EmbeddedFace(face=f, embedding=v, model=self.model_id) for f, v in zip(faces, vectors)]
 
-    def _landmarks68(self, rgb: np.ndarray, box) -> Landmarks:
-        return models.load("dlib68", "landmarks").predict(rgb, box)
+    def _landmarks68(self, rgb: np.ndarray, box: Box) -> Landmarks:
+        landmarker: LandmarkModel = models.load("dlib68", "landmarks")
+        return landmarker.predict(rgb, box)
 
-    def _chip(self, rgb: np.ndarray, face: Face, spec: ChipSpec | None = None) -> np.ndarray:
-        """The embedder's chip for ``face`` (or a ``spec`` given), adding the landmarks its
-        alignment needs."""
+    def aligned_chip(self, rgb: np.ndarray, face: Face, spec: ChipSpec | None = None) -> np.ndarray:
+        """The aligned chip the embedder takes for ``face`` of ``rgb`` (or one cut to a
+        ``spec`` given), adding the landmarks its alignment needs when ``face`` lacks them."""
         spec = spec or self.embedder.chip
         if spec.kind == "dlib" and face.landmarks.scheme not in {"dlib5", "ibug68"} and face.landmarks68 is None:
             face = replace(face, landmarks=self.landmarker.predict(rgb, face.box))
@@ -223,16 +258,18 @@ class Analyzer:
         ``if __name__ == "__main__":`` guard (workers are spawned). Memory stays bounded
         however many images there are; see :mod:`faceprint.batch`.
         """
-        from faceprint.batch import analyze_many
-
-        return analyze_many(self, images, embed=False, jobs=jobs)
+        return self._many_images_engine()(self, images, embed=False, jobs=jobs)
 
     def embed_many(self, images: Iterable[ImageSource], *, jobs: int | None = 1) -> Iterator[ImageAnalysis]:
         """Like :meth:`detect_many` with embeddings; the chips of several images are embedded
         together in batches of ``batch_size`` (in this process, while workers detect)."""
-        from faceprint.batch import analyze_many
+        return self._many_images_engine()(self, images, embed=True, jobs=jobs)
 
-        return analyze_many(self, images, embed=True, jobs=jobs)
+    def _many_images_engine(self) -> ManyImagesEngine:
+        engine = self.engine or _default_engine
+        if engine is None:  # pragma: no cover - ``import faceprint`` plugs faceprint.batch in
+            raise RuntimeError("no engine for many images: import faceprint.batch (import faceprint does)")
+        return engine
 
     # --- verification ---------------------------------------------------------------------
     def verify(
@@ -253,8 +290,8 @@ class Analyzer:
         Raises :class:`NoFaceError` when an image has no face.
         """
         limit, far_value, source = resolve_threshold(self.embedder_card, far=far, threshold=threshold)
-        emb_a, sel_a = self._pick(image_a, face_a)
-        emb_b, sel_b = self._pick(image_b, face_b)
+        emb_a, sel_a = self.pick_face(image_a, face_a)
+        emb_b, sel_b = self.pick_face(image_b, face_b)
         similarity = emb_a.similarity(emb_b)
         return Verification(
             similarity=similarity,
@@ -266,9 +303,11 @@ class Analyzer:
             threshold_source=source,
         )
 
-    def _pick(self, image: ImageSource, index: int | None, label: str | None = None) -> tuple[EmbeddedFace, SelectedFace]:
-        """The chosen face of ``image`` (largest, or ``index``), embedded; ``label`` names the
-        image in errors and in the result (default: its path, or a description)."""
+    def pick_face(self, image: ImageSource, index: int | None = None,
+                  label: str | None = None) -> tuple[EmbeddedFace, SelectedFace]:
+        """The chosen face of ``image`` (largest, or ``index``: see :func:`select_face`),
+        embedded, and how it was chosen; ``label`` names the image in errors and in the result
+        (default: its path, or a description). Raises :class:`NoFaceError` without a face."""
         label = label or describe_source(image)
         rgb = self.load(image)
         faces = self.detect_array(rgb)
@@ -277,8 +316,12 @@ class Analyzer:
         chosen = SelectedFace(label, i, len(faces), how, faces[i].box, faces[i].score)
         return embedded, chosen
 
+    #: The old private name, until the gallery calls :meth:`pick_face` (integrator: remove).
+    _pick = pick_face
 
-def select_face(faces: Sequence[Face], index: int | None, label: str = "image") -> tuple[int, str]:
+
+def select_face(faces: Sequence[Face], index: int | None,
+                label: str = "image") -> tuple[int, Literal["only", "largest", "index"]]:
     """Which face of a largest-first list to use, and how it was chosen."""
     if not faces:
         raise NoFaceError(f"no face found in {label}", details={"path": label})
@@ -314,4 +357,5 @@ def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
 
     h, w = rgb.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    resized: np.ndarray = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return resized

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from faceprint import Analyzer
-from faceprint.batch import analyze_many, default_jobs
+from faceprint.batch import analyze_many
+from faceprint.settings import usable_cores
 from faceprint.errors import InvalidArgumentError
 from tests.conftest import shared
 
@@ -170,7 +171,7 @@ def test_jobs_is_checked():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InvalidArgumentError):
             analyzer.embed_many([], jobs=bad)
-    assert default_jobs() >= 1
+    assert usable_cores() >= 1
     assert list(analyzer.detect_many([], jobs=2)) == []
 
 
@@ -225,6 +226,44 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+_WORKER_SIGNALS = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+from faceprint import Analyzer
+from faceprint.batch import analyze_many
+
+def masks(pid):
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["SigBlk"], 16), int(fields["SigIgn"], 16)
+
+if __name__ == "__main__":
+    bit = 1 << (signal.SIGINT - 1)
+    results = analyze_many(Analyzer(), sys.argv[1:], embed=False, jobs=2)
+    next(results)
+    for child in multiprocessing.active_children():
+        blocked, ignored = masks(child.pid)
+        print(child.pid, bool(blocked & bit), bool(ignored & bit))
+    assert masks(os.getpid())[0] & bit == 0, "SIGINT left blocked in the parent"
+    results.close()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc for the workers' signal masks")
+def test_workers_start_with_sigint_blocked_and_then_ignore_it(tmp_path):
+    """The cause of a traceback on an early Ctrl-C: a worker must never be able to take SIGINT,
+    not even while it starts (before its initializer runs). It is born with SIGINT blocked --
+    the first one too, which the start of multiprocessing's resource tracker used to unblock
+    -- and keeps it blocked and ignored. A fresh interpreter, so that nothing ran before."""
+    script = tmp_path / "signals.py"
+    script.write_text(_WORKER_SIGNALS)
+    proc = subprocess.run([sys.executable, str(script), *_handful()[:4]], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert rows  # the workers started so far (not the resource tracker: not a Process)
+    assert all(blocked == "True" and ignored == "True" for _, blocked, ignored in rows), proc.stdout
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the worker processes")

@@ -34,14 +34,8 @@ import numpy as np
 from faceprint import models
 from faceprint.errors import InvalidArgumentError
 from faceprint.evaluation import metrics as M
-from faceprint.evaluation.protocols import (
-    PipelineSpec,
-    ProgressFactory,
-    csv_kind,
-    embed_images,
-    read_identities,
-    read_pairs,
-)
+from faceprint.evaluation.datasets import ProgressFactory, csv_kind, read_identities, read_pairs
+from faceprint.evaluation.embedding import PipelineSpec, embed_images
 from faceprint.models.card import Calibration
 
 __all__ = [
@@ -156,7 +150,7 @@ def calibrate_embeddings(
         else:
             # A cosine similarity cannot exceed 1: when the impostor to reject scores 1 (the same
             # picture under two names), no threshold can; the FAR measured then says so.
-            t = min(M._just_above(float(np.sort(top)[::-1][k])), 1.0)
+            t = min(M.just_above(float(np.sort(top)[::-1][k])), 1.0)
         accepted = int((top >= t).sum())
         thresholds[far] = t
         frr[far] = float((gen < t).mean()) if gen.size else math.nan
@@ -254,9 +248,9 @@ class CalibrationResult:
         for far in s.fars:
             rows.append({
                 "far": far,
-                "threshold": M._num(s.thresholds.get(far, math.nan)),
-                "far_measured": M._num(s.far_measured.get(far, math.nan)),
-                "frr": M._num(s.frr.get(far, math.nan)),
+                "threshold": M.json_number(s.thresholds.get(far, math.nan)),
+                "far_measured": M.json_number(s.far_measured.get(far, math.nan)),
+                "frr": M.json_number(s.frr.get(far, math.nan)),
                 "n_false_accepts": s.false_accepts.get(far),
                 "resolvable": s.resolvable(far),
                 "in_card": far in self.card_fars,
@@ -274,12 +268,12 @@ class CalibrationResult:
             "n_genuine_pairs": s.n_genuine,
             "n_impostor_pairs": s.n_impostor,
             "n_listed_impostor_pairs": self.n_listed_impostor_pairs,
-            "thresholds": {M.far_key(f): M._num(s.thresholds[f]) for f in s.fars if f in s.thresholds},
+            "thresholds": {M.far_key(f): M.json_number(s.thresholds[f]) for f in s.fars if f in s.thresholds},
             "rows": rows,
-            "genuine_mean": M._num(s.genuine_mean),
-            "impostor_mean": M._num(s.impostor_mean),
+            "genuine_mean": M.json_number(s.genuine_mean),
+            "impostor_mean": M.json_number(s.impostor_mean),
             "notes": self.notes,
-            "images_per_s": M._num(self.images_per_s),
+            "images_per_s": M.json_number(self.images_per_s),
             "seconds": round(self.seconds, 2),
         }
 

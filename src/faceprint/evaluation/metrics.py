@@ -46,6 +46,8 @@ __all__ = [
     "tar_at_far",
     "threshold_at_far",
     "far_key",
+    "json_number",
+    "just_above",
 ]
 
 
@@ -173,10 +175,12 @@ def threshold_at_far(impostor_scores: Any, far: float) -> tuple[float, int]:
     if k >= n:
         return float(imp.min()), n
     kth = float(-np.partition(-imp, k)[k])  # the (k+1)-th highest score
-    return _just_above(kth), k
+    return just_above(kth), k
 
 
-def _just_above(value: float) -> float:
+def just_above(value: float) -> float:
+    """The next representable score above ``value`` (in float32 where that is a step up, as
+    embeddings are float32): a threshold that rejects a score equal to ``value``."""
     up = float(np.nextafter(np.float32(value), np.float32(np.inf)))
     return up if up > value else float(np.nextafter(value, np.inf))
 
@@ -205,10 +209,10 @@ class OperatingPoint:
     def to_dict(self) -> dict[str, Any]:
         return {
             "far": self.far_target,
-            "threshold": _num(self.threshold),
-            "tar": _num(self.tar),
-            "frr": _num(self.frr),
-            "far_achieved": _num(self.far_achieved),
+            "threshold": json_number(self.threshold),
+            "tar": json_number(self.tar),
+            "frr": json_number(self.frr),
+            "far_achieved": json_number(self.far_achieved),
             "n_false_accepts": self.n_false_accepts,
             "n_genuine": self.n_genuine,
             "n_impostor": self.n_impostor,
@@ -275,8 +279,8 @@ class FoldResult:
     train_accuracy: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fold": self.fold, "threshold": _num(self.threshold), "accuracy": _num(self.accuracy),
-                "n_pairs": self.n_pairs, "train_accuracy": _num(self.train_accuracy)}
+        return {"fold": self.fold, "threshold": json_number(self.threshold), "accuracy": json_number(self.accuracy),
+                "n_pairs": self.n_pairs, "train_accuracy": json_number(self.train_accuracy)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +300,7 @@ class KFoldResult:
         return float(self.std / math.sqrt(k)) if k else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": _num(self.mean), "std": _num(self.std), "stderr": _num(self.stderr),
+        return {"mean": json_number(self.mean), "std": json_number(self.std), "stderr": json_number(self.stderr),
                 "folds": [f.to_dict() for f in self.folds]}
 
 
@@ -330,7 +334,7 @@ class GroupRates:
 
     def to_dict(self) -> dict[str, Any]:
         return {"group": self.group, "n_genuine": self.n_genuine, "n_impostor": self.n_impostor,
-                "fmr": _num(self.fmr), "fnmr": _num(self.fnmr)}
+                "fmr": json_number(self.fmr), "fnmr": json_number(self.fnmr)}
 
 
 def group_error_rates(scores: Any, labels: Any, groups: Sequence[Any], threshold: float) -> dict[str, Any]:
@@ -431,10 +435,10 @@ class IdentificationPoint:
     def to_dict(self) -> dict[str, Any]:
         return {
             "fpir": self.fpir_target,
-            "threshold": _num(self.threshold),
-            "fnir": _num(self.fnir),
-            "dir": _num(self.dir),
-            "fpir_achieved": _num(self.fpir_achieved),
+            "threshold": json_number(self.threshold),
+            "fnir": json_number(self.fnir),
+            "dir": json_number(self.dir),
+            "fpir_achieved": json_number(self.fpir_achieved),
             "n_mated": self.n_mated,
             "n_nonmated": self.n_nonmated,
             "rank": self.rank,
@@ -481,11 +485,11 @@ def _threshold_for_top_scores(top: np.ndarray, fpir: float) -> float:
     if k >= finite.size:  # at most k searches returned anything: accept every candidate
         return float(finite.min()) if finite.size else -math.inf
     kth = float(-np.partition(-finite, k)[k])
-    return _just_above(kth)
+    return just_above(kth)
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _num(x: float) -> float | None:
+def json_number(x: float | None) -> float | None:
     """A JSON-safe number: ``nan`` and infinities become ``None``."""
     if x is None:
         return None

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from faceprint.evaluation import metrics as M
-from faceprint.evaluation.protocols import IdentificationResult, VerificationResult
+from faceprint.evaluation.identification import IdentificationResult
+from faceprint.evaluation.verification import VerificationResult
 from faceprint.types import Box
 
 __all__ = ["identification_report", "verification_report", "write_report"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def test_group_by_must_name_a_column(tmp_path):
 def test_subsample_is_even_and_keeps_folds():
     same = np.array([True] * 6 + [False] * 6)
     pairs = E.PairList(tuple(f"a{i}" for i in range(12)), tuple(f"b{i}" for i in range(12)), same,
-                       root=E.Path("."), source="x", folds=np.repeat([1, 2], 6))
+                       root=Path("."), source="x", folds=np.repeat([1, 2], 6))
     sub = pairs.subsample(4)
     assert len(sub) == 4 and sub.same.sum() == 2 and sorted(set(sub.folds.tolist())) == [1, 2]
     assert pairs.subsample(None) is pairs
@@ -72,8 +73,8 @@ def test_read_identities_and_conflicts(tmp_path):
 
 def test_holdout_is_evenly_spread():
     names = [f"s{i:02d}" for i in range(10)]
-    assert E._holdout(names, 0.2) == {"s04", "s09"}
-    assert E._holdout(names, 0.0) == set()
+    assert E.held_out_names(names, 0.2) == {"s04", "s09"}
+    assert E.held_out_names(names, 0.0) == set()
 
 
 # --- perturbations -----------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def pairs():
         other = people[(i + 1) % len(people)]
         rows.append((f"{who}/1.jpg", f"{other}/2.jpg", False, 1 + i % 3))
     return E.PairList(tuple(r[0] for r in rows), tuple(r[1] for r in rows), np.array([r[2] for r in rows]),
-                      root=E.Path("/data"), source="synthetic.csv", folds=np.array([r[3] for r in rows]),
+                      root=Path("/data"), source="synthetic.csv", folds=np.array([r[3] for r in rows]),
                       groups=tuple("even" if r[3] % 2 == 0 else "odd" for r in rows), group_by="parity",
                       n_listed=len(rows))
 
@@ -156,7 +157,9 @@ def fake_embedding(monkeypatch):
         noise = 0.05 if perturbation is None else 0.05 + perturbation.strength
         return fake_run(identity_vectors(paths, noise=noise), status=status)
 
-    monkeypatch.setattr(E, "embed_images", fake)
+    from faceprint.evaluation import verification
+
+    monkeypatch.setattr(verification, "embed_images", fake)
     return calls
 
 
@@ -189,7 +192,7 @@ def test_without_folds_accuracy_is_flagged_optimistic(pairs, fake_embedding):
 def test_unreadable_images_score_lowest_and_count_but_pairs_stay(pairs):
     vectors = identity_vectors(pairs.images())
     run = fake_run(vectors, status={"p0/1.jpg": "unreadable", "p1/2.jpg": "no_face"})
-    scores = E._pair_scores(run, run, pairs)
+    scores = E.pair_scores(run, run, pairs)
     assert len(scores) == len(pairs)
     assert (scores[[0, 1]] == E.UNREADABLE_SCORE).all()  # both pairs of p0/1.jpg
     assert run.failures == 2 and run.failure_dict()["no_face"] == 1 and run.failure_dict()["unreadable"] == 1
