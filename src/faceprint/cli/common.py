@@ -84,11 +84,9 @@ def jobs_for(jobs: int | None, n_files: int | None = None) -> int:
     batch known to hold fewer than :data:`SMALL_BATCH` files (starting workers costs ~1 s).
     ``n_files=None``: the size is not known here (the evaluation commands read their CSV in the
     library), so the cores. ``0`` is the default, as ``--jobs 0`` always meant for ``eval``."""
-    if jobs:
-        return jobs
-    if n_files is not None and n_files < SMALL_BATCH:
-        return 1
-    return settings.usable_cores()
+    chosen = jobs or (1 if n_files is not None and n_files < SMALL_BATCH else settings.usable_cores())
+    logger.debug("--jobs %s for %s file(s): %d process(es)", jobs, "?" if n_files is None else n_files, chosen)
+    return chosen
 
 
 # --- errors -> message and exit status -----------------------------------------------------------

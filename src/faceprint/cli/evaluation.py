@@ -8,7 +8,6 @@ stderr only at a terminal.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,8 +35,6 @@ from faceprint.pipeline import DetectionPolicy
 
 if TYPE_CHECKING:
     from faceprint.evaluation.protocols import PipelineSpec
-
-logger = logging.getLogger(__name__)
 
 #: ``calibrate``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()

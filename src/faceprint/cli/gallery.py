@@ -6,7 +6,6 @@ Thin like the rest of the CLI: parse, call :class:`faceprint.gallery.Gallery`, f
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,8 +17,6 @@ from faceprint.cli.common import JobsOpt, JsonOpt, err, out
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.imageio import find_images
 from faceprint.pipeline import DEFAULT_FAR
-
-logger = logging.getLogger(__name__)
 
 #: ``enroll`` and ``identify``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()

@@ -8,7 +8,6 @@ files) so that memory stays bounded whatever the folder's size.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +35,6 @@ from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.imageio import find_images
 from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
 from faceprint.types import EmbeddedFace, Face, ImageAnalysis
-
-logger = logging.getLogger(__name__)
 
 #: ``detect``, ``embed``, ``verify`` and ``models``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()

@@ -10,7 +10,6 @@ named by its name or ``#ID`` (see ``faceprint people clusters``).
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -25,8 +24,6 @@ from faceprint.imageio import find_images
 if TYPE_CHECKING:
     from faceprint.clustering.people import People
     from faceprint.gallery import Gallery
-
-logger = logging.getLogger(__name__)
 
 #: ``cluster``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()

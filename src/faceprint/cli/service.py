@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -16,8 +15,6 @@ from faceprint.cli.common import DetectorOpt, JsonOpt, err, out
 
 if TYPE_CHECKING:
     from faceprint.service.auth import KeyStore
-
-logger = logging.getLogger(__name__)
 
 #: ``serve``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()
