@@ -274,8 +274,8 @@ class People:
                 usable = not q.reasons and q.score >= policy.min_score
                 faces.append(NewPhotoFace(i, embedded.face.box, float(q.score), usable,
                                           np.asarray(embedded.embedding, np.float32), thumbnail_jpeg(chips[i])))
-            if analysis.faces:
-                self.store.pin_model(analyzer.model_id, int(analysis.faces[0].embedding.shape[0]))
+            if faces:
+                self.store.pin_model(analyzer.model_id, int(faces[0].embedding.shape[0]))
             if not self.store.add_photo(prepared.source, sha, faces):  # one photo, one transaction
                 continue  # added meanwhile by another process
             photos += 1
@@ -319,19 +319,19 @@ class People:
             return 0
         pids, scores = self._scores(todo, person, emb)
         taken: dict[int, set[int]] = defaultdict(set)  # person id -> photos it already has a face in
-        for i in np.flatnonzero(person >= 0):
-            taken[int(person[i])].add(int(photo[i]))
+        for placed in np.flatnonzero(person >= 0):
+            taken[int(person[placed])].add(int(photo[placed]))
         offers = []
-        for a, i in enumerate(todo):
+        for a, row in enumerate(todo):
             s = scores[a].copy()
             for j, pid in enumerate(pids):
-                if int(pid) in banned.get(int(i), ()) or int(photo[i]) in taken[int(pid)]:
+                if int(pid) in banned.get(int(row), ()) or int(photo[row]) in taken[int(pid)]:
                     s[j] = -np.inf
             order = np.argsort(-s)
             best = s[order[0]]
             second = s[order[1]] if len(order) > 1 else -np.inf
             if best >= self.threshold and best - second >= ASSIGN_MARGIN:
-                offers.append((float(best), int(i), int(pids[order[0]])))
+                offers.append((float(best), int(row), int(pids[order[0]])))
         moves: list[PhotoAssignment] = []
         for score, i, pid in sorted(offers, reverse=True):  # best first: one face per photo and person
             if int(photo[i]) in taken[pid]:
@@ -371,7 +371,8 @@ class People:
         for j in order[1:]:
             if all(sims[j, c] >= self.threshold for c in core):
                 core.append(j)
-        return members[np.sort(core)]
+        chosen: IntArray = members[np.sort(core)]
+        return chosen
 
     # --- corrections ------------------------------------------------------------------------
     def name(self, ref: int | str, name: str) -> Person:

@@ -258,7 +258,7 @@ class Gallery:
             raise InvalidArgumentError(f"subject {subject.name!r} has no enrolled faces to compare with",
                                        details={"subject_id": subject.id})
         limit, far_value, source = resolve_threshold(self.analyzer.embedder_card, far=far, threshold=threshold)
-        embedded, chosen = self.analyzer._pick(image, face, label)
+        embedded, chosen = self.analyzer.pick_face(image, face, label)
         ids, _, vectors = self.store.read_templates([t.id for t in templates])
         if not len(ids):  # forgotten meanwhile
             raise SubjectNotFoundError(f"subject {subject.id} has no faces any more", details={"subject_id": subject.id})

@@ -152,7 +152,7 @@ def test_named_person_is_identified_then_forgotten_for_good(people, photos, tmp_
     probe = shared("lfw_dev", "images", "Nestor_Kirchner", "Nestor_Kirchner_0010.jpg")
     faces = gallery.identify(probe)
     assert any(f.identity == "Nestor" for f in faces)
-    db = sqlite3.connect(gallery.store.path)
+    db = sqlite3.connect(gallery.store.location)
     vectors = [row[0] for row in db.execute("SELECT embedding FROM photo_faces WHERE person_id = ?", (person.id,))]
     db.close()
     assert len(vectors) == len(person.faces)

@@ -11,7 +11,7 @@ from faceprint.errors import InvalidArgumentError, SubjectNotFoundError, Templat
 from faceprint.gallery import Gallery
 from faceprint.gallery.storage import GalleryStore, NewPhotoFace
 from faceprint.types import Box
-from tests.unit.gallery.stores import DIM, add, gallery, probe, store, unit  # noqa: F401  (fixtures)
+from tests.unit.gallery.stores import DIM, add, probe, unit
 
 THUMB = b"\xff\xd8\xff synthetic"
 

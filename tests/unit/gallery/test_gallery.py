@@ -17,7 +17,7 @@ from faceprint.errors import (
 )
 from faceprint.gallery import Gallery, MemoryStore
 from faceprint.gallery.storage import NewFace
-from tests.unit.gallery.stores import DIM, MODEL, add, probe, unit
+from tests.unit.gallery.stores import DIM, add, probe, unit
 
 
 @pytest.fixture()

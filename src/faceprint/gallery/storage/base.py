@@ -32,7 +32,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -51,7 +51,7 @@ IdArray = npt.NDArray[np.int64]
 
 def utc_now() -> str:
     """The timestamp format of every stored ``created_at`` / ``updated_at``."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- records --------------------------------------------------------------------------------
