@@ -161,18 +161,18 @@ def file_models(
 ) -> tuple[str, str]:
     """Register the ONNX files given (``--models-dir``, ``--detector-file``, ``--model-file``);
     the (detector, embedder) names to use."""
-    from faceprint.models import onnx_models
+    from faceprint.models.onnx import load_models_dir, register_onnx_model
 
     if models_dir is not None:
-        onnx_models.load_models_dir(models_dir)
+        load_models_dir(models_dir)
     if detector_file is not None:
         if detector != models.DEFAULT_DETECTOR:
             raise InvalidArgumentError("give --detector or --detector-file, not both")
-        detector = onnx_models.register_onnx_model(detector_file, kind="detector").name
+        detector = register_onnx_model(detector_file, kind="detector").name
     if model_file is not None:
         if model != models.DEFAULT_EMBEDDER:
             raise InvalidArgumentError("give --model or --model-file, not both")
-        model = onnx_models.register_onnx_model(model_file, kind="embedder").name
+        model = register_onnx_model(model_file, kind="embedder").name
     return detector, model
 
 

@@ -284,7 +284,7 @@ def list_models(models_dir: Optional[Path] = ModelsDirOpt, as_json: bool = JsonO
             if cal:
                 out.print(f"{c.name}: thresholds calibrated on {cal.dataset}; {cal.n_genuine_pairs:,} genuine and "
                           f"{cal.n_impostor_pairs:,} impostor pairs.")
-        from faceprint.models.onnx_models import is_file_model
+        from faceprint.models.onnx import is_file_model
 
         for c in cards:
             if is_file_model(c):
