@@ -106,3 +106,25 @@ def test_a_failed_write_rolls_back_the_new_subject(tmp_path, rng):
         add(g, "other-person", unit(rng.normal(size=DIM)), None)  # image_sha256 is NOT NULL
     assert [s.name for s in g.subjects()] == []
     g.close()
+
+
+def test_a_forgotten_person_leaves_no_vector_or_thumbnail_in_the_files(tmp_path, rng):
+    from faceprint.clustering.people import People
+    from faceprint.gallery.storage import NewPhotoFace
+    from faceprint.types import Box
+
+    path = tmp_path / "people.db"
+    g = Gallery.open(path)
+    g.store.pin_model(MODEL, DIM)
+    centre = unit(rng.normal(size=DIM))
+    vectors = [unit(centre + 0.015 * rng.normal(size=DIM)) for _ in range(4)]
+    for n, v in enumerate(vectors):
+        g.store.add_photo(f"p{n}.jpg", f"{n:064x}", [NewPhotoFace(0, Box(0, 0, 40, 40), 0.9, True, v, b"SECRET-THUMB" * 10)])
+    people = People(g)
+    assert people.tidy() == (0, 1)
+    (person,) = people.people()
+    assert people.forget(person.id) == 4
+    content = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("people.db"))
+    assert b"SECRET-THUMB" not in content
+    assert not any(v.astype("<f4").tobytes() in content for v in vectors)
+    g.close()
