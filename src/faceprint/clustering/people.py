@@ -49,7 +49,7 @@ from faceprint.clustering.algorithms import DEFAULT_ALGORITHM, cluster, threshol
 from faceprint.errors import DuplicateImageError, InvalidArgumentError, SubjectNotFoundError
 from faceprint.gallery import Gallery, thumbnail_jpeg
 from faceprint.gallery.storage import GalleryStore, NewFace, NewPhotoFace, PeopleStore, PhotoAssignment
-from faceprint.gallery.types import PhotoFace
+from faceprint.gallery.types import PhotoFace, Subject
 from faceprint.imageio import ImageSource
 from faceprint.quality import assess
 from faceprint.types import EmbeddedFace
@@ -457,6 +457,17 @@ class People:
         if src in names or dst in names:
             self._enrol(dst)
         return self.person(dst)
+
+    def merge_subjects(self, source: str, target: str) -> Subject:
+        """:meth:`Gallery.merge <faceprint.gallery.Gallery.merge>` of two subjects by name,
+        and when the result is a clustered person, its usable photo faces not yet enrolled
+        (matched after it was named) become templates too, as :meth:`merge` does."""
+        subject = self.gallery.merge(source, target)
+        person = self.store.person_named(subject.name)
+        if person is None:
+            return subject
+        self._enrol(person.id)
+        return self.gallery.subject(subject.name)
 
     def move(self, face_id: int, target: int | str | None) -> PhotoFace:
         """Put a face in ``target`` (a user's decision: kept by every pass), or take it out

@@ -236,3 +236,16 @@ def test_suggest_asks_the_uncertain_first(two_people, photos):
     known = {p.id for p in two_people.people()}
     for q in questions:
         assert q.person_id in known and q.score >= two_people.ask_threshold
+
+
+def test_merge_subjects_also_enrols_faces_matched_after_naming(two_people, gallery, photos):
+    ada, _ = by_size(two_people)
+    two_people.name(ada, "Ada")
+    photos.add("ada")
+    assert two_people.tidy() == (1, 0)  # matched to Ada, not enrolled yet
+    assert gallery.subject("Ada").face_count == 5
+    add(gallery, "Bob", photos.near("bob"), "bob-enrolled")
+    merged = two_people.merge_subjects("Ada", "Bob")
+    assert merged.name == "Bob" and merged.face_count == 1 + 6
+    add(gallery, "Cy", photos.near("cy"), "cy-enrolled")
+    assert two_people.merge_subjects("Cy", "Bob").face_count == 8
