@@ -316,9 +316,6 @@ class Analyzer:
         chosen = SelectedFace(label, i, len(faces), how, faces[i].box, faces[i].score)
         return embedded, chosen
 
-    #: The old private name, until the gallery calls :meth:`pick_face` (integrator: remove).
-    _pick = pick_face
-
 
 def select_face(faces: Sequence[Face], index: int | None,
                 label: str = "image") -> tuple[int, Literal["only", "largest", "index"]]:

@@ -385,7 +385,8 @@ def chinese_whispers(embeddings: Any, threshold: float, *, photo_ids: Any = None
     active = np.flatnonzero(np.diff(indptr) > 0)
     rng = np.random.default_rng(seed)
     rounds = 0
-    for rounds in range(1, max_iter + 1):
+    while rounds < max_iter:
+        rounds += 1
         changed = 0
         for i in rng.permutation(active):
             a, b = indptr[i], indptr[i + 1]
