@@ -141,7 +141,8 @@ def people_merge(ctx: typer.Context, source: str, target: str, as_json: bool = J
             else:
                 out.print(f"merged {source} into {person.label} ({len(person.faces)} faces)")
             return
-        subject = gallery.merge(source, target)
+        # Through People: a subject that is a clustered person also enrols its matched photo faces.
+        subject = _people(gallery).merge_subjects(source, target)
         if as_json:
             print(json.dumps(subject.to_dict()))
         else:
