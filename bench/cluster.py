@@ -458,8 +458,8 @@ def main() -> None:
     # The same question on synthetic lfw-like embeddings (bench/search.py's model), larger N.
     synthetic = []
     if not args.no_synthetic:
-        from search import make_gallery  # bench/search.py
         from faceprint.clustering import cluster, score_clustering
+        from search import make_gallery  # bench/search.py
 
         for n in (4000, 12000):
             x, ident, _, _ = make_gallery(n, 1, seed=1)

@@ -73,7 +73,7 @@ def _own_cpu() -> float:
 class Meter:
     """Wall time, our CPU time, the rest of the machine's CPU time, load averages."""
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.load_start = os.getloadavg()
         self.busy0, self.total0 = _machine_cpu()
         self.cpu0 = _own_cpu()
@@ -300,7 +300,7 @@ def policy_comparison(limit: int | None) -> dict:
     out = {}
     for label, kwargs in POLICIES.items():
         analyzer = Analyzer(policy=DetectionPolicy(**kwargs))
-        analyzer.detector, analyzer.landmarker  # loaded outside the timing
+        _ = (analyzer.detector, analyzer.landmarker)  # loaded outside the timing
         counts: dict[str, int] = {}
         boxes: dict[str, list] = {}
         cpu = {"photos": 0.0, "lfw": 0.0}

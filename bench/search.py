@@ -228,8 +228,8 @@ def bench_size(n: int, args) -> dict:
         hn = {
             "M": hnsw.M,
             "ef_construction": hnsw.ef_construction,
-            "graph_dim": hnsw._projection[1].shape[1] if hnsw._projection is not None else DIM,
-            "rerank": hnsw.rerank if hnsw._projection is not None else None,
+            "graph_dim": hnsw.graph_dim,
+            "rerank": hnsw.rerank if hnsw.graph_dim != hnsw.dim else None,
             "ef_search_default": hnsw.ef_search,
             "build_s": round(build, 1),
             "index_mb": round(hnsw.nbytes / 2**20, 1),

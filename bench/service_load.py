@@ -37,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
 from machine import machine  # bench/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,14 +9,14 @@ checked against the header *before* any pixel is decoded, so decompression bombs
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
 import os
 import re
 import struct
 import warnings
-from struct import error as struct_error  # raised by some Pillow plugins on garbage
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from struct import error as struct_error  # raised by some Pillow plugins on garbage
 from typing import IO, Union
 
 import numpy as np
@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceprint.errors import ImageTooLargeError, InvalidImageError
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], np.ndarray]
+ImageSource = Union[str, os.PathLike[str], bytes, bytearray, memoryview, IO[bytes], np.ndarray]
 
 #: Formats accepted from encoded input (Pillow format names). Content is sniffed, never the
 #: file extension: real-world files are often mislabelled (a WebP named .jpg).
@@ -145,8 +145,8 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
                         ) from None
                     return _decode_truncated_jpeg(data, img)
                 raise
-            img = _apply_exif_orientation(img)
-            return _to_rgb_array(img, fmt)
+            oriented = _apply_exif_orientation(img)
+            return _to_rgb_array(oriented, fmt)
     except (InvalidImageError, ImageTooLargeError):
         raise
     except UnidentifiedImageError:
@@ -346,7 +346,7 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def find_images(paths: Iterable[str | os.PathLike]) -> list[str]:
+def find_images(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Files as given; folders become the image files below them (recursive, sorted)."""
     found: list[str] = []
     for p in map(Path, paths):

@@ -14,6 +14,7 @@ faces blurrier than anything in LFW.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class Quality:
     sharpness: float
     reasons: tuple[str, ...]  # "small", "pose", "blur" -- empty when all is well
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "score": round(self.score, 4),
             "size": round(self.size, 1),

@@ -18,8 +18,8 @@ import pytest
 
 from faceprint import Analyzer
 from faceprint.batch import analyze_many
-from faceprint.settings import usable_cores
 from faceprint.errors import InvalidArgumentError
+from faceprint.settings import usable_cores
 from tests.conftest import shared
 
 pytestmark = pytest.mark.shared_data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 
-
 from faceprint.errors import NoFaceError
 from faceprint.pipeline import DEFAULT_FAR, select_face
 from tests.conftest import shared

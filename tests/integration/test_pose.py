@@ -16,7 +16,6 @@ import pytest
 
 from faceprint.pose import NOSE_GEOMETRY, estimate_pose
 from faceprint.types import Landmarks, Pose
-
 from tests.conftest import SHARED_DATA, shared
 
 POSE_DIR = SHARED_DATA / "inspireface_tests" / "images" / "pose"

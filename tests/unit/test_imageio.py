@@ -9,8 +9,9 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,7 +232,10 @@ def test_importing_faceprint_keeps_pillows_own_bomb_guard() -> None:
     import subprocess
     import sys
 
-    code = "from PIL import Image; d = Image.MAX_IMAGE_PIXELS; import faceprint, faceprint.imageio, faceprint.gallery; print(Image.MAX_IMAGE_PIXELS == d)"
+    code = (
+        "from PIL import Image; d = Image.MAX_IMAGE_PIXELS; "
+        "import faceprint, faceprint.imageio, faceprint.gallery; print(Image.MAX_IMAGE_PIXELS == d)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
 

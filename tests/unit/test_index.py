@@ -280,7 +280,7 @@ def test_ids_consistency_after_mixed_operations(index):
     rng = np.random.default_rng(8)
     x = random_unit(rng, 600, DIM)
     truth: dict[int, np.ndarray] = {}
-    for step in range(12):
+    for _step in range(12):
         new = rng.integers(0, 900, 60)
         index.add(new, x[rng.integers(0, 600, 60)])
         for i in new.tolist():

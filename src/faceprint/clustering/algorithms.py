@@ -64,6 +64,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -196,9 +197,7 @@ def _check_embeddings(embeddings: Any) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _check_threshold(threshold: Any, *, optional: bool = False) -> float | None:
-    if threshold is None and optional:
-        return None
+def _check_threshold(threshold: Any) -> float:
     try:
         t = float(threshold)
     except (TypeError, ValueError):
@@ -473,7 +472,7 @@ def hdbscan(embeddings: Any, threshold: float | None = None, *, min_cluster_size
 
     t0 = time.perf_counter()
     x = _check_embeddings(embeddings)
-    t = _check_threshold(threshold, optional=True)
+    t = None if threshold is None else _check_threshold(threshold)
     pid = _check_photo_ids(photo_ids, x.shape[0])
     mcs = _check_int("min_cluster_size", min_cluster_size, 2)
     ms = None if min_samples is None else _check_int("min_samples", min_samples, 1)
@@ -547,7 +546,7 @@ def cluster(embeddings: Any, algorithm: str = DEFAULT_ALGORITHM, *, threshold: f
     embedder) at ``far`` (default :data:`DEFAULT_FAR`). ``params`` go to the algorithm
     (e.g. ``linkage=``, ``min_samples=``, ``seed=``); the result's params record ``far``.
     """
-    funcs = {
+    funcs: dict[str, Callable[..., Clustering]] = {
         "chinese_whispers": chinese_whispers,
         "dlib_chinese_whispers": dlib_chinese_whispers,
         "dbscan": dbscan,

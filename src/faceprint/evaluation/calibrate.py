@@ -71,14 +71,14 @@ class ScoreCalibration:
         return self.n_impostor > 0 and far * self.n_impostor >= 1 - 1e-9
 
 
-def _as_labels(labels: Sequence[Any]) -> np.ndarray:
+def _as_labels(labels: Sequence[Any] | np.ndarray) -> np.ndarray:
     _, ids = np.unique(np.asarray([str(v) for v in labels], dtype=object), return_inverse=True)
     return ids.astype(np.int64)
 
 
 def calibrate_embeddings(
     embeddings: np.ndarray,
-    labels: Sequence[Any],
+    labels: Sequence[Any] | np.ndarray,
     fars: Sequence[float] = CARD_FARS,
     *,
     different: set[tuple[int, int]] | None = None,

@@ -122,7 +122,7 @@ def _thumbnail(file: str, box: Box | None, size: int = 112) -> bytes | None:
 
 
 def _page(title: str, subtitle: str, sections: list[str]) -> str:
-    from faceprint import __version__ as version  # type: ignore[attr-defined]
+    from faceprint import __version__ as version
 
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return (

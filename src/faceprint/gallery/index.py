@@ -489,6 +489,14 @@ class HnswIndex:
         )
         self._index = graph
 
+    @property
+    def graph_dim(self) -> int | None:
+        """The dimension the graph is built in: the principal components kept, or the full
+        vectors when none are; None before the first add (the projection is fitted then)."""
+        if self._index is None:
+            return None
+        return self.dim if self._projection is None else int(self._projection[1].shape[1])
+
     def _graph_vectors(self, vectors: np.ndarray) -> np.ndarray:
         if self._projection is None:
             return vectors
