@@ -30,8 +30,8 @@ FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 
 
 def main() -> int:
+    from faceprint.evaluation import PipelineSpec, embed_images
     from faceprint.evaluation.calibrate import calibrate_embeddings, python_literal
-    from faceprint.evaluation.protocols import PipelineSpec, embed_images
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="dlib-resnet34")

@@ -18,7 +18,7 @@ Data (``FACEPRINT_SHARED_DATA``, default ``../shared/data``):
   collection, and they can only hurt the scored faces by pulling them into wrong clusters.
   Images where no face is found are left out (counted in ``images_without_face``).
 * ``orl_faces``: 400 greyscale 92x112 images of 40 people. Images where HOG finds no face are
-  embedded from a centre crop (:func:`faceprint.evaluation.protocols.embed_images`' fallback);
+  embedded from a centre crop (:func:`faceprint.evaluation.embedding.embed_images`' fallback);
   the count is reported. Every image is its own photo id.
 * ``bald_guys``: dlib's ``bald_guys.jpg`` collage; dlib's example says clustering its faces
   should give 4 people. The collage shows each person several times in ONE image, so here the
@@ -158,7 +158,7 @@ def load_lfw(jobs: int, cache: bool) -> Dataset:
 
 
 def load_orl(jobs: int, cache: bool) -> Dataset:
-    from faceprint.evaluation.protocols import PipelineSpec, embed_images
+    from faceprint.evaluation import PipelineSpec, embed_images
 
     root = DATA / "orl_faces"
     files, ids = _read_ids(root / "identities.csv")
@@ -527,7 +527,7 @@ NOTES: list[str] = [
     "without a detected face are left out. Pairwise scores are dominated by the largest identities (Tony_Blair: "
     "144 images = 10,296 of the 26,452 same-person pairs); BCubed weighs every face equally.",
     "orl_faces: HOG found a face in 388 of 400 images (after the default upsampling of small images); the other "
-    "12 are embedded from a centre crop (evaluation.protocols.embed_images' fallback).",
+    "12 are embedded from a centre crop (evaluation.embedding.embed_images' fallback).",
     "HDBSCAN: cluster_selection_epsilon (which would carry a threshold) crashes in scikit-learn 1.9 under "
     "NumPy 2.x (scikit-learn issue #33219), so HDBSCAN runs without a threshold; rows have far null.",
     "Unassigned (-1) faces count as singletons in every metric; predicted_clusters counts clusters holding at "

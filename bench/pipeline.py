@@ -359,10 +359,10 @@ def environment() -> dict:
     import dlib
     import onnxruntime
 
-    from faceprint.batch import default_jobs
+    from faceprint.settings import usable_cores
     from machine import machine
 
-    return machine(usable_cores=default_jobs(), dlib=dlib.__version__, onnxruntime=onnxruntime.__version__,
+    return machine(usable_cores=usable_cores(), dlib=dlib.__version__, onnxruntime=onnxruntime.__version__,
                    face_recognition=face_recognition_version())
 
 
@@ -418,9 +418,9 @@ def main() -> None:
     parser.add_argument("--centre-embeddings", nargs=2, metavar=("LISTING", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from faceprint.batch import default_jobs
+    from faceprint.settings import usable_cores
 
-    jobs = args.jobs or default_jobs()
+    jobs = args.jobs or usable_cores()
     if args.centre_embeddings:
         _centre_embeddings_main(*args.centre_embeddings, jobs)
         return

@@ -95,10 +95,6 @@ DRAIN_TIMEOUT = 10.0
 #: worker; it must pickle, and give the same result wherever it runs).
 Transform = Callable[[str, np.ndarray], np.ndarray]
 
-#: Deprecated name of :func:`faceprint.settings.usable_cores` (integrator: remove once no
-#: caller uses it).
-default_jobs = usable_cores
-
 
 def default_in_flight(jobs: int, batch_size: int) -> int:
     """Images read and not yet yielded (at the workers, done, or waiting in the embedding
@@ -515,5 +511,5 @@ use_engine(analyze_many)
 
 __all__ = [
     "DRAIN_TIMEOUT", "MAX_BATCH_WAIT", "START_METHOD", "Prepared", "Transform", "analyze_many", "can_spawn",
-    "default_in_flight", "default_jobs", "image_sha256", "prepare", "prepare_many",
+    "default_in_flight", "image_sha256", "prepare", "prepare_many",
 ]

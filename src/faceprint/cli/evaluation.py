@@ -34,7 +34,7 @@ from faceprint.errors import InvalidArgumentError
 from faceprint.pipeline import DetectionPolicy
 
 if TYPE_CHECKING:
-    from faceprint.evaluation.protocols import PipelineSpec
+    from faceprint.evaluation import PipelineSpec
 
 #: ``calibrate``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()
@@ -56,7 +56,7 @@ def _spec(
     detector: str, model: str, upsample: int | None, select: str,
     models_dir: Path | None, detector_file: Path | None, model_file: Path | None,
 ) -> PipelineSpec:
-    from faceprint.evaluation.protocols import NO_DETECTOR, PipelineSpec
+    from faceprint.evaluation import NO_DETECTOR, PipelineSpec
 
     if select not in ("center", "largest"):
         raise InvalidArgumentError(f"--select must be 'center' or 'largest', not {select!r}")
@@ -138,7 +138,7 @@ def eval_pairs(
     as_json: bool = JsonOpt,
 ) -> None:
     """Verification accuracy on labelled pairs: k-fold accuracy, AUC, EER, TAR@FAR, calibration check."""
-    from faceprint.evaluation import protocols
+    import faceprint.evaluation as evaluation
     from faceprint.evaluation.perturb import parse_perturbations
 
     with common.errors_to_exit(as_json):
@@ -146,9 +146,9 @@ def eval_pairs(
         perturbations = parse_perturbations(perturb or [])
         if time_budget_ms is not None and not time_budget_ms > 0:
             raise InvalidArgumentError(f"--time-budget-ms must be positive; got {time_budget_ms}")
-        pairs = protocols.read_pairs(pairs_csv, root, group_by).subsample(max_pairs)
+        pairs = evaluation.read_pairs(pairs_csv, root, group_by).subsample(max_pairs)
         with _progress_factory(common.show_progress(as_json)) as progress:
-            result = protocols.evaluate_pairs(
+            result = evaluation.evaluate_pairs(
                 pairs, spec, jobs=common.jobs_for(jobs), perturbations=perturbations, time_budget_ms=time_budget_ms,
                 group_far=group_far, progress=progress,
             )
@@ -242,13 +242,13 @@ def eval_identify(
     as_json: bool = JsonOpt,
 ) -> None:
     """1:N identification through a temporary gallery: rank-1/rank-5, CMC, FNIR at FPIR, DIR."""
-    from faceprint.evaluation import protocols
+    import faceprint.evaluation as evaluation
 
     with common.errors_to_exit(as_json):
         spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file)
-        ids = protocols.read_identities(identities_csv, root).subsample(max_identities)
+        ids = evaluation.read_identities(identities_csv, root).subsample(max_identities)
         with _progress_factory(common.show_progress(as_json)) as progress:
-            result = protocols.evaluate_identification(
+            result = evaluation.evaluate_identification(
                 ids, spec, enrol_per_subject=enrol_per_subject, holdout=holdout, max_rank=max_rank,
                 jobs=common.jobs_for(jobs), progress=progress,
             )

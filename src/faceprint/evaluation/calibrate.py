@@ -233,7 +233,7 @@ class CalibrationResult:
 
     def sidecar_calibration(self) -> dict[str, Any]:
         """The ``calibration`` object of an ONNX model's sidecar JSON (see
-        :mod:`faceprint.models.onnx_models`); also what :meth:`Calibration.to_dict` gives."""
+        :mod:`faceprint.models.onnx`); also what :meth:`Calibration.to_dict` gives."""
         if not self.card_fars:
             raise InvalidArgumentError(
                 f"no FAR of {', '.join(f'{f:g}' for f in self.scores.fars)} can be resolved with "

@@ -77,7 +77,7 @@ class PipelineSpec:
     @classmethod
     def create(cls, detector: str = models.DEFAULT_DETECTOR, model: str = models.DEFAULT_EMBEDDER, **kwargs: Any) -> PipelineSpec:
         """Check the names now and note any user ONNX files among them."""
-        from faceprint.models.onnx_models import is_file_model
+        from faceprint.models.onnx import is_file_model
 
         files = []
         cards = [models.get_card(model, "embedder")]
@@ -90,7 +90,7 @@ class PipelineSpec:
 
     def analyzer(self) -> Analyzer:
         """The Analyzer this spec describes (registering its user ONNX files here first)."""
-        from faceprint.models.onnx_models import register_onnx_model
+        from faceprint.models.onnx import register_onnx_model
 
         for path, kind, name in self.file_models:
             register_onnx_model(path, kind=kind, name=name)  # the same card again is a no-op

@@ -24,7 +24,7 @@ def test_bald_guys_collage_gives_four_people(analyzer):
 
 
 def test_orl_faces_default_clustering():
-    from faceprint.evaluation.protocols import PipelineSpec, embed_images
+    from faceprint.evaluation import PipelineSpec, embed_images
 
     root = shared("orl_faces")
     rows = list(csv.DictReader(open(root / "identities.csv")))

@@ -196,7 +196,7 @@ def test_eval_identify_lfw_subset():
 
 # --- calibration ---------------------------------------------------------------------------------
 def test_calibrate_orl_writes_a_card_an_onnx_model_can_use(tmp_path):
-    from faceprint.models.onnx_models import calibration_from_dict
+    from faceprint.models.onnx import calibration_from_dict
 
     ids = shared("orl_faces", "identities.csv")
     out = tmp_path / "card.json"

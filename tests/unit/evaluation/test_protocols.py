@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import faceprint.evaluation as E
 from faceprint.errors import InvalidArgumentError
 from faceprint.evaluation import calibrate as C
 from faceprint.evaluation import metrics as M
 from faceprint.evaluation import perturb as P
-from faceprint.evaluation import protocols as E
 from faceprint.types import Box
 
 
@@ -282,7 +282,7 @@ def test_calibrate_csv_from_pairs_forms_every_impostor_pair_the_labels_allow(tmp
 
 
 def test_calibration_card_is_a_valid_onnx_sidecar_and_leaves_out_unresolvable_fars(tmp_path, monkeypatch):
-    from faceprint.models.onnx_models import calibration_from_dict
+    from faceprint.models.onnx import calibration_from_dict
 
     lines = ["path,identity"] + [f"p{i}/{k}.jpg,p{i}" for i in range(20) for k in range(3)]
     path = write(tmp_path, "ids.csv", "\n".join(lines) + "\n")

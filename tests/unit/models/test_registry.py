@@ -1,5 +1,5 @@
-"""The typed registry: accessors per kind, the Protocol check at load, registrations, the
-old ``faceprint.models.onnx_models`` import path, and the log lines of a load."""
+"""The typed registry: accessors per kind, the Protocol check at load, registrations, and
+the log lines of a load."""
 
 from __future__ import annotations
 
@@ -97,15 +97,6 @@ def test_a_load_is_logged(registered, caplog):
     with caplog.at_level(logging.INFO, logger="faceprint.models"):
         models.load_detector("test-logged")
     assert any("loaded detector test-logged@1" in r.getMessage() for r in caplog.records)
-
-
-def test_the_old_onnx_import_path_still_works():
-    from faceprint.models import onnx, onnx_models
-
-    for name in ("register_onnx_model", "load_models_dir", "is_file_model", "OnnxEmbedder", "ScrfdDetector",
-                 "calibration_from_dict", "nms", "anchor_centers", "read_sidecar", "SCRFD_LAYOUTS", "NAME_PREFIX"):
-        assert getattr(onnx_models, name) is getattr(onnx, name)
-    assert onnx_models.MODELS_DIR_ENV == "FACEPRINT_MODELS_DIR"
 
 
 def test_builtin_loaders_can_be_sent_to_worker_processes():
