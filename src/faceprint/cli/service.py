@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
+from faceprint import settings as env
 from faceprint.cli import common
 from faceprint.cli.common import DetectorOpt, JsonOpt, err, out
 
@@ -55,7 +56,7 @@ def serve(
     max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow this origin by CORS (repeatable; default: CORS off)."),
     detector: str = DetectorOpt,
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error."),
+    log_level: str = typer.Option("info", "--log-level", envvar=env.LOG_LEVEL, help="debug, info, warning, error."),
 ) -> None:
     """Run the HTTP service and its web page (FastAPI + uvicorn). API docs at /docs, schema at /openapi.json."""
     with common.errors_to_exit(False):
