@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -96,7 +97,8 @@ def fail(error: dict[str, Any], as_json: bool, code: int) -> NoReturn:
     if as_json:
         print(json.dumps({"error": error}))
     else:
-        err.print(f"[bold red]error[/] ({error['code']}): {error['message']}", markup=True, highlight=False)
+        # Messages quote user input (paths, names) and install lines: never read them as markup.
+        err.print(f"[bold red]error[/] ({escape(str(error['code']))}): {escape(str(error['message']))}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 

@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from faceprint.errors import InvalidArgumentError
+from faceprint.errors import InvalidArgumentError, import_optional
 
 if TYPE_CHECKING:  # pragma: no cover - scipy is imported when a graph is built
     from scipy import sparse
@@ -437,7 +437,7 @@ def dbscan(embeddings: Any, threshold: float, *, min_samples: int = 2, photo_ids
     reach; the rest is noise (-1). ``min_samples=2`` is single linkage cut at the threshold
     (singletons are noise). Runs on the sparse similarity graph.
     """
-    from sklearn.cluster import DBSCAN
+    DBSCAN = import_optional("sklearn.cluster", "cluster").DBSCAN
 
     t0 = time.perf_counter()
     x = _check_embeddings(embeddings)
@@ -468,7 +468,7 @@ def hdbscan(embeddings: Any, threshold: float | None = None, *, min_cluster_size
     :class:`InvalidArgumentError`.
     Cost: ~1.6 s for 4k faces, ~80 s for 20k (a tree over 128-D points).
     """
-    from sklearn.cluster import HDBSCAN
+    HDBSCAN = import_optional("sklearn.cluster", "cluster").HDBSCAN
 
     t0 = time.perf_counter()
     x = _check_embeddings(embeddings)
@@ -508,7 +508,7 @@ def agglomerative(embeddings: Any, threshold: float, *, linkage: Literal["averag
     pair above it (clusters are cliques). Faces of one photo get a distance larger than any
     average could absorb, so such merges never happen. Needs the dense ``N x N`` matrix.
     """
-    from sklearn.cluster import AgglomerativeClustering
+    AgglomerativeClustering = import_optional("sklearn.cluster", "cluster").AgglomerativeClustering
 
     t0 = time.perf_counter()
     x = _check_embeddings(embeddings)

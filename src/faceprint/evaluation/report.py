@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from faceprint.errors import import_optional
 from faceprint.evaluation import metrics as M
 from faceprint.evaluation.identification import IdentificationResult
 from faceprint.evaluation.verification import VerificationResult
@@ -72,8 +73,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1)
 
 
 def _figure():
-    import matplotlib
-
+    matplotlib = import_optional("matplotlib", "eval")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

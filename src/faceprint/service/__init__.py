@@ -4,8 +4,14 @@
 ``serve(settings, host=..., port=..., workers=...)`` runs it with uvicorn.
 """
 
-from faceprint.service.app import create_app
-from faceprint.service.server import serve
-from faceprint.service.settings import Settings
+from faceprint.errors import import_optional
+
+# The service is an extra: say which one when its libraries are missing (not a bare ImportError).
+for _module in ("fastapi", "uvicorn", "multipart"):
+    import_optional(_module, "service")
+
+from faceprint.service.app import create_app  # noqa: E402
+from faceprint.service.server import serve  # noqa: E402
+from faceprint.service.settings import Settings  # noqa: E402
 
 __all__ = ["Settings", "create_app", "serve"]
