@@ -4,7 +4,7 @@
 ``faceprint detect DIR`` / ``faceprint embed DIR`` call those with ``jobs`` = the CPU cores;
 enrolment, clustering and the evaluation protocols use the same engine.
 
-How the work is split (measured on 2 cores; the numbers are in ``bench/results_pipeline.json``):
+How the work is split (measured: bench/README.md, section 'Batch workers and embedding batches'):
 
 * ``jobs`` worker *processes* each take one image at a time: read and decode it, run the
   detector and the landmark model, and cut the aligned chips the embedder wants. dlib's
@@ -15,13 +15,11 @@ How the work is split (measured on 2 cores; the numbers are in ``bench/results_p
 * The parent process embeds the chips of several images in one onnxruntime call, as soon as
   ``batch_size`` faces (or images) are waiting, or when the oldest of them has waited
   :data:`MAX_BATCH_WAIT` seconds while the workers are busy. With every core running a
-  worker the machine is CPU-bound, and full batches cost the parent ~20% less CPU a face
-  than embedding whatever is there whenever it waits (measured on 150x150 LFW images:
-  164 against 150 images/s on 2 cores); onnxruntime's threads take the time the workers
-  leave. One worker per core is the best split measured (2 cores, images/s on LFW crops /
-  on 0.1-36 MP photos): 1 worker 117 / 7.7, 2 workers 169 / 13.8, 3 workers 161 / 13.0,
-  in-process 108 / 8.2. The parent needs only ~25% of a core on LFW (less on photos), so
-  ``cores - 1`` workers leave a core mostly idle, and ``cores + 1`` only adds switching.
+  worker the machine is CPU-bound, and full batches cost the parent less CPU a face than
+  embedding whatever is there whenever it waits; onnxruntime's threads take the time the
+  workers leave. One worker per core is the best split measured: the parent needs only a
+  fraction of a core, so ``cores - 1`` workers leave a core mostly idle, and ``cores + 1``
+  only adds switching.
 * Results come back **in input order**, one :class:`~faceprint.types.ImageAnalysis` per input,
   as they complete. A bad input gives an entry with ``error`` set and the run goes on.
 * **Bounded memory:** at most ``in_flight`` images are read from the input and not yet given

@@ -75,34 +75,11 @@ class DetectionPolicy:
     ``80 * long_side / 1600`` px (200 px in a 4000 px photo), and in a small image (long side
     <= 1000) from about 40 px.
 
-    Measured with HOG (``bench/pipeline.py``, ``detection_policy``; CPU time of detection
-    alone, one process): on the 83 deepface + compreface photos (0.1-36 MP) and every 10th
-    LFW crop (150x150):
-
-    ============================================  ===========  ======  =========  ========
-    policy                                        compreface   LFW     ms/photo   ms/LFW
-                                                  noses (46)   (383)              crop
-    ============================================  ===========  ======  =========  ========
-    default (max_side 1600, upsample <= 1000)     44           379     99         6.6
-    never upsample                                25           362     68         1.9
-    always upsample once                          44           379     253        6.5
-    max_side 1024                                 44           379     72         6.7
-    max_side 2400                                 44           379     123        6.3
-    full resolution                               44           379     205        6.6
-    full resolution, always upsample (as          44           379     766        6.2
-    face_recognition does)
-    ============================================  ===========  ======  =========  ========
-
-    Every policy finds a face in all 61 deepface pair images, 4 of the 7 or more faces
-    deepface counts in its "selfie-many-people" photo, and the faces of img1-3 and "couple"
-    exactly; the ones that upsample small images miss 2 compreface noses (one each in 000_5
-    and 016_8) and add one false box. Upsampling only small images keeps the recall of
-    always upsampling (the compreface group photos are about 800 px wide with 36-110 px
-    faces; LFW's faces are 50-75 px) at well under half its cost on photos; never
-    upsampling loses 19 of the 46 noses. Downscaling to 1600 px costs no recall here against
-    full resolution, at half the cost. ``max_side=1024`` was as good on these photos and a
-    quarter cheaper, but raises the smallest face found in a large photo by half again (to
-    ~310 px in a 4000 px group photo), which these sets do not test; so 1600 stays.
+    Upsampling only small images keeps the recall of always upsampling at well under half
+    its cost on photos; downscaling to 1600 px costs no recall against full resolution at half
+    the cost, and a smaller ``max_side`` would raise the smallest face found in a large photo
+    further than the measured sets test (measured with HOG: bench/README.md, section
+    'Detection policy').
     """
 
     max_side: int = 1600

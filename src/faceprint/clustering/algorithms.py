@@ -32,31 +32,21 @@ Algorithms (:data:`ALGORITHMS`; :func:`cluster` dispatches by name):
   ``linkage`` average or complete, cut at ``distance_threshold = 1 - threshold``. Complete
   linkage makes every cluster a clique (all pairs above the threshold).
 
-**Chosen default** (:data:`DEFAULT_ALGORITHM`, :data:`DEFAULT_FAR`; measured by
-``bench/cluster.py``, numbers in ``bench/results_cluster.json``, dlib-resnet34 + hog):
-:func:`chinese_whispers` (weighted, seed 0) at FAR **3e-5** (cosine 0.9465, interpolated
-between the card's 1e-4 and 1e-5 points). Of 52 settings (5 algorithms and their variants x 7
-FARs from 1e-2 to 1e-5) it has the best BCubed F1 on lfw_dev (0.949: precision 0.972, recall
-0.928; 4,027 faces, 1,821 clusters for 1,698 people) and passes the checks: orl_faces 0.984
-(precision 1.0) and dlib's bald_guys collage gives 4 clusters of 2+ faces. Runner-up:
-:func:`agglomerative` average linkage at FAR 3e-4 (lfw_dev 0.944, orl_faces 0.991); not chosen
-because it needs the dense ``N x N`` matrix, while CW runs on the sparse graph in seconds at
-20k faces. dlib's CW scores the same (0.947) at ~4x the time.
+**Chosen default** (:data:`DEFAULT_ALGORITHM`, :data:`DEFAULT_FAR`): :func:`chinese_whispers`
+at FAR 3e-5, the best BCubed F1 on lfw_dev of the settings compared, on the sparse graph where
+the runner-up needs the dense ``N x N`` matrix (measured: bench/README.md, section
+'Clustering default').
 
-Thresholds: clustering needs a far stricter *pairwise* FAR than 1:1 verification (1e-3). A
-graph over N faces has ~``FAR * N^2 / 2`` false edges -- ``FAR * N`` false neighbours per face
--- and CW, DBSCAN (single linkage) chain people together through them: at FAR 1e-3 CW falls
-to 0.70 on lfw_dev, DBSCAN to 0.26. Average linkage tolerates looser FARs (best 3e-4 to 1e-3)
-and complete linkage is best loosest (1e-2 to 1e-3) since every pair must pass. For much
-larger collections than 4k faces, prefer a stricter FAR (on synthetic lfw-like data CW's
-F1 at FAR 3e-4 fell from 0.967 at 4k faces to 0.895 at 12k; at 3e-5 it held, 0.933 -> 0.926).
+Thresholds: clustering needs a far stricter *pairwise* FAR than 1:1 verification. A graph over
+N faces has ~``FAR * N^2 / 2`` false edges, and CW and DBSCAN (single linkage) chain people
+together through them; average and complete linkage tolerate looser FARs. The larger the
+collection, the stricter the FAR it needs (measured: bench/README.md, section 'Clustering
+thresholds').
 
-Sizes (one core of a 2-core x86_64; 20k = synthetic lfw-like faces at FAR 3e-5): our CW
-and DBSCAN build the similarity graph in blocks of rows (memory: the edges, not ``N^2``):
-~0.3 s at 4k faces, ~5 s at 20k. dlib's CW computes all ``N^2`` distances itself: ~2 s at
-4k, ~60 s at 20k. HDBSCAN: ~1.6 s at 4k, ~80 s at 20k. Agglomerative needs the full
-``N x N`` float64 distance matrix and SciPy's O(N^2) linkage: ~1 s and ~0.1 GB at 4k faces,
-~3.5 s at 12k, ~3 GB at 20k -- keep it below ~10,000 faces on a small machine.
+Sizes: our CW and DBSCAN build the similarity graph in blocks of rows (memory: the edges, not
+``N^2``); dlib's CW computes all ``N^2`` distances itself; agglomerative needs the full
+``N x N`` float64 distance matrix and SciPy's O(N^2) linkage -- keep it below ~10,000 faces on
+a small machine (measured: bench/README.md, section 'Clustering sizes').
 """
 
 from __future__ import annotations
@@ -366,7 +356,7 @@ def chinese_whispers(embeddings: Any, threshold: float, *, photo_ids: Any = None
     ``min_cluster_size`` > 1 (smaller clusters -> -1).
 
     Cost: building the graph is one ``N x N`` product in blocks; each round is a Python loop
-    over the faces with an edge (~10-20 us each): ~0.3 s for 4k faces, ~5 s for 20k.
+    over the faces with an edge (measured: bench/README.md, section 'Clustering sizes').
     """
     t0 = time.perf_counter()
     x = _check_embeddings(embeddings)
@@ -409,8 +399,8 @@ def dlib_chinese_whispers(embeddings: Any, threshold: float, *, photo_ids: Any =
     """dlib's ``chinese_whispers_clustering``: edges where the euclidean distance is below
     ``sqrt(2 - 2 * threshold)`` (= cosine above ``threshold`` for unit vectors), unweighted,
     100 rounds, dlib's fixed seed. Photo ids are applied afterwards only
-    (:func:`enforce_cannot_link`). All ``N^2`` distances in C++, one core: ~2 s at 4k faces,
-    ~60 s at 20k.
+    (:func:`enforce_cannot_link`). All ``N^2`` distances in C++, on one core (measured:
+    bench/README.md, section 'Clustering sizes').
     """
     import dlib
 
@@ -466,7 +456,8 @@ def hdbscan(embeddings: Any, threshold: float | None = None, *, min_cluster_size
     can crash in scikit-learn 1.9 under NumPy 2.x (they did on lfw_dev: ``TypeError: only
     0-dimensional arrays ...``, scikit-learn issue #33219); that error is raised as
     :class:`InvalidArgumentError`.
-    Cost: ~1.6 s for 4k faces, ~80 s for 20k (a tree over 128-D points).
+    Cost: a tree over the 128-D points, slower than the graph algorithms on large sets
+    (measured: bench/README.md, section 'Clustering sizes').
     """
     HDBSCAN = import_optional("sklearn.cluster", "cluster").HDBSCAN
 

@@ -8,9 +8,9 @@ only answers "which template ids are most similar to this query". Two implementa
 * :class:`HnswIndex` -- an HNSW graph (``hnswlib``), approximate. Used at and above
   :data:`EXACT_MAX_SIZE`, where a single exact query costs more than the latency budget.
 
-:func:`make_index` picks one. Every number below was measured by ``bench/search.py`` on
-synthetic 128-D galleries whose genuine/impostor score distributions match dlib-resnet34 on
-LFW (see ``bench/results_search.json``); the comments say which measurement decided it.
+:func:`make_index` picks one. The sizes and parameters below were chosen with
+``bench/search.py`` (synthetic 128-D galleries shaped like dlib-resnet34 embeddings); the
+measurements are in bench/README.md, sections 'Vector index: ...'.
 
 Ids are template ids (SQLite rowids): non-negative int64. Vectors are float32, L2-normalised;
 similarity is the dot product. Results are best first, padded with id -1 / similarity -inf.
@@ -42,19 +42,15 @@ __all__ = [
     "make_index",
 ]
 
-#: Galleries smaller than this get an :class:`ExactIndex` (bench/results_search.json, 2 cores):
-#: an exact single query costs 0.13 / 0.57 / 1.16 / 1.89 / 2.31 ms p99 at 10k / 50k / 100k /
-#: 150k / 200k templates (memory bandwidth: 512 B per template). Up to 100k exact stays well
-#: inside the 2 ms budget with recall 1 and no build; HNSW at 100k needs a 7.1 s build for
-#: 0.47 ms p99 at recall@1 0.996 (projected graph, ef=256).
+#: Galleries smaller than this get an :class:`ExactIndex`: up to here an exact query stays
+#: inside the 2 ms p99 budget with recall 1 and no build cost (exact cost grows with the size,
+#: memory bandwidth; measured: bench/README.md, section 'Vector index: exact below 100k').
 EXACT_MAX_SIZE = 100_000
 
-#: HNSW graph parameters (bench/search.py): M=32 beat M=16 on the identity-structured data
-#: (100k, ef=128: recall@1 0.990 vs 0.977 at equal latency); M=48 and ef_construction=200 gained
-#: < 0.5 point at 300k for 1.1-1.7x the build time -- but at 1M (projected graph) they are what
-#: reaches recall@1 0.99 inside 2 ms: ef=512 -> 0.992 at 1.88 ms p99 (M=32/100: 0.982 at
-#: 1.45 ms with ef=512, 0.987 at 2.0 ms with ef=768), for a ~2x longer build (265 s at 1M on
-#: 2 cores). So galleries from LARGE_GRAPH_SIZE templates up get the bigger graph.
+#: HNSW graph parameters. M=32 beat M=16 on identity-structured data; the larger graph (M=48, ef_construction=200) costs about twice the
+#: build time and gains little below LARGE_GRAPH_SIZE, but is what reaches recall@1 0.99
+#: inside 2 ms at 1M templates; so galleries from LARGE_GRAPH_SIZE templates up get it
+#: (measured: bench/README.md, section 'Vector index: graph parameters').
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 100
 LARGE_GRAPH_SIZE = 500_000
@@ -63,12 +59,10 @@ LARGE_GRAPH_EF_CONSTRUCTION = 200
 
 #: The graph is built over the templates' top principal components, not the full vectors, and
 #: its candidates are re-ranked by the exact similarity of the full vectors (kept in the
-#: index's exact mirror anyway). On the dlib-like data (bench/search.py, M=32, 2 cores), 64
-#: components keep 83% of the variance and most of what separates identities, while the
-#: per-image noise is spread over all 127 directions, so the graph walks better and each
-#: distance costs half: 200k templates, ef=256: recall@1 0.994 at 0.54 ms p99 (full vectors:
-#: 0.982 at 0.65 ms); 1M, ef=512: 0.982 at 1.45 ms (full: 0.973 at 1.82 ms). 48 components lost
-#: too much (recall stopped at 0.987 at 200k). The basis is fitted once, on the first batch
+#: index's exact mirror anyway). The leading components hold most of what separates
+#: identities while per-image noise spreads over all directions, so the graph walks better and
+#: each distance costs half; fewer components lost recall (measured: bench/README.md, section
+#: 'Vector index: projection'). The basis is fitted once, on the first batch
 #: added (the whole gallery at a rebuild), from at most PROJECTION_SAMPLE templates; with fewer
 #: than PROJECTION_MIN_FIT templates in that batch the graph uses the full vectors.
 HNSW_PROJECT_DIM = 64
@@ -83,10 +77,9 @@ TOMBSTONE_REBUILD_FRACTION = 0.25
 
 
 def auto_ef_search(size: int) -> int:
-    """Search breadth by index size (bench/results_search.json, 2 cores, projected graph): up to
-    200k, ef=256 (100k: recall@1 0.996 at 0.47 ms p99); up to LARGE_GRAPH_SIZE, 384; above, on
-    the large graph, 512 (1M: recall@1 0.992 at 1.88 ms p99; ef=384 gave 0.990 at 1.47 ms, right
-    on the 0.99 goal, so the extra breadth buys margin on recall for 0.4 ms)."""
+    """Search breadth by index size: 256 up to 200k templates, 384 below LARGE_GRAPH_SIZE, 512
+    from there up (on the large graph): enough for recall@1 0.99 inside the 2 ms p99 budget, with a
+    margin on recall at 1M (measured: bench/README.md, section 'Vector index: ef_search')."""
     if size <= 200_000:
         return 256
     return 384 if size < LARGE_GRAPH_SIZE else 512
@@ -101,9 +94,9 @@ def hnsw_params(expected_size: int) -> dict[str, int]:
 
 #: A filtered search whose allowed set holds at most this many live templates (or at most
 #: FILTER_EXACT_FRACTION of the index) is scored exactly over that subset; larger allowed sets
-#: go through the HNSW search with the filter applied inside the graph walk. Measured at 200k,
-#: ef=512: the in-graph filter calls back ~2.6k times (2.3 ms) at 50% allowed but ~19k times
-#: (14 ms) at 5%, while scoring a gathered subset costs ~0.1 us per template (5 ms per 50k).
+#: go through the HNSW search with the filter applied inside the graph walk. A selective filter
+#: makes the walk call back many times more, while scoring a gathered subset is cheap per
+#: template (measured: bench/README.md, section 'Vector index: filtered search').
 FILTER_EXACT_MAX = 20_000
 FILTER_EXACT_FRACTION = 0.10
 

@@ -89,7 +89,8 @@ class HogDetector:
 
 
 class MmodDetector:
-    """dlib's max-margin object detection CNN (more pose-tolerant, ~80x slower on a CPU)."""
+    """dlib's max-margin object detection CNN: more pose-tolerant than HOG, far slower on a CPU
+    (measured: bench/README.md, section 'dlib runtimes')."""
 
     min_face = 40
 

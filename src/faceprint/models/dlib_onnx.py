@@ -1,8 +1,9 @@
 """dlib's face-recognition ResNet, converted once to ONNX and run with onnxruntime.
 
-dlib-bin has no BLAS, so its ResNet costs ~75 ms a face. This module reads the very same
-weights (``dlib_face_recognition_resnet_model_v1.dat``) straight from dlib's binary
-serialization, rebuilds the network as an ONNX graph and runs that with onnxruntime. Nothing
+dlib-bin has no BLAS, so its ResNet is slow on a CPU (measured: bench/README.md, section
+'dlib runtimes'). This module reads the very same weights
+(``dlib_face_recognition_resnet_model_v1.dat``) straight from dlib's binary serialization,
+rebuilds the network as an ONNX graph and runs that with onnxruntime. Nothing
 is downloaded: the ONNX file is derived from the installed ``.dat`` file and cached in the
 user cache directory (:func:`faceprint.settings.cache_dir`), keyed by the ``.dat`` file's SHA-256
 and :data:`CONVERTER_VERSION`.
