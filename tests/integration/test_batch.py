@@ -15,18 +15,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from faceprint import Analyzer
 from faceprint.batch import analyze_many
 from faceprint.errors import InvalidArgumentError
 from faceprint.settings import usable_cores
-from tests.conftest import shared
+from tests.conftest import face_image, shared
 
-pytestmark = pytest.mark.shared_data
+#: The shipped faces that have one face each (tests/data/faces/README.md).
+ONE_FACE = ("collins.jpg", "hopper.jpg", "collins_2.jpg", "hopper_2.jpg")
 
 
-def _handful() -> list[str]:
-    """Real images: several faces, one face, no face, small LFW crops, a WebP named .jpg."""
+@pytest.fixture(scope="module")
+def handful(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Shipped images: two faces, one face, no face, a WebP named .jpg; 7 faces in all."""
+    webp = tmp_path_factory.mktemp("handful") / "hopper_webp.jpg"
+    Image.open(face_image("hopper.jpg")).save(webp, format="WEBP")
+    names = ("two_people.jpg", "collins.jpg", "hopper_2.jpg", "no_face.png", "collins_2.jpg")
+    return [*(str(face_image(n)) for n in names), str(webp), str(face_image("hopper.jpg"))]
+
+
+def _shared_handful() -> list[str]:
+    """Real photos from ../shared: 8 faces, a couple, no face, small LFW crops, a WebP named .jpg."""
     deepface = shared("deepface_tests", "images")
     compreface = shared("compreface_samples", "images")
     lfw = shared("lfw_dev", "images")
@@ -46,40 +57,45 @@ def small_batches():
     return Analyzer(batch_size=3)  # several embedding batches, one split across images
 
 
-@pytest.fixture(scope="module")
-def one_at_a_time(small_batches):
-    return {p: small_batches.embed(p) for p in _handful()}
-
-
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_embed_many_equals_one_at_a_time(small_batches, one_at_a_time, jobs):
-    paths = _handful()
-    results = list(small_batches.embed_many(paths, jobs=jobs))
+def _assert_embed_many_equals_one_at_a_time(analyzer: Analyzer, paths: list[str], jobs: int) -> int:
+    """Checks embed_many against embed, image by image; returns the number of faces found."""
+    results = list(analyzer.embed_many(paths, jobs=jobs))
     assert [r.source for r in results] == paths
-    assert sum(len(r.faces) for r in results) >= 12
     for r in results:
         assert r.error is None
-        expected = one_at_a_time[r.source]
+        expected = analyzer.embed(r.source)
         assert len(r.faces) == len(expected), r.source
         for got, want in zip(r.faces, expected):
             assert got.face.box == want.face.box and got.face.score == pytest.approx(want.face.score)
             np.testing.assert_allclose(got.face.landmarks.points, want.face.landmarks.points)
             np.testing.assert_allclose(got.embedding, want.embedding, atol=1e-5)
             assert got.model == want.model
+    return sum(len(r.faces) for r in results)
 
 
-def test_detect_many_with_workers_equals_detect(small_batches):
-    paths = _handful()
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_embed_many_equals_one_at_a_time(small_batches, handful, jobs):
+    assert _assert_embed_many_equals_one_at_a_time(small_batches, handful, jobs) == 7
+
+
+@pytest.mark.shared_data
+def test_embed_many_equals_one_at_a_time_on_real_photos(small_batches):
+    assert _assert_embed_many_equals_one_at_a_time(small_batches, _shared_handful(), jobs=2) >= 12
+
+
+def test_detect_many_with_workers_equals_detect(small_batches, handful):
+    paths = handful
     results = list(small_batches.detect_many(paths, jobs=2))
     assert [r.source for r in results] == paths
     for r in results:
         expected = small_batches.detect(r.source)
         assert [f.box for f in r.faces] == [f.box for f in expected]
         assert r.image_size is not None
+    assert [len(r.faces) for r in results] == [2, 1, 1, 0, 1, 1, 1]
 
 
-def test_bad_inputs_are_reported_in_place_and_the_rest_go_on(tmp_path, small_batches):
-    good = _handful()[:3]
+def test_bad_inputs_are_reported_in_place_and_the_rest_go_on(tmp_path, small_batches, handful):
+    good = handful[:3]
     (tmp_path / "text.jpg").write_text("not a picture")
     (tmp_path / "empty.png").write_bytes(b"")
     jpeg = Path(good[1]).read_bytes()
@@ -116,8 +132,7 @@ def test_bad_inputs_are_reported_in_place_and_the_rest_go_on(tmp_path, small_bat
 
 
 def test_input_is_read_only_a_bounded_way_ahead_and_closing_stops_the_workers():
-    lfw = shared("lfw_dev", "images")
-    paths = sorted(str(p) for p in (lfw / "Tony_Blair").glob("*.jpg"))[:40]
+    paths = [str(face_image(ONE_FACE[i % len(ONE_FACE)])) for i in range(40)]
     pulled = 0
 
     def source():
@@ -145,7 +160,7 @@ def test_workers_rebuild_models_registered_at_run_time(tmp_path):
     """ONNX files registered in the parent are registered in each worker too."""
     pytest.importorskip("onnx")
     from faceprint import models
-    from faceprint.models.onnx_models import register_onnx_model
+    from faceprint.models.onnx import register_onnx_model
     from tests.unit.test_onnx_models import _image, embedder_onnx, scrfd_onnx
 
     det = register_onnx_model(scrfd_onnx(tmp_path / "det.onnx"), kind="detector")
@@ -182,10 +197,10 @@ def _cli(*args: str) -> list[str]:
     return [*cmd, *args]
 
 
-def test_cli_embed_folder_with_jobs_streams_one_json_document(tmp_path):
+def test_cli_embed_folder_with_jobs_streams_one_json_document(tmp_path, handful):
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
-    good = _handful()
+    good = handful
     for i, p in enumerate(good):
         (folder / ("sub" if i % 2 else "") / f"{i:02d}_{Path(p).name}").write_bytes(Path(p).read_bytes())
     (folder / "sub" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -202,7 +217,7 @@ def test_cli_embed_folder_with_jobs_streams_one_json_document(tmp_path):
     broken = [r for r in results if r["error"]]
     assert [r["path"] for r in broken] == [str(folder / "sub" / "zz_broken.png")]
     assert broken[0]["error"]["code"] == "invalid_image"
-    assert sum(len(r["faces"]) for r in results) >= 12
+    assert sum(len(r["faces"]) for r in results) == 7
     for r in results:
         for face in r["faces"]:
             assert len(face["embedding"]) == 128
@@ -251,14 +266,14 @@ if __name__ == "__main__":
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc for the workers' signal masks")
-def test_workers_start_with_sigint_blocked_and_then_ignore_it(tmp_path):
+def test_workers_start_with_sigint_blocked_and_then_ignore_it(tmp_path, handful):
     """The cause of a traceback on an early Ctrl-C: a worker must never be able to take SIGINT,
     not even while it starts (before its initializer runs). It is born with SIGINT blocked --
     the first one too, which the start of multiprocessing's resource tracker used to unblock
     -- and keeps it blocked and ignored. A fresh interpreter, so that nothing ran before."""
     script = tmp_path / "signals.py"
     script.write_text(_WORKER_SIGNALS)
-    proc = subprocess.run([sys.executable, str(script), *_handful()[:4]], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(script), *handful[:4]], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()]
@@ -273,7 +288,7 @@ def test_workers_start_with_sigint_blocked_and_then_ignore_it(tmp_path):
     ids=["ctrl-c-at-a-terminal", "ctrl-c-while-workers-start", "sigint-to-the-parent"],
 )
 def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path, to_group, delay):
-    image = shared("lfw_dev", "images", "Tony_Blair", "Tony_Blair_0001.jpg")
+    image = face_image("collins.jpg")
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(5000):  # far more than get done before the interrupt
