@@ -161,13 +161,13 @@ def test_workers_rebuild_models_registered_at_run_time(tmp_path):
     pytest.importorskip("onnx")
     from faceprint import models
     from faceprint.models.onnx import register_onnx_model
-    from tests.unit.test_onnx_models import _image, embedder_onnx, scrfd_onnx
+    from tests.unit.test_onnx_models import embedder_onnx, random_image, scrfd_onnx
 
     det = register_onnx_model(scrfd_onnx(tmp_path / "det.onnx"), kind="detector")
     emb = register_onnx_model(embedder_onnx(tmp_path / "emb.onnx", dim=16), kind="embedder")
     try:
         analyzer = Analyzer(detector=det.name, embedder=emb.name)
-        images = [_image(128, 96), _image(160, 120), b"not an image", _image(128, 96)]
+        images = [random_image(128, 96), random_image(160, 120), b"not an image", random_image(128, 96)]
         serial = list(analyzer.embed_many(images, jobs=1))
         pooled = list(analyzer.embed_many(images, jobs=2))
         assert [r.error is None for r in pooled] == [True, True, False, True]

@@ -144,7 +144,7 @@ def _chips(n: int, seed: int = 1) -> list[np.ndarray]:
     return [rng.integers(0, 256, (112, 112, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def _image(w: int = 128, h: int = 96) -> np.ndarray:
+def random_image(w: int = 128, h: int = 96) -> np.ndarray:
     return np.random.default_rng(2).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
@@ -232,7 +232,7 @@ def test_scrfd_decoding_and_nms_give_the_designed_faces(tmp_path, batched):
     det = models.load(card.name, "detector")
     assert isinstance(det, ScrfdDetector)
     # 128x96 is letterboxed into 64x64 as 64x48: network pixels are 2 image pixels.
-    found = det.detect(_image(128, 96))
+    found = det.detect(random_image(128, 96))
     assert [round(d.score, 4) for d in found] == [0.9, 0.7]  # the duplicate and the weak one are gone
     a, b = found
     np.testing.assert_allclose(a.box.to_list(), np.array(BOX_A) * 2, atol=1e-4)
@@ -245,21 +245,21 @@ def test_scrfd_decoding_and_nms_give_the_designed_faces(tmp_path, batched):
 def test_scrfd_thresholds_from_options(tmp_path):
     path = scrfd_onnx(tmp_path / "scrfd.onnx")
     det = models.load(register_onnx_model(path, score_threshold=0.3, nms_threshold=0.99).name)
-    scores = sorted(round(d.score, 4) for d in det.detect(_image(64, 64)))
+    scores = sorted(round(d.score, 4) for d in det.detect(random_image(64, 64)))
     assert scores == [0.4, 0.7, 0.8, 0.9]
-    found = {round(d.score, 1): d for d in det.detect(_image(64, 64))}
+    found = {round(d.score, 1): d for d in det.detect(random_image(64, 64))}
     np.testing.assert_allclose(found[0.4].box.to_list(), [-16, -16, 16, 16])  # centre (0, 0), 0.5 * 32
 
 
 def test_scrfd_with_dynamic_input_uses_input_size(tmp_path):
     path = scrfd_onnx(tmp_path / "dyn.onnx", in_shape=[1, 3, "H", "W"])
     card = register_onnx_model(path, kind="detector", input_size=[IN, IN])
-    assert models.load(card.name).detect(_image(64, 64))[0].box.to_list() == BOX_A
+    assert models.load(card.name).detect(random_image(64, 64))[0].box.to_list() == BOX_A
     # At the default 640x640 the fixed outputs have the wrong number of rows: a typed error.
     other = register_onnx_model(path, kind="detector", name="onnx:dyn640", sidecar=False)
     assert other.extra["input_size"] == [640, 640]
     with pytest.raises(ModelFormatError) as info:
-        models.load(other.name).detect(_image(64, 64))
+        models.load(other.name).detect(random_image(64, 64))
     assert info.value.code == "invalid_model" and "rows" in info.value.message
 
 
@@ -267,7 +267,7 @@ def test_analyzer_end_to_end_with_file_detector_and_embedder(tmp_path):
     det = register_onnx_model(scrfd_onnx(tmp_path / "det.onnx"), kind="detector")
     emb = register_onnx_model(embedder_onnx(tmp_path / "emb.onnx", dim=16), kind="embedder")
     analyzer = faceprint.Analyzer(detector=det.name, embedder=emb.name)
-    image = _image(128, 96)
+    image = random_image(128, 96)
     faces = analyzer.embed(image)
     assert len(faces) == 2
     largest = faces[0]
@@ -303,7 +303,7 @@ def test_models_dir_with_sidecars(tmp_path, monkeypatch):
     assert arc.calibration.dataset == "toy" and arc.threshold_for(1e-3) == 0.3
     assert arc.to_dict()["calibration"]["thresholds"] == {"1e-2": 0.2, "1e-3": 0.3}
     assert det.extra["score_threshold"] == 0.75
-    assert [round(d.score, 1) for d in models.load("onnx:det").detect(_image(64, 64))] == [0.9]
+    assert [round(d.score, 1) for d in models.load("onnx:det").detect(random_image(64, 64))] == [0.9]
     # Again (e.g. the env var and --model-file name the same file): the same cards.
     monkeypatch.setenv("FACEPRINT_MODELS_DIR", str(tmp_path))
     assert load_models_dir() == cards
@@ -428,7 +428,7 @@ def test_cli_with_model_files(tmp_path):
     det = scrfd_onnx(tmp_path / "det.onnx")
     emb = embedder_onnx(tmp_path / "emb.onnx", dim=16)
     image = tmp_path / "face.png"
-    cv2.imwrite(str(image), _image(128, 96))
+    cv2.imwrite(str(image), random_image(128, 96))
     proc = _cli("embed", str(image), "--detector-file", str(det), "--model-file", str(emb), "--json")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     doc = json.loads(proc.stdout)
