@@ -10,7 +10,8 @@ variable                    meaning
 ``FACEPRINT_GALLERY``       the gallery database (``--gallery``); default ``gallery.db`` in
                             the user data folder
 ``FACEPRINT_MODELS_DIR``    a folder of user ONNX models (``NAME.onnx`` + ``NAME.json``)
-                            registered at start-up (``--models-dir``)
+                            registered at start-up (``--models-dir``); installed model packs
+                            go in its ``packs/`` (default: ``models`` in the user data folder)
 ``FACEPRINT_CACHE_DIR``     where converted models are cached (default: the user cache
                             folder); safe to delete
 ``FACEPRINT_DLIB_RUNTIME``  ``onnx`` | ``dlib`` | ``auto`` (default): which runtime computes
@@ -74,6 +75,17 @@ def models_dir() -> Path | None:
     """``$FACEPRINT_MODELS_DIR``, or None when unset."""
     value = _get(MODELS_DIR)
     return Path(value).expanduser() if value else None
+
+
+def models_home() -> Path:
+    """Where installed model packs live: ``$FACEPRINT_MODELS_DIR``, else ``models`` in the user
+    data folder (packs go in its ``packs/`` subfolder, out of the way of loose ONNX files)."""
+    value = _get(MODELS_DIR)
+    if value:
+        return Path(value).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("faceprint")) / "models"
 
 
 def cache_dir() -> Path:

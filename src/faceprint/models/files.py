@@ -43,17 +43,25 @@ def resolve(weight: WeightFile, *, verify: bool = True) -> Path:
             f"{path} is missing from the installed {weight.distribution}; reinstall it",
             details={"path": str(path)},
         )
-    key = (str(path), weight.sha256)
-    if verify and key not in _verified:
-        with _lock:
-            if key not in _verified:
-                actual = sha256_file(path)
-                if actual != weight.sha256:
-                    raise ModelIntegrityError(
-                        f"{path} does not match its model card (sha256 {actual[:12]}..., "
-                        f"expected {weight.sha256[:12]}...); refusing to load it",
-                        details={"path": str(path), "sha256": actual, "expected": weight.sha256},
-                    )
-                _verified.add(key)
-                logger.debug("weight file %s matches its card (sha256 %s...)", path, weight.sha256[:12])
+    if verify:
+        check_sha256(path, weight.sha256)
     return path
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Refuse ``path`` unless its SHA-256 is ``expected`` (hashed once per process and path)."""
+    key = (str(path), expected)
+    if key in _verified:
+        return
+    with _lock:
+        if key in _verified:
+            return
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"{path} does not match its model card (sha256 {actual[:12]}..., "
+                f"expected {expected[:12]}...); refusing to load it",
+                details={"path": str(path), "sha256": actual, "expected": expected},
+            )
+        _verified.add(key)
+        logger.debug("weight file %s matches its card (sha256 %s...)", path, expected[:12])
