@@ -77,14 +77,20 @@ def arcface5_points(face: Face) -> np.ndarray:
     if face.landmarks.scheme == "arcface5":
         return face.landmarks.points
     if face.landmarks68 is not None:
-        p = face.landmarks68.points
-        return np.array(
-            [p[36:42].mean(axis=0), p[42:48].mean(axis=0), p[30], p[48], p[54]], dtype=np.float64
-        )
+        return arcface5_from_ibug68(face.landmarks68.points)
     raise ValueError(
         "template alignment needs arcface5 landmarks (from an SCRFD/YuNet-style detector) "
         "or 68-point landmarks; dlib's 5 points have no mouth corners"
     )
+
+
+def arcface5_from_ibug68(points: np.ndarray) -> np.ndarray:
+    """The ``(5, 2)`` arcface5 points of ``(68, 2)`` iBUG 300-W points: each eye's centre (the
+    mean of its 6 points), the nose tip (30) and the outer mouth corners (48, 54)."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape != (68, 2):
+        raise ValueError(f"ibug68 landmarks are 68 (x, y) points; got an array of shape {p.shape}")
+    return np.array([p[36:42].mean(axis=0), p[42:48].mean(axis=0), p[30], p[48], p[54]], dtype=np.float64)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

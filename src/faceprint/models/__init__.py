@@ -6,8 +6,9 @@ their hash checked) the first time it is used, once per process.
 The typed accessors :func:`load_detector`, :func:`load_landmarks` and :func:`load_embedder`
 return the :mod:`~faceprint.models.base` Protocol of their kind; :func:`load` with a literal
 ``kind`` is typed the same way. The built-in families (:mod:`~faceprint.models.dlib_models`,
-:mod:`~faceprint.models.opencv_models`) are registered on the first look-up; ONNX files are
-registered at run time by :mod:`faceprint.models.onnx`.
+:mod:`~faceprint.models.opencv_models`, and the model packs' :mod:`~faceprint.models.faceplugin`,
+whose cards are listed even before the pack is installed) are registered on the first look-up;
+ONNX files are registered at run time by :mod:`faceprint.models.onnx`.
 """
 
 from __future__ import annotations
@@ -204,9 +205,9 @@ def _ensure_builtin() -> None:
     if not _builtin_loaded:
         with registry_lock:
             if not _builtin_loaded:
-                from faceprint.models import dlib_models, opencv_models
+                from faceprint.models import dlib_models, faceplugin, opencv_models
 
-                for family in (dlib_models, opencv_models):
+                for family in (dlib_models, opencv_models, faceplugin):
                     for card, factory, aliases in family.BUILTIN:
                         register(card, factory, aliases)
                 _builtin_loaded = True

@@ -27,6 +27,8 @@ from faceprint.models.onnx.common import (
     FLOAT_TYPES,
     UNKNOWN_LICENCE,
     GraphInfo,
+    GraphOptimization,
+    OrtSession,
     Preprocessing,
     image_input,
     open_session,
@@ -156,6 +158,8 @@ class ArcfaceSettings:
     #: The graph's fixed batch size, or None when it is dynamic.
     batch: int | None
     preprocessing: Preprocessing
+    #: onnxruntime's graph optimisation level (card key ``graph_optimization``; default "all").
+    optimization: GraphOptimization = "all"
 
     @classmethod
     def from_card(cls, card: ModelCard) -> ArcfaceSettings:
@@ -167,6 +171,7 @@ class ArcfaceSettings:
             output=str(ex["output"]),
             batch=ex["batch"] if isinstance(ex["batch"], int) else None,
             preprocessing=Preprocessing.from_card(ex),
+            optimization=ex.get("graph_optimization", "all"),
         )
 
 
@@ -179,10 +184,14 @@ class OnnxEmbedder:
         self.card = card
         self.settings = ArcfaceSettings.from_card(card)
         self.path = self.settings.path
-        self._session = open_session(self.path, self.settings.sha256)
+        self._session = self.open_session()
         self.batch = self.settings.batch
         self.colour = self.settings.preprocessing.colour
         self.dim = int(card.embedding_dim or 0)
+
+    def open_session(self) -> OrtSession:
+        """The onnxruntime session for the card's file (a subclass may rewrite the graph)."""
+        return open_session(self.path, self.settings.sha256, optimization=self.settings.optimization)
 
     def preprocess(self, chips: list[np.ndarray]) -> np.ndarray:
         """The ``(n, 3, 112, 112)`` float32 tensor the network is fed for ``chips``."""

@@ -3,14 +3,16 @@ checked onnxruntime session, sidecar files, option parsing and pixel normalisati
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -52,11 +54,30 @@ def import_onnxruntime() -> ModuleType:
     return module
 
 
-def open_session(path: Path, sha256: str) -> OrtSession:
-    """An onnxruntime session for ``path`` after checking it is still the registered file."""
+#: onnxruntime's graph optimisation levels by name (its default is "all").
+GraphOptimization = Literal["disable", "basic", "extended", "all"]
+_ORT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL",
+}
+
+
+def open_session(
+    path: Path,
+    sha256: str,
+    *,
+    optimization: GraphOptimization = "all",
+    rewrite: Callable[[bytes], bytes] | None = None,
+) -> OrtSession:
+    """An onnxruntime session for ``path`` after checking it is still the registered file.
+
+    ``optimization`` is the graph optimisation level (some graphs run several times faster at
+    a lower one than the default "all"); ``rewrite``, when given, turns the checked file's
+    bytes into the graph that is run (e.g. a fixed batch size made dynamic).
+    """
     if not path.is_file():
         raise ModelUnavailableError(f"model file {path} is gone", details={"path": str(path)})
-    actual = sha256_file(path)
+    data = path.read_bytes() if rewrite is not None else None
+    actual = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
     if actual != sha256:
         raise ModelIntegrityError(
             f"{path} changed since it was registered (sha256 {actual[:12]}..., registered "
@@ -66,11 +87,13 @@ def open_session(path: Path, sha256: str) -> OrtSession:
     ort = import_onnxruntime()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # errors only
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[optimization])
     try:
-        session: OrtSession = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's own exception types
+        graph: str | bytes = str(path) if data is None or rewrite is None else rewrite(data)
+        session: OrtSession = ort.InferenceSession(graph, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types, or the rewrite's
         raise ModelFormatError(f"onnxruntime cannot load {path}: {exc}", details={"path": str(path)}) from exc
-    logger.debug("onnxruntime session opened for %s", path)
+    logger.debug("onnxruntime session opened for %s (graph optimisation %s)", path, optimization)
     return session
 
 

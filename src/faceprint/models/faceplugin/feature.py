@@ -1,0 +1,151 @@
+"""``fr-feature``: the Faceplugin pack's 512-D face embedding network (``model/fr_feature.onnx``).
+
+An ArcFace-family embedder (:class:`faceprint.models.onnx.OnnxEmbedder`) configured for this
+file: the 112x112 chip of the ArcFace 5-point similarity alignment
+(:data:`faceprint.align.ARCFACE_112_CHIP`), fed **BGR**, ``(x - 127.5) / 128``, cosine
+similarity of the L2-normalised output. The graph's node names say it is a MobileFaceNet
+exported from PyTorch; the package does not say what it was trained on.
+
+Where this differs from the package's JavaScript (lib/fr_feature.js), by measurement
+(issue 12, re-measured with ``faceprint eval pairs``, bench/README.md): the JS warps the face
+with an affine transform through 3 of the 5 points (eyes and nose) and feeds the canvas's
+RGB with ``(x - 127) / 128``; the 5-point similarity alignment and BGR input are far more
+accurate (99.3% on lfw_dev against 87.6%).
+
+Two things make it fast on a CPU: onnxruntime's graph optimisation level "extended" (the
+default, "all", runs this graph about 3x slower), and a batch: the file's batch size is fixed
+at 1, so the graph is loaded with a dynamic one (the input, the output and the final Reshape's
+``[1, -1]``; the outputs are the same to the bit).
+
+``fr-feature-flip`` is the same network with horizontal-flip test-time augmentation: the
+embedding of a chip is the renormalised sum of the (normalised) embeddings of the chip and
+its mirror image, at twice the cost. Its embeddings differ from ``fr-feature``'s, so it is
+a model of its own (galleries record which one made their templates).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+
+from faceprint.align import ARCFACE_112_CHIP
+from faceprint.errors import ModelFormatError
+from faceprint.models.base import BuiltinModel
+from faceprint.models.card import ModelCard
+from faceprint.models.onnx.arcface import OnnxEmbedder
+from faceprint.models.onnx.common import GraphOptimization, OrtSession, Preprocessing, open_session
+from faceprint.models.packs import FACEPLUGIN, pack_file
+
+logger = logging.getLogger(__name__)
+
+#: The pack file holding the network.
+MODEL_PATH = "model/fr_feature.onnx"
+EMBEDDING_DIM = 512
+#: BGR, ``(x - 127.5) / 128``: measured better than RGB on every lfw_dev all-pairs metric.
+PREPROCESSING = Preprocessing(colour="bgr", mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
+#: Graph optimisation level: "all" (onnxruntime's default) runs this graph ~3x slower.
+OPTIMIZATION: GraphOptimization = "extended"
+
+
+def dynamic_batch(model: bytes) -> bytes:
+    """The fr_feature graph with a dynamic batch size instead of its fixed 1.
+
+    Its input and output get a symbolic first dimension and its one Reshape (``[1, -1]``,
+    the flattening of the last layer) becomes ``[-1, 512]``. :class:`ModelFormatError` when
+    the graph is not shaped that way (another file than the pinned one).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.ModelProto()
+    graph.ParseFromString(model)
+    reshapes = [n for n in graph.graph.node if n.op_type == "Reshape"]
+    weights = {w.name: w for w in graph.graph.initializer}
+    target = weights.get(reshapes[0].input[1]) if len(reshapes) == 1 else None
+    if target is None or numpy_helper.to_array(target).tolist() != [1, -1]:
+        raise ModelFormatError("fr_feature.onnx: expected one Reshape to [1, -1] at the end of the graph")
+    target.CopyFrom(numpy_helper.from_array(np.array([-1, EMBEDDING_DIM], dtype=np.int64), target.name))
+    for value in (*graph.graph.input, *graph.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    out: bytes = graph.SerializeToString()
+    return out
+
+
+def mirrored(chips: list[np.ndarray]) -> list[np.ndarray]:
+    """The chips flipped left to right."""
+    return [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+
+
+def flip_sum(vectors: np.ndarray, mirror_vectors: np.ndarray) -> np.ndarray:
+    """Flip test-time augmentation: each row's sum with its mirror's, L2-normalised again."""
+    total = np.asarray(vectors, dtype=np.float64) + np.asarray(mirror_vectors, dtype=np.float64)
+    norms = np.linalg.norm(total, axis=1, keepdims=True)
+    out: np.ndarray = (total / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+class FrFeatureEmbedder(OnnxEmbedder):
+    """fr_feature as an ArcFace-family ONNX embedder, with flip TTA when the card says so."""
+
+    def __init__(self, card: ModelCard) -> None:
+        path = pack_file(FACEPLUGIN.name, MODEL_PATH)  # raises ModelUnavailableError with the install line
+        # The registered card names the file inside the pack; the family reads the installed path.
+        super().__init__(replace(card, extra={**card.extra, "path": str(path)}))
+        self.card = card
+        self.flip = bool(card.extra.get("flip", False))
+        logger.info("%s loaded from %s (flip TTA: %s)", card.name, path, self.flip)
+
+    def open_session(self) -> OrtSession:
+        return open_session(self.path, self.settings.sha256, optimization=self.settings.optimization, rewrite=dynamic_batch)
+
+    def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        if not self.flip or not len(chips):
+            return super().embed_chips(chips)
+        n = len(chips)
+        both = super().embed_chips([*chips, *mirrored(list(chips))])  # one batch for both views
+        return flip_sum(both[:n], both[n:])
+
+
+def _card(name: str, flip: bool) -> ModelCard:
+    tta = " with horizontal-flip test-time augmentation (twice the cost)" if flip else ""
+    return ModelCard(
+        name=name,
+        version=FACEPLUGIN.version,
+        kind="embedder",
+        description=(
+            f"Faceplugin's 512-D face embedding network (a MobileFaceNet exported from PyTorch){tta}. "
+            "Training data unknown: the package does not say."
+        ),
+        input=f"{ARCFACE_112_CHIP.describe()}; fed as float32 NCHW {PREPROCESSING.describe()}",
+        source=f"{FACEPLUGIN.registry} {FACEPLUGIN.spec}: {MODEL_PATH} (faceprint models install {FACEPLUGIN.name})",
+        licence=FACEPLUGIN.licence,
+        embedding_dim=EMBEDDING_DIM,
+        metric=f"cosine similarity of L2-normalised {EMBEDDING_DIM}-D vectors (higher = more alike)",
+        calibration=None,  # not calibrated yet: verify needs an explicit threshold
+        extra={
+            "format": "onnx",
+            "family": "arcface",
+            "pack": FACEPLUGIN.name,
+            "path": MODEL_PATH,
+            "sha256": FACEPLUGIN.files[MODEL_PATH],
+            "provenance": FACEPLUGIN.provenance,
+            "input": "input",
+            "output": "output",
+            "batch": "dynamic",
+            "graph_optimization": OPTIMIZATION,
+            "flip": flip,
+            **PREPROCESSING.to_extra(),
+        },
+    )
+
+
+FR_FEATURE_CARD = _card("fr-feature", flip=False)
+FR_FEATURE_FLIP_CARD = _card("fr-feature-flip", flip=True)
+
+#: What the registry registers from this module (card, loader, aliases).
+BUILTIN: list[BuiltinModel] = [
+    (FR_FEATURE_CARD, FrFeatureEmbedder, ("faceplugin-feature",)),
+    (FR_FEATURE_FLIP_CARD, FrFeatureEmbedder, ()),
+]
