@@ -52,9 +52,15 @@ EvalDetectorOpt: Any = typer.Option(
 )
 
 
+LandmarksOpt: Any = typer.Option(
+    models.DEFAULT_LANDMARKS, "--landmarks", help="Landmark model run on the detector's boxes (see `faceprint models`)."
+)
+
+
 def _spec(
     detector: str, model: str, upsample: int | None, select: str,
     models_dir: Path | None, detector_file: Path | None, model_file: Path | None,
+    landmarks: str = models.DEFAULT_LANDMARKS,
 ) -> PipelineSpec:
     from faceprint.evaluation import NO_DETECTOR, PipelineSpec
 
@@ -64,7 +70,7 @@ def _spec(
         _, model = common.file_models(models_dir, models.DEFAULT_DETECTOR, None, model, model_file)
     else:
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
-    return PipelineSpec.create(detector, model, policy=DetectionPolicy(upsample=upsample), select=select)
+    return PipelineSpec.create(detector, model, policy=DetectionPolicy(upsample=upsample), select=select, landmarks=landmarks)
 
 
 @contextmanager
@@ -135,6 +141,7 @@ def eval_pairs(
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
+    landmarks: str = LandmarksOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Verification accuracy on labelled pairs: k-fold accuracy, AUC, EER, TAR@FAR, calibration check."""
@@ -142,7 +149,7 @@ def eval_pairs(
     from faceprint.evaluation.perturb import parse_perturbations
 
     with common.errors_to_exit(as_json):
-        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file)
+        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file, landmarks)
         perturbations = parse_perturbations(perturb or [])
         if time_budget_ms is not None and not time_budget_ms > 0:
             raise InvalidArgumentError(f"--time-budget-ms must be positive; got {time_budget_ms}")
@@ -239,13 +246,14 @@ def eval_identify(
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
+    landmarks: str = LandmarksOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """1:N identification through a temporary gallery: rank-1/rank-5, CMC, FNIR at FPIR, DIR."""
     import faceprint.evaluation as evaluation
 
     with common.errors_to_exit(as_json):
-        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file)
+        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file, landmarks)
         ids = evaluation.read_identities(identities_csv, root).subsample(max_identities)
         with _progress_factory(common.show_progress(as_json)) as progress:
             result = evaluation.evaluate_identification(
@@ -292,6 +300,7 @@ def calibrate(
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
+    landmarks: str = LandmarksOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Thresholds at named FARs from every impostor pair the data allows, written as a model card's calibration."""
@@ -302,7 +311,7 @@ def calibrate(
         for f in fars:
             if not 0.0 < f < 1.0:
                 raise InvalidArgumentError(f"--far must be in (0, 1); got {f:g}")
-        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file)
+        spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file, landmarks)
         with _progress_factory(common.show_progress(as_json)) as progress:
             result = calibrate_csv(data_csv, spec, root=root, fars=fars, jobs=common.jobs_for(jobs), dataset=dataset,
                                    progress=progress)

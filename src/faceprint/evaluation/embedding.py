@@ -67,6 +67,8 @@ class PipelineSpec:
     policy: DetectionPolicy = DetectionPolicy()
     select: str = "center"
     batch_size: int = 32
+    #: The landmark model run on the detector's boxes (unless the detector gives its own).
+    landmarks: str = models.DEFAULT_LANDMARKS
     #: (path, kind, name) of user ONNX files to register in worker processes.
     file_models: tuple[tuple[str, ModelKind, str], ...] = ()
 
@@ -80,6 +82,7 @@ class PipelineSpec:
         from faceprint.models.onnx import is_file_model
 
         files = []
+        models.get_card(kwargs.get("landmarks", models.DEFAULT_LANDMARKS), "landmarks")
         cards = [models.get_card(model, "embedder")]
         if detector != NO_DETECTOR:
             cards.append(models.get_card(detector, "detector"))
@@ -95,7 +98,8 @@ class PipelineSpec:
         for path, kind, name in self.file_models:
             register_onnx_model(path, kind=kind, name=name)  # the same card again is a no-op
         detector = models.DEFAULT_DETECTOR if self.detector == NO_DETECTOR else self.detector
-        return Analyzer(detector=detector, embedder=self.model, policy=self.policy, batch_size=self.batch_size)
+        return Analyzer(detector=detector, embedder=self.model, landmarks=self.landmarks, policy=self.policy,
+                        batch_size=self.batch_size)
 
     @property
     def label(self) -> str:
@@ -111,6 +115,7 @@ class PipelineSpec:
         return {
             "detector": self.detector,
             "model": self.model,
+            "landmarks": self.landmarks,
             "select": self.select,
             "upsample": "auto" if p.upsample is None else p.upsample,
             "upsample_below": p.upsample_below,
