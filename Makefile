@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 IMAGES ?=
 
-.PHONY: install demo test check lint typecheck layers clean
+.PHONY: install install-models demo test check lint typecheck layers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The model pack of the default pipeline, fetched with npm's own client and checked against the
+# hashes pinned in faceprint (README "Model packs"); a no-op when it is already installed.
+install-models: install
+	$(VENV)/bin/faceprint models install faceplugin
+
 # Detect and verify faces on sample photos (or your own: make demo IMAGES="a.jpg b.jpg").
+# Without npm (or a network) the pack is not installed and the demo runs dlib's models.
 demo: install
+	-$(MAKE) --no-print-directory install-models
 	$(PY) examples/demo.py $(IMAGES)
 
 # The checks first (lint, types, layers: seconds), then the test suite.
