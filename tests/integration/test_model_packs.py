@@ -33,7 +33,7 @@ def faceprint(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 @pytest.fixture
 def installed_pack() -> None:
     if not packs.installed(PACK.name):
-        pytest.skip(f"needs the model pack {PACK.name!r} ({PACK.spec}); install it with: {PACK.install_command}")
+        pytest.skip(PACK.missing_message)
 
 
 def test_the_installed_pack_is_listed_and_its_files_resolve(installed_pack):

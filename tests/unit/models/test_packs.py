@@ -91,11 +91,12 @@ def test_the_real_pack_is_pinned_completely():
     assert pack.integrity.startswith("sha512-") and len(base64.b64decode(pack.integrity[7:])) == 64
     assert all(len(h) == 64 for h in pack.files.values()) and pack.licence_file in pack.files
     assert pack.licence and pack.provenance and pack.install_command == "faceprint models install faceplugin"
+    assert pack.missing_message.endswith("is not installed; install it with: faceprint models install faceplugin")
     assert packs.tarball_name(pack) == "faceplugin-face-recognition-js-0.0.1.tgz"
 
 
 def test_install_from_a_tarball(home, tarball, pack):
-    assert not packs.installed(pack.name)
+    assert not packs.installed(pack.name) and not packs.installed(pack.name, verify=False)
     before = packs.pack_status(pack.name)
     assert before.problem == "not installed" and before.licence_text is None
     with pytest.raises(ModelUnavailableError, match="faceprint models install testpack"):
@@ -218,7 +219,7 @@ def test_an_interrupted_install_leaves_no_partial_folder(home, tarball, pack, mo
 def test_a_damaged_install_is_replaced_and_kept_when_the_reinstall_fails(home, tmp_path, tarball, pack, monkeypatch):
     folder = packs.install(pack.name, tarball=tarball).path
     (folder / "model/emb.onnx").write_bytes(b"truncated")
-    assert not packs.installed(pack.name)
+    assert not packs.installed(pack.name) and packs.installed(pack.name, verify=False)
     assert packs.pack_status(pack.name).problem == "model/emb.onnx does not match its pinned SHA-256"
 
     wrong = make_tarball(tmp_path / "wrong.tgz", {**FILES, "model/emb.onnx": b"other weights"})
