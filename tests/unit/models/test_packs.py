@@ -303,7 +303,7 @@ def test_install_runs_npm_pack_and_nothing_else(home, tmp_path, tarball, pack, m
     report = packs.install(pack.name, notify=heard.append)
     assert report.source == "npm" and packs.installed(pack.name)
     (call,) = [json.loads(line) for line in log.read_text().splitlines()]
-    assert call["argv"] == ["pack", "test-face-models@1.2.3", "--json", "--ignore-scripts"]
+    assert call["argv"] == ["pack", "test-face-models@1.2.3", "--json", "--ignore-scripts", "--pack-destination", call["cwd"]]
     assert not Path(call["cwd"]).exists()  # a temporary folder, gone with the download
     assert heard == ["fetching test-face-models@1.2.3 with: npm pack test-face-models@1.2.3"]
     assert json.loads((report.path / packs.MANIFEST).read_text())["source"] == "npm"
