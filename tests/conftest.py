@@ -30,6 +30,14 @@ def face_image(name: str) -> Path:
     return path
 
 
+def needs_pack(name: str = "faceplugin") -> None:
+    """Skip the calling test, naming the install command, when model pack ``name`` is absent."""
+    from faceprint.models import packs
+
+    if not packs.installed(name, verify=False):
+        pytest.skip(packs.PACKS[name].missing_message)
+
+
 @pytest.fixture(scope="session")
 def analyzer():
     from faceprint import Analyzer
