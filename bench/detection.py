@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -44,12 +43,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine  # noqa: E402
-
 from faceprint import settings  # noqa: E402
 from faceprint.imageio import load_image  # noqa: E402
 from faceprint.models.base import Detector, RawDetection  # noqa: E402
 from faceprint.pipeline import DetectionPolicy  # noqa: E402
+from machine import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = settings.shared_data(ROOT)
@@ -326,6 +324,7 @@ def main() -> None:
             ("single pass, squeeze, RGB", replace(base, levels=0, fit="squeeze")),
             ("single pass, letterbox, BGR", replace(base, levels=0, colour="bgr")),
             ("pyramid, BGR", replace(base, colour="bgr")),
+            ("pyramid, squeeze", replace(base, fit="squeeze")),
             ("pyramid, 1 level", replace(base, levels=1)),
             ("pyramid, 3 levels", replace(base, levels=3)),
             ("pyramid, max_scale 2", replace(base, max_scale=2.0)),

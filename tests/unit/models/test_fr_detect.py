@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -197,7 +199,7 @@ def test_card_is_registrable_without_the_pack() -> None:
     assert factory is detect.FrDetector and aliases
 
 
-def test_loading_without_the_pack_says_how_to_install_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_without_the_pack_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACEPRINT_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelUnavailableError, match="faceprint models install faceplugin"):
         detect.FrDetector(detect.FR_DETECT_CARD)
