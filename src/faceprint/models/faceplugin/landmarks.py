@@ -44,8 +44,12 @@ INPUT_SIZE = 64
 #: Pixel scaling of the package's JavaScript: ``x / 256``.
 PIXEL_SCALE = 256.0
 N_POINTS = 68
-#: Graph optimisation: the net is small; a lower level than "all" loads faster and runs as fast.
-OPTIMIZATION: GraphOptimization = "extended"
+#: Graph optimisation "all" (onnxruntime's default) runs this graph ~4x faster than "extended"
+#: (about 1.5 ms against 6 ms per face here), unlike fr_feature's.
+OPTIMIZATION: GraphOptimization = "all"
+#: One intra-op thread: a 64x64 grey input gains nothing from more, and the batch engine
+#: already runs one worker process per core.
+THREADS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +108,9 @@ class FrLandmarks:
     def __init__(self, card: ModelCard) -> None:
         self.card = card
         self.path = pack_file(FACEPLUGIN.name, MODEL_PATH)  # raises ModelUnavailableError with the install line
-        self._session = open_session(self.path, FACEPLUGIN.files[MODEL_PATH], optimization=OPTIMIZATION)
+        self._session = open_session(
+            self.path, FACEPLUGIN.files[MODEL_PATH], optimization=OPTIMIZATION, threads=THREADS
+        )
         logger.info("fr-landmark loaded from %s", self.path)
 
     def predict68(self, image: np.ndarray, box: Box) -> Landmarks:
@@ -145,6 +151,7 @@ FR_LANDMARK_CARD = ModelCard(
         "sha256": FACEPLUGIN.files[MODEL_PATH],
         "provenance": FACEPLUGIN.provenance,
         "points": N_POINTS,
+        "graph_optimization": OPTIMIZATION,
         "scheme": "arcface5 (from ibug68)",
     },
 )

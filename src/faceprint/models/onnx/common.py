@@ -66,13 +66,15 @@ def open_session(
     sha256: str,
     *,
     optimization: GraphOptimization = "all",
+    threads: int | None = None,
     rewrite: Callable[[bytes], bytes] | None = None,
 ) -> OrtSession:
     """An onnxruntime session for ``path`` after checking it is still the registered file.
 
     ``optimization`` is the graph optimisation level (some graphs run several times faster at
-    a lower one than the default "all"); ``rewrite``, when given, turns the checked file's
-    bytes into the graph that is run (e.g. a fixed batch size made dynamic).
+    a lower one than the default "all"); ``threads`` the intra-op threads (None: onnxruntime's
+    default, one per core); ``rewrite``, when given, turns the checked file's bytes into the
+    graph that is run (e.g. a fixed batch size made dynamic).
     """
     if not path.is_file():
         raise ModelUnavailableError(f"model file {path} is gone", details={"path": str(path)})
@@ -88,6 +90,8 @@ def open_session(
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # errors only
     opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[optimization])
+    if threads is not None:
+        opts.intra_op_num_threads = threads
     try:
         graph: str | bytes = str(path) if data is None or rewrite is None else rewrite(data)
         session: OrtSession = ort.InferenceSession(graph, sess_options=opts, providers=["CPUExecutionProvider"])
