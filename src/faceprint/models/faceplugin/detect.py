@@ -33,7 +33,6 @@ from typing import Literal
 
 import numpy as np
 
-from faceprint import settings
 from faceprint.errors import InvalidArgumentError, ModelFormatError
 from faceprint.models.base import BuiltinModel, RawDetection
 from faceprint.models.card import ModelCard
@@ -294,15 +293,15 @@ def open_fr_session(path: Path, threads: int) -> OrtSession:
     return session
 
 
-#: Tiles run per batch: batching saves about a third of the time per tile on 2 threads;
-#: 16 tiles are 15 MB of input.
+#: Tiles run per batch (16 tiles are 15 MB of input): one call per batch instead of per tile;
+#: on 2 threads of an idle machine that saved about a third of the time per tile.
 BATCH = 16
 
 
-def default_threads() -> int:
-    """Intra-op threads: 2 where the process may use 2 cores (batches of tiles run about 1.5x
-    faster than on 1; a 320x240 pass is too small to gain from more)."""
-    return min(2, settings.usable_cores())
+#: Intra-op threads. One: the batch engine already runs one worker process per core, and on a
+#: busy 2-core machine 2 threads were slower per pass (4.2 ms against 2.9 ms); only on an idle
+#: one did 2 threads gain (about 1.5x on batches of tiles).
+DEFAULT_THREADS = 1
 
 
 class FrDetector:
@@ -315,11 +314,11 @@ class FrDetector:
     #: Smallest face side (network pixels) found reliably: the smallest prior is 10 px.
     min_face = 20
 
-    def __init__(self, card: ModelCard, policy: FrDetectPolicy | None = None, threads: int | None = None) -> None:
+    def __init__(self, card: ModelCard, policy: FrDetectPolicy | None = None, threads: int = DEFAULT_THREADS) -> None:
         self.card = card
         self.policy = policy or FrDetectPolicy()
         self.path = pack_file(FACEPLUGIN.name, MODEL_PATH)  # raises ModelUnavailableError with the install line
-        self.threads = threads or default_threads()
+        self.threads = threads
         self._session = open_fr_session(self.path, self.threads)
 
     def run_windows(self, image: np.ndarray, windows: list[Window]) -> list[tuple[np.ndarray, np.ndarray]]:
