@@ -102,7 +102,6 @@ def test_flip_tta_sums_the_two_views_and_renormalises():
 
 def _fixed_batch_embedder_graph(dim: int = feature.EMBEDDING_DIM, reshape: tuple[int, ...] = (1, -1)) -> bytes:
     """A tiny graph shaped like fr_feature.onnx: [1, 3, 112, 112] -> Conv -> Reshape [1, -1]."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -162,3 +161,16 @@ def test_embedder_cards_say_what_they_take_and_give():
         assert "unknown" in card.description.lower()  # training data unknown, said on the card
     assert models.get_card("fr-landmark").kind == "landmarks"
     assert ARCFACE_112_CHIP.size == 112
+
+
+# --- the evaluation harness can compare landmark models on the same detections -----------------------
+def test_an_evaluated_pipeline_takes_a_landmark_model():
+    from faceprint.errors import UnknownModelError
+    from faceprint.evaluation import PipelineSpec
+
+    spec = PipelineSpec.create("hog", "fr-feature", landmarks="fr-landmark")
+    assert spec.to_dict()["landmarks"] == "fr-landmark"
+    assert spec.analyzer().landmarks_card.name == "fr-landmark"  # names only: nothing is loaded
+    assert PipelineSpec.create().landmarks == models.DEFAULT_LANDMARKS
+    with pytest.raises(UnknownModelError):
+        PipelineSpec.create("hog", "fr-feature", landmarks="fr-feature")  # an embedder, not landmarks

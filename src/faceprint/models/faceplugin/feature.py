@@ -6,20 +6,20 @@ file: the 112x112 chip of the ArcFace 5-point similarity alignment
 similarity of the L2-normalised output. The graph's node names say it is a MobileFaceNet
 exported from PyTorch; the package does not say what it was trained on.
 
-Where this differs from the package's JavaScript (lib/fr_feature.js), by measurement
-(issue 12, re-measured with ``faceprint eval pairs``, bench/README.md): the JS warps the face
+Where this differs from the package's JavaScript (lib/fr_feature.js): the JS warps the face
 with an affine transform through 3 of the 5 points (eyes and nose) and feeds the canvas's
 RGB with ``(x - 127) / 128``; the 5-point similarity alignment and BGR input are far more
-accurate (99.3% on lfw_dev against 87.6%).
+accurate on lfw_dev (measured: issue 12; faceprint's own numbers: bench/README.md, section
+'Faceplugin models').
 
 Two things make it fast on a CPU: onnxruntime's graph optimisation level "extended" (the
-default, "all", runs this graph about 3x slower), and a batch: the file's batch size is fixed
-at 1, so the graph is loaded with a dynamic one (the input, the output and the final Reshape's
-``[1, -1]``; the outputs are the same to the bit).
+default, "all", runs this graph 2-3x slower), and a batch: the file's batch size is fixed at
+1, so the graph is loaded with a dynamic one (the input, the output and the final Reshape's
+``[1, -1]``; the same outputs, about 1.4x faster per face in batches of 32).
 
 ``fr-feature-flip`` is the same network with horizontal-flip test-time augmentation: the
 embedding of a chip is the renormalised sum of the (normalised) embeddings of the chip and
-its mirror image, at twice the cost. Its embeddings differ from ``fr-feature``'s, so it is
+its mirror image, at about 1.8x the cost. Its embeddings differ from ``fr-feature``'s, so it is
 a model of its own (galleries record which one made their templates).
 """
 
