@@ -219,7 +219,9 @@ class Analyzer:
         ``spec`` given), adding the landmarks its alignment needs when ``face`` lacks them."""
         spec = spec or self.embedder.chip
         if spec.kind == "dlib" and face.landmarks.scheme not in {"dlib5", "ibug68"} and face.landmarks68 is None:
-            face = replace(face, landmarks=self.landmarker.predict(rgb, face.box))
+            # dlib's chips need dlib's points: the configured model's when it gives them, else dlib5.
+            dlib_points = self.landmarker if self.landmarker.scheme in {"dlib5", "ibug68"} else models.load("dlib5", "landmarks")
+            face = replace(face, landmarks=dlib_points.predict(rgb, face.box))
         elif spec.kind == "template" and face.landmarks.scheme != "arcface5" and face.landmarks68 is None:
             # dlib's 5 points have no mouth corners; the 68-point model supplies them.
             face = replace(face, landmarks68=self._landmarks68(rgb, face.box))

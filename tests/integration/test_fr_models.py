@@ -130,3 +130,12 @@ def test_inspireface_east_asian_impostors_score_low(fr):
             assert similarity > 0.4, (a, b, similarity)
         else:
             assert similarity < 0.3, (a, b, similarity)
+
+
+def test_a_dlib_embedder_behind_fr_landmark_still_gets_dlib_points():
+    # fr-landmark gives arcface5 points; dlib's chips are cut from dlib5 points instead.
+    mixed = Analyzer(landmarks="fr-landmark")
+    a, b = (_embedding(mixed, f"{n}.jpg") for n in ("collins", "collins_2"))
+    reference = Analyzer()
+    ra, rb = (_embedding(reference, f"{n}.jpg") for n in ("collins", "collins_2"))
+    assert abs(float(a @ b) - float(ra @ rb)) < 1e-4

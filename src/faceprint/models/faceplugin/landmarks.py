@@ -44,8 +44,8 @@ INPUT_SIZE = 64
 #: Pixel scaling of the package's JavaScript: ``x / 256``.
 PIXEL_SCALE = 256.0
 N_POINTS = 68
-#: Graph optimisation "all" (onnxruntime's default) runs this graph ~4x faster than "extended"
-#: (about 1.5 ms against 6 ms per face here), unlike fr_feature's.
+#: Graph optimisation "all" (onnxruntime's default): unlike fr_feature's graph, this one runs
+#: about 4x faster at "all" than at "extended" (bench/README.md, section 'Faceplugin models').
 OPTIMIZATION: GraphOptimization = "all"
 #: One intra-op thread: a 64x64 grey input gains nothing from more, and the batch engine
 #: already runs one worker process per core.
