@@ -1,5 +1,5 @@
 """fr-landmark and fr-feature on real faces (needs the Faceplugin pack: `faceprint models install
-faceplugin`; skips with that reason when it is absent). Answers, not bit-exact floats."""
+faceplugin`; skips naming that command when it is absent). Answers, not bit-exact floats."""
 
 from __future__ import annotations
 
@@ -10,19 +10,13 @@ import numpy as np
 import pytest
 
 from faceprint import Analyzer, models
-from faceprint.errors import ModelUnavailableError
-from faceprint.models.faceplugin import feature, landmarks
-from faceprint.models.packs import pack_file
-from tests.conftest import face_image, shared
+from faceprint.models.faceplugin import landmarks
+from tests.conftest import face_image, needs_pack, shared
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _pack_installed() -> None:
-    try:
-        pack_file("faceplugin", feature.MODEL_PATH)
-        pack_file("faceplugin", landmarks.MODEL_PATH)
-    except ModelUnavailableError:
-        pytest.skip("model pack faceplugin not installed: run `faceprint models install faceplugin`")
+    needs_pack("faceplugin")  # skips naming `faceprint models install faceplugin`
 
 
 @pytest.fixture(scope="module")
