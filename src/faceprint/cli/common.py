@@ -70,6 +70,9 @@ ModelsDirOpt: Any = typer.Option(
 UpsampleOpt: Any = typer.Option(
     None, "--upsample", min=0, max=3, help="Upsample the image N times before detecting (default: only small images, once)."
 )
+LandmarksOpt: Any = typer.Option(
+    models.DEFAULT_LANDMARKS, "--landmarks", help="Landmark model run on the detector's boxes (see `faceprint models`)."
+)
 
 #: Below this many files the default is to run in-process: starting workers costs ~1 s.
 SMALL_BATCH = 8

@@ -24,6 +24,7 @@ from faceprint.cli.common import (
     DetectorOpt,
     JobsOpt,
     JsonOpt,
+    LandmarksOpt,
     ModelFileOpt,
     ModelOpt,
     ModelsDirOpt,
@@ -49,11 +50,6 @@ SelectOpt: Any = typer.Option("center", "--select", help="With several faces: th
 ReportOpt: Any = typer.Option(None, "--report", help="Also write a self-contained HTML report (plots, tables, worst errors).")
 EvalDetectorOpt: Any = typer.Option(
     "hog", "--detector", "-d", help="Detector name (see `faceprint models`), or 'none' for the centre crop only."
-)
-
-
-LandmarksOpt: Any = typer.Option(
-    models.DEFAULT_LANDMARKS, "--landmarks", help="Landmark model run on the detector's boxes (see `faceprint models`)."
 )
 
 

@@ -24,6 +24,7 @@ from faceprint.cli.common import (
     DetectorOpt,
     JobsOpt,
     JsonOpt,
+    LandmarksOpt,
     ModelFileOpt,
     ModelOpt,
     ModelsDirOpt,
@@ -41,8 +42,9 @@ from faceprint.types import EmbeddedFace, Face, ImageAnalysis
 app = typer.Typer()
 
 
-def _analyzer(detector: str, model: str, upsample: int | None, landmarks68: bool = False) -> Analyzer:
-    return Analyzer(detector=detector, embedder=model, landmarks68=landmarks68, policy=DetectionPolicy(upsample=upsample))
+def _analyzer(detector: str, model: str, upsample: int | None, landmarks: str, landmarks68: bool = False) -> Analyzer:
+    return Analyzer(detector=detector, landmarks=landmarks, embedder=model, landmarks68=landmarks68,
+                    policy=DetectionPolicy(upsample=upsample))
 
 
 def _box(face: Face) -> str:
@@ -187,6 +189,7 @@ def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed:
 def detect(
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
     detector: str = DetectorOpt,
+    landmarks: str = LandmarksOpt,
     landmarks68: bool = typer.Option(False, "--landmarks68", help="Also give the 68-point landmarks."),
     upsample: Optional[int] = UpsampleOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
@@ -197,7 +200,7 @@ def detect(
     """Find faces: box, score, 5 landmarks (dlib5 order) and head pose."""
     with common.errors_to_exit(as_json):
         detector, _ = common.file_models(models_dir, detector, detector_file)
-        analyzer = _analyzer(detector, models.DEFAULT_EMBEDDER, upsample, landmarks68)
+        analyzer = _analyzer(detector, models.DEFAULT_EMBEDDER, upsample, landmarks, landmarks68)
         _batch_command(images, as_json, analyzer, embed=False, jobs=jobs)
 
 
@@ -205,6 +208,7 @@ def detect(
 def embed(
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
     detector: str = DetectorOpt,
+    landmarks: str = LandmarksOpt,
     model: str = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
     model_file: Optional[Path] = ModelFileOpt,
@@ -216,7 +220,7 @@ def embed(
     """Find faces and compute their embeddings (float32, L2-normalised)."""
     with common.errors_to_exit(as_json):
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
-        _batch_command(images, as_json, _analyzer(detector, model, upsample), embed=True, jobs=jobs)
+        _batch_command(images, as_json, _analyzer(detector, model, upsample, landmarks), embed=True, jobs=jobs)
 
 
 @app.command()
@@ -230,6 +234,7 @@ def verify(
     face_a: Optional[int] = typer.Option(None, "--face-a", min=0, help="Face index in IMAGE_A (default: largest)."),
     face_b: Optional[int] = typer.Option(None, "--face-b", min=0, help="Face index in IMAGE_B (default: largest)."),
     detector: str = DetectorOpt,
+    landmarks: str = LandmarksOpt,
     model: str = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
     model_file: Optional[Path] = ModelFileOpt,
@@ -240,7 +245,7 @@ def verify(
     """Are the faces in two images the same person? Exit 0 with the answer either way."""
     with common.errors_to_exit(as_json):
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
-        analyzer = _analyzer(detector, model, upsample)
+        analyzer = _analyzer(detector, model, upsample, landmarks)
         if threshold is None and analyzer.embedder_card.calibration is None:
             raise InvalidArgumentError(
                 f"{model} has no calibrated thresholds, so no FAR can be turned into one; give --threshold "
