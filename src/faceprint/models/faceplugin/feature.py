@@ -34,6 +34,7 @@ from faceprint.align import ARCFACE_112_CHIP
 from faceprint.errors import ModelFormatError
 from faceprint.models.base import BuiltinModel
 from faceprint.models.card import ModelCard
+from faceprint.models.faceplugin.calibration import FR_FEATURE_CALIBRATION, FR_FEATURE_FLIP_CALIBRATION
 from faceprint.models.onnx.arcface import OnnxEmbedder
 from faceprint.models.onnx.common import GraphOptimization, OrtSession, Preprocessing, open_session
 from faceprint.models.packs import FACEPLUGIN, pack_file
@@ -123,7 +124,8 @@ def _card(name: str, flip: bool) -> ModelCard:
         licence=FACEPLUGIN.licence,
         embedding_dim=EMBEDDING_DIM,
         metric=f"cosine similarity of L2-normalised {EMBEDDING_DIM}-D vectors (higher = more alike)",
-        calibration=None,  # not calibrated yet: verify needs an explicit threshold
+        # lfw_dev, all pairs, fr-detect boxes and fr-landmark points (bench/faceplugin.py).
+        calibration=FR_FEATURE_FLIP_CALIBRATION if flip else FR_FEATURE_CALIBRATION,
         extra={
             "format": "onnx",
             "family": "arcface",
