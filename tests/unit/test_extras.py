@@ -14,7 +14,7 @@ from faceprint.errors import MissingDependencyError
 
 # Setting sys.modules[name] = None makes `import name` raise ImportError, as if not installed.
 BLOCK = "import sys\nfor m in {mods!r}: sys.modules[m] = None\n"
-EXTRAS = ("fastapi", "uvicorn", "multipart", "matplotlib", "sklearn")
+EXTRAS = ("fastapi", "uvicorn", "python_multipart", "multipart", "matplotlib", "sklearn")
 
 
 def run(code: str, *mods: str) -> subprocess.CompletedProcess[str]:

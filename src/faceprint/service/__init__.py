@@ -7,7 +7,7 @@
 from faceprint.errors import import_optional
 
 # The service is an extra: say which one when its libraries are missing (not a bare ImportError).
-for _module in ("fastapi", "uvicorn", "multipart"):
+for _module in ("fastapi", "uvicorn", "python_multipart"):
     import_optional(_module, "service")
 
 from faceprint.service.app import create_app  # noqa: E402
