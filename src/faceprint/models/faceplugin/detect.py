@@ -36,7 +36,7 @@ import numpy as np
 from faceprint.errors import InvalidArgumentError, ModelFormatError
 from faceprint.models.base import BuiltinModel, RawDetection
 from faceprint.models.card import ModelCard
-from faceprint.models.onnx.common import OrtSession, import_onnxruntime, run_session
+from faceprint.models.onnx.common import OrtSession, free_batch_dimension, open_session, run_session
 from faceprint.models.onnx.scrfd import nms
 from faceprint.models.packs import FACEPLUGIN, pack_file
 from faceprint.types import Box
@@ -259,36 +259,25 @@ def inside_fraction(a: np.ndarray, b: np.ndarray) -> float:
     return float(iw * ih / smaller) if smaller > 0 else 0.0
 
 
-def batchable_model(path: Path) -> bytes:
+def batchable_model(data: bytes) -> bytes:
     """The detector's graph with a free batch dimension (the file fixes it at 1; the graph
     itself reshapes by the input's own shape), so that the tiles of a photo run as one batch."""
     import onnx
 
-    model = onnx.load(str(path))
-    for value in [*model.graph.input, *model.graph.output]:
-        value.type.tensor_type.shape.dim[0].dim_param = "N"
-    data: bytes = model.SerializeToString()
-    return data
+    model = onnx.ModelProto()
+    model.ParseFromString(data)
+    free_batch_dimension(model)
+    out: bytes = model.SerializeToString()
+    return out
 
 
 def open_fr_session(path: Path, threads: int) -> OrtSession:
     """An onnxruntime session for the detector: batchable, graph optimisation ALL (about 3x
     faster than EXTENDED or BASIC for this network), ``threads`` intra-op threads, no
-    spin-waiting (bench/README.md, 'fr-detect detection policy')."""
-    ort = import_onnxruntime()
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    # Between batches the pipeline does other work; spinning threads would take its CPU.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        session: OrtSession = ort.InferenceSession(
-            batchable_model(path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnx's and onnxruntime's own exception types
-        raise ModelFormatError(f"onnxruntime cannot load {path}: {exc}", details={"path": str(path)}) from exc
+    spin-waiting: between batches the pipeline does other work (bench/README.md, 'fr-detect
+    detection policy')."""
+    session = open_session(path, FACEPLUGIN.files[MODEL_PATH], optimization="all", threads=threads,
+                           spinning=False, rewrite=batchable_model)
     logger.info("fr-detect loaded from %s (%d intra-op threads)", path, threads)
     return session
 

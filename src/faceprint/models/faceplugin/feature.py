@@ -36,7 +36,7 @@ from faceprint.models.base import BuiltinModel
 from faceprint.models.card import ModelCard
 from faceprint.models.faceplugin.calibration import FR_FEATURE_CALIBRATION, FR_FEATURE_FLIP_CALIBRATION
 from faceprint.models.onnx.arcface import OnnxEmbedder
-from faceprint.models.onnx.common import GraphOptimization, OrtSession, Preprocessing, open_session
+from faceprint.models.onnx.common import GraphOptimization, OrtSession, Preprocessing, free_batch_dimension, open_session
 from faceprint.models.packs import FACEPLUGIN, pack_file
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ def dynamic_batch(model: bytes) -> bytes:
     if target is None or numpy_helper.to_array(target).tolist() != [1, -1]:
         raise ModelFormatError("fr_feature.onnx: expected one Reshape to [1, -1] at the end of the graph")
     target.CopyFrom(numpy_helper.from_array(np.array([-1, EMBEDDING_DIM], dtype=np.int64), target.name))
-    for value in (*graph.graph.input, *graph.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    free_batch_dimension(graph)
     out: bytes = graph.SerializeToString()
     return out
 

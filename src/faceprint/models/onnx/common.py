@@ -67,14 +67,17 @@ def open_session(
     *,
     optimization: GraphOptimization = "all",
     threads: int | None = None,
+    spinning: bool = True,
     rewrite: Callable[[bytes], bytes] | None = None,
 ) -> OrtSession:
     """An onnxruntime session for ``path`` after checking it is still the registered file.
 
     ``optimization`` is the graph optimisation level (some graphs run several times faster at
     a lower one than the default "all"); ``threads`` the intra-op threads (None: onnxruntime's
-    default, one per core); ``rewrite``, when given, turns the checked file's bytes into the
-    graph that is run (e.g. a fixed batch size made dynamic).
+    default, one per core); ``spinning=False`` keeps idle onnxruntime threads from spin-waiting
+    (for a model called between other work, whose CPU they would take); ``rewrite``, when
+    given, turns the checked file's bytes into the graph that is run (e.g. a fixed batch size
+    made dynamic, :func:`free_batch_dimension`).
     """
     if not path.is_file():
         raise ModelUnavailableError(f"model file {path} is gone", details={"path": str(path)})
@@ -92,6 +95,9 @@ def open_session(
     opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[optimization])
     if threads is not None:
         opts.intra_op_num_threads = threads
+    if not spinning:
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         graph: str | bytes = str(path) if data is None or rewrite is None else rewrite(data)
         session: OrtSession = ort.InferenceSession(graph, sess_options=opts, providers=["CPUExecutionProvider"])
@@ -99,6 +105,13 @@ def open_session(
         raise ModelFormatError(f"onnxruntime cannot load {path}: {exc}", details={"path": str(path)}) from exc
     logger.debug("onnxruntime session opened for %s (graph optimisation %s)", path, optimization)
     return session
+
+
+def free_batch_dimension(model: Any) -> None:
+    """Give an ``onnx.ModelProto``'s inputs and outputs a symbolic first dimension ``N`` (for a
+    file exported with a fixed batch of 1 whose graph does not depend on it)."""
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
 
 
 def run_session(
