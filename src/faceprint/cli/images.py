@@ -275,8 +275,7 @@ app.add_typer(models_app, name="models")
 def list_models(
     ctx: typer.Context, models_dir: Optional[Path] = ModelsDirOpt, as_json: bool = JsonOpt
 ) -> None:
-    """List the registered models with their sources, licences and calibrated thresholds, and the
-    model packs (installed or not; `faceprint models install` installs them)."""
+    """List the models (sources, licences, calibrated thresholds) and the model packs, installed or not."""
     if ctx.invoked_subcommand is not None:
         return
     with common.errors_to_exit(as_json):
