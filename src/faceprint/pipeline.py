@@ -25,6 +25,7 @@ from faceprint import models
 from faceprint.align import ChipSpec, extract_chip
 from faceprint.errors import FaceIndexError, InvalidArgumentError, NoFaceError
 from faceprint.imageio import DEFAULT_LIMITS, ImageLimits, ImageSource, describe_source, load_image
+from faceprint.models import defaults as model_defaults
 from faceprint.models.base import Detector, Embedder, LandmarkModel
 from faceprint.pose import estimate_pose
 from faceprint.types import (
@@ -100,17 +101,22 @@ class DetectionPolicy:
 class Analyzer:
     """A configured face pipeline.
 
-    >>> analyzer = Analyzer()                       # hog + dlib5 + dlib-resnet34
+    >>> analyzer = Analyzer()                       # the best installed models
     >>> faces = analyzer.embed("photo.jpg")          # list[EmbeddedFace]
     >>> analyzer.verify("a.jpg", "b.jpg", far=1e-3)  # Verification
+
+    Models not named are filled in by :func:`faceprint.models.defaults.resolve`: the default
+    embedder (fr-feature with the Faceplugin pack installed, else dlib-resnet34), and the
+    detector and landmarks its card was calibrated with (``Analyzer(embedder="dlib-resnet34")``
+    is hog + dlib5 + dlib-resnet34 whatever is installed).
     """
 
     def __init__(
         self,
-        detector: str = models.DEFAULT_DETECTOR,
-        embedder: str = models.DEFAULT_EMBEDDER,
+        detector: str | None = None,
+        embedder: str | None = None,
         *,
-        landmarks: str = models.DEFAULT_LANDMARKS,
+        landmarks: str | None = None,
         landmarks68: bool = False,
         policy: DetectionPolicy | None = None,
         limits: ImageLimits = DEFAULT_LIMITS,
@@ -118,9 +124,10 @@ class Analyzer:
         engine: ManyImagesEngine | None = None,
     ) -> None:
         # Resolve names now so a typo fails here, not on the first image; load lazily.
-        self.detector_card = models.get_card(detector, "detector")
-        self.embedder_card = models.get_card(embedder, "embedder")
-        self.landmarks_card = models.get_card(landmarks, "landmarks")
+        chosen = model_defaults.resolve(detector, landmarks, embedder)
+        self.embedder_card = models.get_card(chosen.embedder, "embedder")
+        self.detector_card = models.get_card(chosen.detector, "detector")
+        self.landmarks_card = models.get_card(chosen.landmarks, "landmarks")
         self.want_68 = landmarks68
         self.policy = policy or DetectionPolicy()
         self.limits = limits

@@ -34,7 +34,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from faceprint import models, settings
+from faceprint import settings
 from faceprint.errors import FaceprintError, InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -54,9 +54,12 @@ EXIT_INTERRUPTED = 130
 # --- shared options -----------------------------------------------------------------------------
 JsonOpt: Any = typer.Option(False, "--json", help="Print exactly one JSON document on stdout.")
 DetectorOpt: Any = typer.Option(
-    models.DEFAULT_DETECTOR, "--detector", "-d", help="Detector name (see `faceprint models`)."
+    None, "--detector", "-d",
+    help="Detector name (default: the one the embedder was calibrated with; see `faceprint models`).",
 )
-ModelOpt: Any = typer.Option(models.DEFAULT_EMBEDDER, "--model", "-m", help="Embedding model name.")
+ModelOpt: Any = typer.Option(
+    None, "--model", "-m", help="Embedding model name (default: the best installed; see `faceprint models`)."
+)
 ModelFileOpt: Any = typer.Option(
     None, "--model-file", help="An ArcFace-style ONNX embedder file (NAME.json beside it, if any, gives its settings).",
 )
@@ -71,7 +74,8 @@ UpsampleOpt: Any = typer.Option(
     None, "--upsample", min=0, max=3, help="Upsample the image N times before detecting (default: only small images, once)."
 )
 LandmarksOpt: Any = typer.Option(
-    models.DEFAULT_LANDMARKS, "--landmarks", help="Landmark model run on the detector's boxes (see `faceprint models`)."
+    None, "--landmarks",
+    help="Landmark model run on the detector's boxes (default: the one the embedder was calibrated with).",
 )
 
 #: Below this many files the default is to run in-process: starting workers costs ~1 s.
@@ -159,26 +163,38 @@ def show_progress(as_json: bool, n_items: int | None = None) -> bool:
 # --- models from files ---------------------------------------------------------------------------
 def file_models(
     models_dir: Path | None,
-    detector: str,
+    detector: str | None,
     detector_file: Path | None,
-    model: str = models.DEFAULT_EMBEDDER,
+    model: str | None = None,
     model_file: Path | None = None,
-) -> tuple[str, str]:
+) -> tuple[str | None, str | None]:
     """Register the ONNX files given (``--models-dir``, ``--detector-file``, ``--model-file``);
-    the (detector, embedder) names to use."""
+    the (detector, embedder) names to use (None: the default, see :mod:`faceprint.models.defaults`)."""
     from faceprint.models.onnx import load_models_dir, register_onnx_model
 
     if models_dir is not None:
         load_models_dir(models_dir)
     if detector_file is not None:
-        if detector != models.DEFAULT_DETECTOR:
+        if detector is not None:
             raise InvalidArgumentError("give --detector or --detector-file, not both")
         detector = register_onnx_model(detector_file, kind="detector").name
     if model_file is not None:
-        if model != models.DEFAULT_EMBEDDER:
+        if model is not None:
             raise InvalidArgumentError("give --model or --model-file, not both")
         model = register_onnx_model(model_file, kind="embedder").name
     return detector, model
+
+
+def note_default_models(as_json: bool, *names: str | None) -> None:
+    """When the command runs the default models and a better pack is not installed, say how to
+    install it (one line on stderr; never with --json, whose readers want stdout alone)."""
+    from faceprint.models.defaults import upgrade_hint
+
+    if as_json or any(name is not None for name in names):
+        return
+    hint = upgrade_hint()
+    if hint:
+        err.print(f"note: {escape(hint)}", style="dim", markup=True, highlight=False)
 
 
 # --- the global options and the gallery ----------------------------------------------------------

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 from rich.table import Table
 
-from faceprint import models
 from faceprint.cli import common
 from faceprint.cli.common import (
     DetectorFileOpt,
@@ -49,24 +48,27 @@ RootOpt: Any = typer.Option(None, "--root", help="Folder the CSV's image paths a
 SelectOpt: Any = typer.Option("center", "--select", help="With several faces: the one nearest the image centre, or the largest.")
 ReportOpt: Any = typer.Option(None, "--report", help="Also write a self-contained HTML report (plots, tables, worst errors).")
 EvalDetectorOpt: Any = typer.Option(
-    "hog", "--detector", "-d", help="Detector name (see `faceprint models`), or 'none' for the centre crop only."
+    None, "--detector", "-d",
+    help="Detector name (default: the one the embedder was calibrated with; see `faceprint models`), "
+    "or 'none' for the centre crop only.",
 )
 
 
 def _spec(
-    detector: str, model: str, upsample: int | None, select: str,
+    detector: str | None, model: str | None, upsample: int | None, select: str,
     models_dir: Path | None, detector_file: Path | None, model_file: Path | None,
-    landmarks: str = models.DEFAULT_LANDMARKS,
+    landmarks: str | None = None,
 ) -> PipelineSpec:
     from faceprint.evaluation import NO_DETECTOR, PipelineSpec
 
     if select not in ("center", "largest"):
         raise InvalidArgumentError(f"--select must be 'center' or 'largest', not {select!r}")
     if detector == NO_DETECTOR:
-        _, model = common.file_models(models_dir, models.DEFAULT_DETECTOR, None, model, model_file)
+        _, model = common.file_models(models_dir, None, None, model, model_file)
     else:
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
-    return PipelineSpec.create(detector, model, policy=DetectionPolicy(upsample=upsample), select=select, landmarks=landmarks)
+    return PipelineSpec.create(detector or "", model or "", policy=DetectionPolicy(upsample=upsample), select=select,
+                               landmarks=landmarks or "")
 
 
 @contextmanager
@@ -117,8 +119,8 @@ def _n(x: Optional[float], digits: int = 4) -> str:
 def eval_pairs(
     pairs_csv: Path = typer.Argument(..., help="CSV with path_a,path_b,same[,fold][,group columns]."),
     root: Optional[Path] = RootOpt,
-    model: str = ModelOpt,
-    detector: str = EvalDetectorOpt,
+    model: Optional[str] = ModelOpt,
+    detector: Optional[str] = EvalDetectorOpt,
     select: str = SelectOpt,
     upsample: Optional[int] = UpsampleOpt,
     group_by: Optional[str] = typer.Option(None, "--group-by", help="A CSV column: FMR and FNMR per value at one threshold."),
@@ -137,7 +139,7 @@ def eval_pairs(
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
-    landmarks: str = LandmarksOpt,
+    landmarks: Optional[str] = LandmarksOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Verification accuracy on labelled pairs: k-fold accuracy, AUC, EER, TAR@FAR, calibration check."""
@@ -233,8 +235,8 @@ def eval_identify(
     ),
     max_rank: int = typer.Option(20, "--max-rank", min=1, max=1000, help="Longest rank of the CMC curve."),
     max_identities: Optional[int] = typer.Option(None, "--max-identities", min=2, help="Use an evenly spread subset of identities."),
-    model: str = ModelOpt,
-    detector: str = EvalDetectorOpt,
+    model: Optional[str] = ModelOpt,
+    detector: Optional[str] = EvalDetectorOpt,
     select: str = SelectOpt,
     upsample: Optional[int] = UpsampleOpt,
     jobs: Optional[int] = JobsOpt,
@@ -242,7 +244,7 @@ def eval_identify(
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
-    landmarks: str = LandmarksOpt,
+    landmarks: Optional[str] = LandmarksOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """1:N identification through a temporary gallery: rank-1/rank-5, CMC, FNIR at FPIR, DIR."""
@@ -285,18 +287,18 @@ def eval_identify(
 def calibrate(
     data_csv: Path = typer.Argument(..., help="A pairs CSV (path_a,path_b,same) or an identities CSV (path,identity)."),
     out_file: Path = typer.Option(..., "--out", "-o", help="JSON file to write {\"calibration\": ...} to (merged into an existing sidecar)."),
-    model: str = ModelOpt,
+    model: Optional[str] = ModelOpt,
     root: Optional[Path] = RootOpt,
     far: Optional[list[float]] = typer.Option(None, "--far", help="FARs to calibrate (repeatable; default 1e-2, 1e-3, 1e-4)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Name of the data, written into the card."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     select: str = SelectOpt,
     upsample: Optional[int] = UpsampleOpt,
     jobs: Optional[int] = JobsOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
-    landmarks: str = LandmarksOpt,
+    landmarks: Optional[str] = LandmarksOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Thresholds at named FARs from every impostor pair the data allows, written as a model card's calibration."""

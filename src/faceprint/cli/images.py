@@ -42,7 +42,8 @@ from faceprint.types import EmbeddedFace, Face, ImageAnalysis
 app = typer.Typer()
 
 
-def _analyzer(detector: str, model: str, upsample: int | None, landmarks: str, landmarks68: bool = False) -> Analyzer:
+def _analyzer(detector: str | None, model: str | None, upsample: int | None, landmarks: str | None,
+              landmarks68: bool = False) -> Analyzer:
     return Analyzer(detector=detector, landmarks=landmarks, embedder=model, landmarks68=landmarks68,
                     policy=DetectionPolicy(upsample=upsample))
 
@@ -188,8 +189,8 @@ def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed:
 @app.command()
 def detect(
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
-    detector: str = DetectorOpt,
-    landmarks: str = LandmarksOpt,
+    detector: Optional[str] = DetectorOpt,
+    landmarks: Optional[str] = LandmarksOpt,
     landmarks68: bool = typer.Option(False, "--landmarks68", help="Also give the 68-point landmarks."),
     upsample: Optional[int] = UpsampleOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
@@ -200,16 +201,17 @@ def detect(
     """Find faces: box, score, 5 landmarks (dlib5 order) and head pose."""
     with common.errors_to_exit(as_json):
         detector, _ = common.file_models(models_dir, detector, detector_file)
-        analyzer = _analyzer(detector, models.DEFAULT_EMBEDDER, upsample, landmarks, landmarks68)
+        common.note_default_models(as_json, detector, landmarks)
+        analyzer = _analyzer(detector, None, upsample, landmarks, landmarks68)
         _batch_command(images, as_json, analyzer, embed=False, jobs=jobs)
 
 
 @app.command()
 def embed(
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
-    detector: str = DetectorOpt,
-    landmarks: str = LandmarksOpt,
-    model: str = ModelOpt,
+    detector: Optional[str] = DetectorOpt,
+    landmarks: Optional[str] = LandmarksOpt,
+    model: Optional[str] = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
@@ -220,6 +222,7 @@ def embed(
     """Find faces and compute their embeddings (float32, L2-normalised)."""
     with common.errors_to_exit(as_json):
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
+        common.note_default_models(as_json, model)
         _batch_command(images, as_json, _analyzer(detector, model, upsample, landmarks), embed=True, jobs=jobs)
 
 
@@ -233,9 +236,9 @@ def verify(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Explicit cosine-similarity threshold."),
     face_a: Optional[int] = typer.Option(None, "--face-a", min=0, help="Face index in IMAGE_A (default: largest)."),
     face_b: Optional[int] = typer.Option(None, "--face-b", min=0, help="Face index in IMAGE_B (default: largest)."),
-    detector: str = DetectorOpt,
-    landmarks: str = LandmarksOpt,
-    model: str = ModelOpt,
+    detector: Optional[str] = DetectorOpt,
+    landmarks: Optional[str] = LandmarksOpt,
+    model: Optional[str] = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
@@ -245,6 +248,7 @@ def verify(
     """Are the faces in two images the same person? Exit 0 with the answer either way."""
     with common.errors_to_exit(as_json):
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
+        common.note_default_models(as_json, model)
         analyzer = _analyzer(detector, model, upsample, landmarks)
         if threshold is None and analyzer.embedder_card.calibration is None:
             raise InvalidArgumentError(
@@ -279,7 +283,7 @@ def list_models(
     if ctx.invoked_subcommand is not None:
         return
     with common.errors_to_exit(as_json):
-        common.file_models(models_dir, models.DEFAULT_DETECTOR, None)
+        common.file_models(models_dir, None, None)
         cards = models.list_cards()
         pack_states = packs.status()
         if as_json:

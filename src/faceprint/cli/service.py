@@ -55,33 +55,38 @@ def serve(
     max_top_k: int = typer.Option(100, "--max-top-k", min=1, max=1000, help="Largest top_k of identify."),
     max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow this origin by CORS (repeatable; default: CORS off)."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     log_level: str = typer.Option("info", "--log-level", envvar=env.LOG_LEVEL, help="debug, info, warning, error."),
 ) -> None:
     """Run the HTTP service and its web page (FastAPI + uvicorn). API docs at /docs, schema at /openapi.json."""
     with common.errors_to_exit(False):
         from faceprint.gallery import Gallery
-        from faceprint.pipeline import Analyzer
         from faceprint.service import Settings
         from faceprint.service import serve as run_service
         from faceprint.service.auth import KeyStore
 
         mib = 1024 * 1024
+        gallery_file = _gallery_file(ctx, gallery)
+        # Fail here, with a one-line message, on a bad gallery; and resolve the models once (the
+        # gallery's own), so every worker process runs the same ones.
+        with Gallery.open(gallery_file, detector=detector) as opened:
+            chosen = opened.analyzer
         settings = Settings(
-            gallery=_gallery_file(ctx, gallery), detector=detector, threads=threads,
+            gallery=gallery_file, detector=chosen.detector_card.name, landmarks=chosen.landmarks_card.name,
+            embedder=chosen.embedder_card.name, threads=threads,
             max_request_bytes=int(max_request_mb * mib), max_image_bytes=int(max_image_mb * mib),
             max_pixels=max_pixels, max_faces=max_faces, max_top_k=max_top_k, max_images=max_images,
             rate_limit=rate_limit, cors_origins=tuple(cors_origin or ()), log_level=log_level,
         )
-        # Fail here, with a one-line message, on a bad gallery or a model it was not made with.
-        Gallery.open(settings.gallery, analyzer=Analyzer(detector)).close()
         keys = KeyStore(settings.gallery)
         try:
             active = keys.count_active()
         finally:
             keys.close()
         shown = f"[{host}]" if ":" in host else host
-        print(f"faceprint service on http://{shown}:{port}/  (gallery {settings.gallery}; API docs /docs)", file=sys.stderr)
+        print(f"faceprint service on http://{shown}:{port}/  (gallery {settings.gallery}; models "
+              f"{chosen.detector_card.name} + {chosen.landmarks_card.name} + {chosen.model_id}; API docs /docs)",
+              file=sys.stderr)
         if not active:
             print("no API keys yet: create one with "
                   f"`faceprint --gallery {settings.gallery} keys create --scope recognize --scope manage`", file=sys.stderr)

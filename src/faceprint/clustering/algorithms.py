@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from faceprint.errors import InvalidArgumentError, import_optional
+from faceprint.errors import InvalidArgumentError, ModelMismatchError, import_optional
 
 if TYPE_CHECKING:  # pragma: no cover - scipy is imported when a graph is built
     from scipy import sparse
@@ -148,15 +148,25 @@ class Clustering:
 
 
 # --- thresholds -------------------------------------------------------------------------------
-def threshold_for_far(far: float = DEFAULT_FAR, model: str | None = None) -> float:
+def threshold_for_far(far: float = DEFAULT_FAR, model: str | None = None, *, dim: int | None = None) -> float:
     """The embedder's calibrated cosine threshold at ``far`` (its model card's table).
 
-    ``model`` defaults to the default embedder (``dlib-resnet34``: FAR 1e-3 -> 0.9258).
+    ``model`` defaults to the default embedder (:func:`faceprint.models.defaults.default_models`;
+    dlib-resnet34: FAR 1e-3 -> 0.9258, fr-feature: 0.3363). ``dim``, the embeddings' size when
+    known, must be the model's: another model's threshold would merge or split everyone.
     Raises :class:`InvalidArgumentError` outside the calibrated range (1e-1 .. 1e-5 there).
     """
     from faceprint import models
+    from faceprint.models.defaults import default_models
 
-    return float(models.get_card(model or models.DEFAULT_EMBEDDER, "embedder").threshold_for(far))
+    card = models.get_card(model or default_models().embedder, "embedder")
+    if dim is not None and card.embedding_dim is not None and dim != card.embedding_dim:
+        raise ModelMismatchError(
+            f"{dim}-D embeddings are not {card.id}'s ({card.embedding_dim}-D); name the model that made them "
+            "(model=...) or give a threshold",
+            details={"dim": dim, "model": card.id, "model_dim": card.embedding_dim},
+        )
+    return float(card.threshold_for(far))
 
 
 # --- input checks -------------------------------------------------------------------------------
@@ -552,7 +562,8 @@ def cluster(embeddings: Any, algorithm: str = DEFAULT_ALGORITHM, *, threshold: f
         raise InvalidArgumentError("give threshold= or far=, not both")
     if threshold is None:
         far = DEFAULT_FAR if far is None else far
-        threshold = threshold_for_far(far, model)
+        shape = np.shape(embeddings)
+        threshold = threshold_for_far(far, model, dim=int(shape[1]) if len(shape) == 2 else None)
     allowed = [n for n, p in inspect.signature(func).parameters.items() if p.kind is p.KEYWORD_ONLY]
     unknown = sorted(set(params) - set(allowed) - {"photo_ids"})
     if unknown:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from faceprint.batch import analyze_many, can_spawn
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.evaluation.datasets import PairList, ProgressFactory, no_progress
 from faceprint.evaluation.perturb import Perturbation, centre_box
+from faceprint.models import defaults as model_defaults
 from faceprint.models.card import ModelKind
 from faceprint.pipeline import Analyzer, DetectionPolicy
 from faceprint.settings import usable_cores
@@ -62,34 +63,43 @@ IMAGES_PER_WORKER = 256
 class PipelineSpec:
     """A picklable description of the pipeline to evaluate (worker processes rebuild it)."""
 
-    detector: str = models.DEFAULT_DETECTOR
-    model: str = models.DEFAULT_EMBEDDER
+    #: Model names; "" (the default) is filled in when the spec is made, as :class:`Analyzer`
+    #: does (:func:`faceprint.models.defaults.resolve`).
+    detector: str = ""
+    model: str = ""
     policy: DetectionPolicy = DetectionPolicy()
     select: str = "center"
     batch_size: int = 32
     #: The landmark model run on the detector's boxes (unless the detector gives its own).
-    landmarks: str = models.DEFAULT_LANDMARKS
+    landmarks: str = ""
     #: (path, kind, name) of user ONNX files to register in worker processes.
     file_models: tuple[tuple[str, ModelKind, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.select not in ("center", "largest"):
             raise InvalidArgumentError(f"select must be 'center' or 'largest', not {self.select!r}")
+        # Concrete names from here on: worker processes must run the same models.
+        given_detector = None if self.detector == NO_DETECTOR else self.detector or None
+        chosen = model_defaults.resolve(given_detector, self.landmarks or None, self.model or None)
+        object.__setattr__(self, "detector", self.detector if self.detector == NO_DETECTOR else chosen.detector)
+        object.__setattr__(self, "model", chosen.embedder)
+        object.__setattr__(self, "landmarks", chosen.landmarks)
 
     @classmethod
-    def create(cls, detector: str = models.DEFAULT_DETECTOR, model: str = models.DEFAULT_EMBEDDER, **kwargs: Any) -> PipelineSpec:
+    def create(cls, detector: str = "", model: str = "", **kwargs: Any) -> PipelineSpec:
         """Check the names now and note any user ONNX files among them."""
         from faceprint.models.onnx import is_file_model
 
+        spec = cls(detector=detector, model=model, **kwargs)
         files = []
-        models.get_card(kwargs.get("landmarks", models.DEFAULT_LANDMARKS), "landmarks")
-        cards = [models.get_card(model, "embedder")]
-        if detector != NO_DETECTOR:
-            cards.append(models.get_card(detector, "detector"))
+        models.get_card(spec.landmarks, "landmarks")
+        cards = [models.get_card(spec.model, "embedder")]
+        if spec.detector != NO_DETECTOR:
+            cards.append(models.get_card(spec.detector, "detector"))
         for card in cards:
             if is_file_model(card):
                 files.append((str(card.extra["path"]), card.kind, card.name))
-        return cls(detector=detector, model=model, file_models=tuple(files), **kwargs)
+        return replace(spec, file_models=tuple(files)) if files else spec
 
     def analyzer(self) -> Analyzer:
         """The Analyzer this spec describes (registering its user ONNX files here first)."""
@@ -97,7 +107,7 @@ class PipelineSpec:
 
         for path, kind, name in self.file_models:
             register_onnx_model(path, kind=kind, name=name)  # the same card again is a no-op
-        detector = models.DEFAULT_DETECTOR if self.detector == NO_DETECTOR else self.detector
+        detector = None if self.detector == NO_DETECTOR else self.detector
         return Analyzer(detector=detector, embedder=self.model, landmarks=self.landmarks, policy=self.policy,
                         batch_size=self.batch_size)
 

@@ -1,6 +1,6 @@
 """The gallery of known people: enrol, identify 1:N, manage, forget."""
 
-from faceprint.gallery.gallery import Gallery, default_gallery_path
+from faceprint.gallery.gallery import Gallery, analyzer_for, default_gallery_path
 from faceprint.gallery.storage import GalleryStore, MemoryStore, SQLiteStore
 from faceprint.gallery.thumbnails import thumbnail_jpeg
 from faceprint.gallery.types import (
@@ -31,6 +31,7 @@ __all__ = [
     "Subject",
     "SubjectVerification",
     "Template",
+    "analyzer_for",
     "default_gallery_path",
     "thumbnail_jpeg",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from faceprint import settings
+from faceprint import models, settings
 from faceprint.batch import Prepared, prepare_many
 from faceprint.errors import (
     DuplicateImageError,
@@ -48,7 +48,7 @@ from faceprint.gallery.types import (
     SubjectVerification,
     Template,
 )
-from faceprint.imageio import IMAGE_SUFFIXES, ImageSource
+from faceprint.imageio import DEFAULT_LIMITS, IMAGE_SUFFIXES, ImageLimits, ImageSource
 from faceprint.pipeline import Analyzer, resolve_threshold
 from faceprint.quality import QualityPolicy, assess
 from faceprint.types import Box, EmbeddedFace, ImageAnalysis, Verification
@@ -62,6 +62,19 @@ EXPORT_VERSION = 1
 def default_gallery_path() -> Path:
     """The gallery used when none is named: :func:`faceprint.settings.gallery_path`."""
     return settings.gallery_path()
+
+
+def analyzer_for(
+    store: GalleryStore, *, detector: str | None = None, landmarks: str | None = None, limits: ImageLimits | None = None
+) -> Analyzer:
+    """The Analyzer a gallery runs when none is given: the embedder its templates were made with
+    (so a dlib gallery keeps dlib after a better default is installed) with the detector and
+    landmarks of that embedder's calibration unless named; an empty gallery gets the default
+    models, which its first enrolment pins. :class:`UnknownModelError` when the pinned model is
+    not registered here."""
+    pinned = store.model()
+    embedder = models.card_by_id(pinned[0], "embedder").name if pinned else None
+    return Analyzer(detector, embedder, landmarks=landmarks, limits=limits or DEFAULT_LIMITS)
 
 
 class Gallery:
@@ -81,14 +94,16 @@ class Gallery:
         thumbnails: bool = True,
     ) -> None:
         self.store = store
-        self.analyzer = analyzer or Analyzer()
+        pinned = store.model()
+        self.analyzer = analyzer or analyzer_for(store)
         self.quality = quality
         self.thumbnails = thumbnails
         self._lock = threading.RLock()
-        pinned = store.model()
         if pinned is not None and pinned[0] != self.analyzer.model_id:
             raise ModelMismatchError(
-                f"this gallery holds templates of {pinned[0]}; it cannot be used with {self.analyzer.model_id}",
+                f"this gallery holds templates of {pinned[0]}; it cannot be used with {self.analyzer.model_id} "
+                f"(open it without naming a model, or re-enrol it: faceprint gallery migrate --to "
+                f"{self.analyzer.embedder_card.name} --images DIR)",
                 details={"gallery_model": pinned[0], "model": self.analyzer.model_id},
             )
         # The index and the id -> subject map change together, under self._lock.
@@ -106,10 +121,22 @@ class Gallery:
         create: bool = True,
         quality: QualityPolicy = QualityPolicy(),
         thumbnails: bool = True,
+        detector: str | None = None,
+        landmarks: str | None = None,
+        limits: ImageLimits | None = None,
     ) -> Gallery:
-        """Open (or create) the SQLite gallery at ``path`` (default: :func:`default_gallery_path`)."""
+        """Open (or create) the SQLite gallery at ``path`` (default: :func:`default_gallery_path`).
+
+        Without an ``analyzer`` it runs the gallery's own model (:func:`analyzer_for`), with
+        ``detector``, ``landmarks`` and image ``limits`` when given."""
         store = SQLiteStore(path or default_gallery_path(), create=create)
-        return cls(store, analyzer, quality=quality, thumbnails=thumbnails)
+        try:
+            if analyzer is None:
+                analyzer = analyzer_for(store, detector=detector, landmarks=landmarks, limits=limits)
+            return cls(store, analyzer, quality=quality, thumbnails=thumbnails)
+        except BaseException:
+            store.close()
+            raise
 
     @classmethod
     def in_memory(

@@ -36,21 +36,17 @@ __all__ = [
     "registry_lock",
     "unregister",
     "get_card",
+    "card_by_id",
     "load",
     "load_detector",
     "load_landmarks",
     "load_embedder",
     "list_cards",
-    "DEFAULT_DETECTOR",
-    "DEFAULT_EMBEDDER",
-    "DEFAULT_LANDMARKS",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DETECTOR = "hog"
-DEFAULT_LANDMARKS = "dlib5"
-DEFAULT_EMBEDDER = "dlib-resnet34"
+# The models used when none is named: faceprint.models.defaults (the best installed pipeline).
 
 #: The Protocol a loaded model of each kind must satisfy (checked once, when it is loaded).
 _PROTOCOL: dict[ModelKind, type] = {"detector": Detector, "landmarks": LandmarkModel, "embedder": Embedder}
@@ -130,6 +126,20 @@ def get_card(name: str, kind: ModelKind | None = None) -> ModelCard:
     there is none (of that ``kind``)."""
     with registry_lock:
         return _registry[_canonical(name, kind)].card
+
+
+def card_by_id(model_id: str, kind: ModelKind | None = None) -> ModelCard:
+    """The registered card whose ``name@version`` is ``model_id`` (what galleries and results
+    record); :class:`UnknownModelError` when none is, e.g. another version of the model or a
+    user ONNX file not registered in this process."""
+    for card in list_cards(kind):
+        if card.id == model_id:
+            return card
+    name = model_id.rsplit("@", 1)[0]
+    known = registration(name)
+    hint = (f"; this faceprint has {known.card.id}" if known is not None else
+            "; register its ONNX file (--model-file / --models-dir) if it is one")
+    raise UnknownModelError(f"no model {model_id!r} is registered{hint}", details={"model": model_id, "kind": kind})
 
 
 @overload

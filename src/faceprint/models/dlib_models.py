@@ -287,6 +287,8 @@ RESNET_CARD = ModelCard(
     metric="cosine similarity of L2-normalised 128-D vectors (higher = more alike)",
     calibration=DLIB_RESNET34_CALIBRATION,
     published="99.38% on LFW (dlib's own report, euclidean distance < 0.6)",
+    # The detector and landmarks of its calibration: what runs with it when they are not named.
+    extra={"pipeline": {"detector": "hog", "landmarks": "dlib5"}},
 )
 
 #: What the registry registers from this family (card, loader, aliases).

@@ -26,8 +26,11 @@ class Settings:
     """Everything the service is configured with (``faceprint serve`` options)."""
 
     gallery: Path
-    detector: str = "hog"
-    embedder: str = "dlib-resnet34"
+    #: Models; None: the gallery's own (:func:`faceprint.gallery.analyzer_for`). ``faceprint
+    #: serve`` fills in the names it resolved, so every worker process runs the same models.
+    detector: str | None = None
+    landmarks: str | None = None
+    embedder: str | None = None
     #: Worker threads per process for decoding, models and the database.
     threads: int = 2
     #: Whole request body (all images and fields together).

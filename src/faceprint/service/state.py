@@ -42,14 +42,18 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
-        self.analyzer = Analyzer(settings.detector, settings.embedder, limits=self.limits)
-        self.gallery = Gallery.open(settings.gallery, analyzer=self.analyzer)
+        explicit = (Analyzer(settings.detector, settings.embedder, landmarks=settings.landmarks, limits=self.limits)
+                    if settings.embedder else None)  # a named embedder must match the gallery's
+        self.gallery = Gallery.open(settings.gallery, analyzer=explicit, detector=settings.detector,
+                                    landmarks=settings.landmarks, limits=self.limits)
+        self.analyzer = self.gallery.analyzer
         self.keys = KeyStore(settings.gallery)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.threads), thread_name_prefix="faceprint")
         self.model_lock = threading.Lock()
-        logger.info("service state for %s: %d worker thread(s), models %s + %s", settings.gallery,
-                    max(1, settings.threads), settings.detector, self.analyzer.model_id)
+        logger.info("service state for %s: %d worker thread(s), models %s + %s + %s", settings.gallery,
+                    max(1, settings.threads), self.analyzer.detector_card.id, self.analyzer.landmarks_card.id,
+                    self.analyzer.model_id)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Model work (decode, detect, embed, search, enrol) in the worker pool."""

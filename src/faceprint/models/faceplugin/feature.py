@@ -137,6 +137,8 @@ def _card(name: str, flip: bool) -> ModelCard:
             "batch": "dynamic",
             "graph_optimization": OPTIMIZATION,
             "flip": flip,
+            # The detector and landmarks of its calibration: what runs with it when they are not named.
+            "pipeline": {"detector": "fr-detect", "landmarks": "fr-landmark"},
             **PREPROCESSING.to_extra(),
         },
     )
