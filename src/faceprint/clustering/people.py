@@ -31,7 +31,6 @@ person, or out: "not this person", remembered), :meth:`People.reject`, :meth:`Pe
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -49,6 +48,7 @@ from faceprint.clustering.algorithms import DEFAULT_ALGORITHM, cluster, threshol
 from faceprint.errors import DuplicateImageError, InvalidArgumentError, SubjectNotFoundError
 from faceprint.gallery import Gallery, thumbnail_jpeg
 from faceprint.gallery.storage import GalleryStore, NewFace, NewPhotoFace, PeopleStore, PhotoAssignment
+from faceprint.gallery.storage.base import photo_face_template_key
 from faceprint.gallery.types import PhotoFace, Subject
 from faceprint.imageio import ImageSource
 from faceprint.quality import assess
@@ -409,7 +409,7 @@ class People:
             if not item.face.usable:
                 continue
             # A group photo gives several faces: the template's key is the photo's hash and the face.
-            key = hashlib.sha256(f"{item.face.image_sha256}#{item.face_index}".encode()).hexdigest()
+            key = photo_face_template_key(item.face.image_sha256, item.face_index)
             if self.store.has_image(key):
                 continue
             try:

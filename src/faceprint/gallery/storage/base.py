@@ -28,6 +28,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -342,6 +343,12 @@ class PeopleStore(Transactional, Protocol):
         """A person's photo faces with their embeddings and thumbnails, in id order."""
         ...
 
+    def photo_face_indices(self) -> dict[int, int]:
+        """Every photo face's ``face_index`` (its place among its photo's faces), by photo face
+        id: with the photo's hash, what names the face across galleries
+        (:func:`photo_face_template_key`)."""
+        ...
+
     def people(self) -> list[StoredPerson]:
         """Every person in id order."""
         ...
@@ -459,6 +466,12 @@ def merge_people_by_parts(store: PeopleStore, source: int, target: int) -> None:
             store.link_person(target, src.subject_id)
 
 
+def photo_face_template_key(image_sha256: str, face_index: int) -> str:
+    """The ``image_sha256`` a template enrolled from a clustered photo face is stored under: a
+    group photo gives several templates, so the key is the photo's hash and the face's index."""
+    return hashlib.sha256(f"{image_sha256}#{face_index}".encode()).hexdigest()
+
+
 def json_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """RFC 7396 merge patch (SQLite's ``json_patch``): ``patch``'s keys win, ``None`` removes
     a key, objects merge recursively."""
@@ -501,5 +514,6 @@ __all__ = [
     "check_subject_name",
     "json_merge_patch",
     "merge_people_by_parts",
+    "photo_face_template_key",
     "utc_now",
 ]

@@ -470,6 +470,10 @@ class MemoryStore:
             return [PhotoFaceTemplate(_photo_face(fid, f), f.face_index, f.embedding.copy(), f.thumbnail)
                     for fid, f in sorted(self._t.photo_faces.items()) if f.person_id == person_id]
 
+    def photo_face_indices(self) -> dict[int, int]:
+        with self._lock:
+            return {fid: f.face_index for fid, f in self._t.photo_faces.items()}
+
     def _person(self, pid: int) -> StoredPerson:
         row = self._t.people[pid]
         subject = self._t.subjects.get(row.subject_id) if row.subject_id is not None else None

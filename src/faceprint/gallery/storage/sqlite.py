@@ -535,6 +535,9 @@ class SQLiteStore:
         return [PhotoFaceTemplate(_photo_face(r), int(r[9]), np.frombuffer(r[10], dtype="<f4").astype(np.float32),
                                   None if r[11] is None else bytes(r[11])) for r in rows]
 
+    def photo_face_indices(self) -> dict[int, int]:
+        return {int(i): int(n) for i, n in self._query("SELECT id, face_index FROM photo_faces")}
+
     def people(self) -> list[StoredPerson]:
         return [_person(r) for r in self._query(_PERSON_SQL + " ORDER BY p.id")]
 
