@@ -1,4 +1,4 @@
-"""``faceprint enroll | identify | gallery export|import|stats``: the gallery of known people.
+"""``faceprint enroll | identify | gallery export|import|stats|migrate``: the gallery of known people.
 
 Thin like the rest of the CLI: parse, call :class:`faceprint.gallery.Gallery`, format.
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceprint.cli import common
@@ -204,3 +205,80 @@ def gallery_stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
         else:
             for key, value in stats.to_dict().items():
                 out.print(f"{key:>11}: {value}")
+
+
+@gallery_app.command("migrate")
+def gallery_migrate(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="The embedding model to re-enrol with, e.g. fr-feature (see `faceprint models`)."),
+    images: Optional[list[Path]] = typer.Option(
+        None, "--images", help="A folder (searched recursively) holding photos no longer at their enrolled path (repeatable).",
+    ),
+    drop_missing: bool = typer.Option(
+        False, "--drop-missing", help="Accept losing the faces whose photo or face is not found (else: nothing changes, exit 1).",
+    ),
+    keep_old: Optional[Path] = typer.Option(
+        None, "--keep-old", help="Keep the old gallery in this new file (by default no copy of the old templates is left).",
+    ),
+    jobs: Optional[int] = JobsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Re-enrol the gallery with another model, from the original photos (found by their SHA-256)."""
+    with common.errors_to_exit(as_json):
+        from faceprint.gallery.migrate import MigrationIncompleteError, migrate_gallery
+
+        path = common.gallery_path(ctx)
+        refused: MigrationIncompleteError | None = None
+        interrupted = False
+        with common.progress(common.show_progress(as_json)) as bar:
+            tasks: dict[str, Any] = {}
+
+            def advance(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            try:
+                report = migrate_gallery(path, to=to, images=images or (), drop_missing=drop_missing, keep_old=keep_old,
+                                         jobs=common.jobs_for(jobs), progress=advance)
+            except MigrationIncompleteError as exc:
+                refused = exc
+            except KeyboardInterrupt:
+                interrupted = True
+        if refused is not None:
+            if not as_json:
+                _print_lost(refused.report.to_dict()["lost"])
+            raise refused  # one line on stderr (with --json: the error document, the list in its details)
+        if interrupted:
+            err.print(f"interrupted: {path} is unchanged")
+            raise typer.Exit(common.EXIT_INTERRUPTED)
+        doc = report.to_dict()
+        if as_json:
+            print(json.dumps(doc))
+            return
+        if not report.migrated:
+            out.print(escape(report.message))
+            return
+        if doc["lost"]:
+            _print_lost(doc["lost"])
+        out.print(f"{escape(str(path))}: {report.message}: {report.subjects} subject(s), {report.templates} face(s)"
+                  + (f", {report.photo_faces} photo face(s) of {report.people} clustered people"
+                     f" (+{report.new_photo_faces} found anew)" if report.photo_faces or report.new_photo_faces else "")
+                  + f", {report.api_keys} API key(s)")
+        if report.lost:
+            out.print(f"[yellow]dropped[/] {len(report.lost)} face(s), as --drop-missing asked")
+        if report.emptied_subjects:
+            out.print(f"[yellow]left with no face[/]: {escape(', '.join(report.emptied_subjects))}")
+        if report.kept_old:
+            out.print(f"the old gallery is kept in {escape(report.kept_old)}")
+
+
+def _print_lost(lost: list[dict[str, Any]]) -> None:
+    table = Table(title="faces not re-enrolled")
+    for col in ("subject", "face", "photo", "reason"):
+        table.add_column(col, overflow="fold")
+    for face in lost:
+        kind = "" if face["kind"] == "template" else " (photo face)"
+        table.add_row(escape(face["subject"]) if face["subject"] else "[dim]unsorted[/]", f"{face['face_id']}{kind}",
+                      escape(face["path"] or face["image_sha256"]), escape(f"{face['reason']}: {face['message']}"))
+    out.print(table)
