@@ -26,7 +26,7 @@ from faceprint.align import ChipSpec, extract_chip
 from faceprint.errors import FaceIndexError, InvalidArgumentError, NoFaceError
 from faceprint.imageio import DEFAULT_LIMITS, ImageLimits, ImageSource, describe_source, load_image
 from faceprint.models import defaults as model_defaults
-from faceprint.models.base import Detector, Embedder, LandmarkModel
+from faceprint.models.base import Detector, Embedder, LandmarkModel, Landmarks68Model
 from faceprint.pose import estimate_pose
 from faceprint.types import (
     Box,
@@ -218,6 +218,10 @@ class Analyzer:
         return [EmbeddedFace(face=f, embedding=v, model=self.model_id) for f, v in zip(faces, vectors)]
 
     def _landmarks68(self, rgb: np.ndarray, box: Box) -> Landmarks:
+        # The configured model's own 68 points when it computes them (fr-landmark), else dlib68
+        # (whose training data forbids commercial use: README, Models and thresholds).
+        if isinstance(self.landmarker, Landmarks68Model):
+            return self.landmarker.predict68(rgb, box)
         landmarker: LandmarkModel = models.load("dlib68", "landmarks")
         return landmarker.predict(rgb, box)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -34,6 +35,7 @@ from faceprint.cli.common import (
 )
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.imageio import find_images
+from faceprint.models import defaults as model_defaults
 from faceprint.models import packs
 from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
 from faceprint.types import EmbeddedFace, Face, ImageAnalysis
@@ -286,8 +288,10 @@ def list_models(
         common.file_models(models_dir, None, None)
         cards = models.list_cards()
         pack_states = packs.status()
+        chosen = model_defaults.default_models()
         if as_json:
-            print(json.dumps({"models": [c.to_dict() for c in cards], "packs": [p.to_dict() for p in pack_states]}))
+            print(json.dumps({"models": [c.to_dict() for c in cards], "packs": [p.to_dict() for p in pack_states],
+                              "default": chosen.to_dict()}))
             return
         table = Table()
         for col in ("name", "kind", "version", "output", "thresholds (FAR: cosine similarity)"):
@@ -297,8 +301,12 @@ def list_models(
             if c.calibration:
                 th = "  ".join(f"{f:.0e}: {t:.4f}" for f, t in sorted(c.calibration.thresholds.items(), reverse=True))
             output = {"detector": "boxes", "landmarks": "points", "embedder": f"{c.embedding_dim}-D"}[c.kind]
-            table.add_row(c.name, c.kind, c.version, output, th)
+            is_default = c.name == getattr(chosen, c.kind)  # PipelineModels has a field per kind
+            table.add_row(c.name + (" (default)" if is_default else ""), c.kind, c.version, output, th)
         out.print(table)
+        hint = model_defaults.upgrade_hint()
+        out.print(f"Default pipeline: {chosen.detector} + {chosen.landmarks} + {chosen.embedder}"
+                  + (f" ({escape(hint)})" if hint else " (the best measured; see README, Models and thresholds)"))
         for c in cards:
             cal = c.calibration
             if cal:

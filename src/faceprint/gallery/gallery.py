@@ -10,6 +10,7 @@ and nothing uncommitted.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import logging
@@ -31,6 +32,7 @@ from faceprint.errors import (
     ModelMismatchError,
     NoFaceError,
     SubjectNotFoundError,
+    UnknownModelError,
 )
 from faceprint.gallery.index import VectorIndex, make_index
 from faceprint.gallery.storage.base import GalleryStore, NewFace
@@ -70,10 +72,18 @@ def analyzer_for(
     """The Analyzer a gallery runs when none is given: the embedder its templates were made with
     (so a dlib gallery keeps dlib after a better default is installed) with the detector and
     landmarks of that embedder's calibration unless named; an empty gallery gets the default
-    models, which its first enrolment pins. :class:`UnknownModelError` when the pinned model is
-    not registered here."""
+    models, which its first enrolment pins. :class:`ModelMismatchError` when the pinned model is
+    not registered here (another version, or a user ONNX file not registered)."""
     pinned = store.model()
-    embedder = models.card_by_id(pinned[0], "embedder").name if pinned else None
+    embedder = None
+    if pinned:
+        try:
+            embedder = models.card_by_id(pinned[0], "embedder").name
+        except UnknownModelError as exc:
+            raise ModelMismatchError(
+                f"this gallery holds templates of {pinned[0]}, which is not available here: {exc.message}",
+                details={"gallery_model": pinned[0]},
+            ) from exc
     return Analyzer(detector, embedder, landmarks=landmarks, limits=limits or DEFAULT_LIMITS)
 
 
@@ -96,6 +106,9 @@ class Gallery:
         self.store = store
         pinned = store.model()
         self.analyzer = analyzer or analyzer_for(store)
+        #: Whether the models are the gallery's own choice (no analyzer given): an empty
+        #: gallery may then take the model of the templates imported into it.
+        self.own_models = analyzer is None
         self.quality = quality
         self.thumbnails = thumbnails
         self._lock = threading.RLock()
@@ -131,9 +144,10 @@ class Gallery:
         ``detector``, ``landmarks`` and image ``limits`` when given."""
         store = SQLiteStore(path or default_gallery_path(), create=create)
         try:
-            if analyzer is None:
-                analyzer = analyzer_for(store, detector=detector, landmarks=landmarks, limits=limits)
-            return cls(store, analyzer, quality=quality, thumbnails=thumbnails)
+            chosen = analyzer or analyzer_for(store, detector=detector, landmarks=landmarks, limits=limits)
+            gallery = cls(store, chosen, quality=quality, thumbnails=thumbnails)
+            gallery.own_models = analyzer is None
+            return gallery
         except BaseException:
             store.close()
             raise
@@ -568,6 +582,11 @@ class Gallery:
             raise InvalidArgumentError(f"{path} is not a faceprint gallery export: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
             raise InvalidArgumentError(f"{path} is not a faceprint gallery export")
+        if doc.get("model") != self.model_id and self.own_models and self.store.model() is None:
+            # An empty gallery has no model yet: it takes the file's, if this faceprint has it.
+            with contextlib.suppress(UnknownModelError):
+                card = models.card_by_id(str(doc.get("model")), "embedder")
+                self.analyzer = Analyzer(embedder=card.name, limits=self.analyzer.limits)
         if doc.get("model") != self.model_id:
             raise ModelMismatchError(
                 f"{path} holds templates of {doc.get('model')}; this gallery uses {self.model_id}",

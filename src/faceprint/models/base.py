@@ -43,6 +43,14 @@ class LandmarkModel(Protocol):
 
 
 @runtime_checkable
+class Landmarks68Model(Protocol):
+    """A landmark model that computes the 68 iBUG points (and reduces them for :meth:`predict`):
+    the pipeline takes its 68 points instead of running dlib68 for ``landmarks68``."""
+
+    def predict68(self, image: np.ndarray, box: Box) -> Landmarks: ...
+
+
+@runtime_checkable
 class Embedder(Protocol):
     card: ModelCard
     #: The aligned chip this embedder wants; the pipeline makes chips to this spec.

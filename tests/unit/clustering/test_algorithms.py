@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from faceprint import models
 from faceprint.clustering import (
     ALGORITHMS,
     Clustering,
@@ -23,7 +24,8 @@ from faceprint.clustering import (
     threshold_for_far,
 )
 from faceprint.clustering.algorithms import symmetric_products
-from faceprint.errors import InvalidArgumentError
+from faceprint.errors import InvalidArgumentError, ModelMismatchError
+from faceprint.models.defaults import default_models
 
 DIM = 32
 
@@ -151,16 +153,27 @@ def test_threshold_is_cosine(name):
 
 
 def test_threshold_for_far_uses_model_card():
-    assert threshold_for_far(1e-3) == pytest.approx(0.92578, abs=1e-4)
-    assert threshold_for_far(1e-4) > threshold_for_far(1e-3)
+    assert threshold_for_far(1e-3, "dlib-resnet34") == pytest.approx(0.92578, abs=1e-4)
+    assert threshold_for_far(1e-3, "fr-feature") == pytest.approx(0.3363, abs=1e-4)  # cards list without the pack
+    assert threshold_for_far(1e-4, "dlib-resnet34") > threshold_for_far(1e-3, "dlib-resnet34")
+    # No model named: the default embedder's card, whichever is installed.
+    assert threshold_for_far(1e-3) == models.get_card(default_models().embedder).threshold_for(1e-3)
     with pytest.raises(InvalidArgumentError):
         threshold_for_far(0.5)
 
 
+def test_another_models_threshold_is_refused_by_dimension():
+    x, _ = blobs(3, 4, dim=128)
+    with pytest.raises(ModelMismatchError) as info:
+        cluster(x, far=1e-3, model="fr-feature")  # 128-D vectors cannot be fr-feature's (512-D)
+    assert info.value.code == "model_mismatch"
+    assert cluster(x, far=1e-3, model="dlib-resnet34").threshold == pytest.approx(0.92578, abs=1e-4)
+
+
 def test_cluster_dispatches_and_records_far():
-    x, truth = blobs(3, 4, spread=0.01)
-    res = cluster(x, far=1e-3)
-    assert res.params["far"] == 1e-3 and res.threshold == pytest.approx(threshold_for_far(1e-3))
+    x, truth = blobs(3, 4, spread=0.01, dim=128)
+    res = cluster(x, far=1e-3, model="dlib-resnet34")
+    assert res.params["far"] == 1e-3 and res.threshold == pytest.approx(threshold_for_far(1e-3, "dlib-resnet34"))
     assert bcubed(truth, res.labels).f1 == 1.0
     for algorithm in ALGORITHMS:
         assert cluster(x, algorithm, threshold=0.7).algorithm == algorithm

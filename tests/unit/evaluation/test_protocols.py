@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import faceprint.evaluation as E
+from faceprint import models
 from faceprint.errors import InvalidArgumentError
 from faceprint.evaluation import calibrate as C
 from faceprint.evaluation import metrics as M
@@ -164,13 +165,14 @@ def fake_embedding(monkeypatch):
 
 
 def test_evaluate_pairs_gives_the_issue_json_fields(pairs, fake_embedding):
-    result = E.evaluate_pairs(pairs, E.PipelineSpec.create(), perturbations=P.parse_perturbations(["blur:4"]))
+    spec = E.PipelineSpec.create()  # the default models, whichever are installed
+    result = E.evaluate_pairs(pairs, spec, perturbations=P.parse_perturbations(["blur:4"]))
     doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strictly JSON: no NaN
     for key, kind in {"model": str, "n_pairs": int, "n_images": int, "failures": int, "accuracy": float,
                       "accuracy_std": float, "auc": float, "eer": float, "tar_at_far": dict, "calibration": list,
                       "images_per_s": float}.items():
         assert isinstance(doc[key], kind), key
-    assert doc["model"] == "dlib-resnet34@v1" and doc["n_pairs"] == 24 and doc["n_images"] == 24
+    assert doc["model"] == models.get_card(spec.model).id and doc["n_pairs"] == 24 and doc["n_images"] == 24
     assert set(doc["tar_at_far"]) == {"1e-1", "1e-2", "1e-3"}
     assert doc["accuracy"] == 1.0 and doc["auc"] == 1.0 and doc["optimistic"] is False
     assert {"far_nominal", "threshold", "far_measured", "frr_measured"} <= set(doc["calibration"][0])
@@ -219,9 +221,11 @@ def test_fallback_chip_is_the_expected_box_scaled():
 
 
 def test_candidate_configurations_go_from_the_given_to_the_cheapest():
-    cands = E.candidate_configurations(E.PipelineSpec.create())
+    spec = E.PipelineSpec.create()
+    cands = E.candidate_configurations(spec)
     labels = [c.label for c in cands]
-    assert labels[0] == "hog upsample=auto max_side=1600"
+    assert labels[0] == f"{spec.detector} upsample=auto max_side=1600"
+    assert {c.model for c in cands} == {spec.model} and {c.landmarks for c in cands} == {spec.landmarks}
     assert labels[-1] == "no detector (centre crop)"
     assert "haar upsample=0 max_side=480" in labels and len(labels) == len(set(labels))
 

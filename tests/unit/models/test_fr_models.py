@@ -10,6 +10,7 @@ import pytest
 from faceprint import models
 from faceprint.align import ARCFACE_112_CHIP, arcface5_from_ibug68, arcface5_points
 from faceprint.errors import ModelFormatError, ModelUnavailableError
+from faceprint.models.defaults import default_models
 from faceprint.models.faceplugin import feature, landmarks
 from faceprint.models.packs import FACEPLUGIN
 from faceprint.types import Box, Face, Landmarks
@@ -172,6 +173,6 @@ def test_an_evaluated_pipeline_takes_a_landmark_model():
     spec = PipelineSpec.create("hog", "fr-feature", landmarks="fr-landmark")
     assert spec.to_dict()["landmarks"] == "fr-landmark"
     assert spec.analyzer().landmarks_card.name == "fr-landmark"  # names only: nothing is loaded
-    assert PipelineSpec.create().landmarks == models.DEFAULT_LANDMARKS
+    assert PipelineSpec.create().landmarks == default_models().landmarks
     with pytest.raises(UnknownModelError):
         PipelineSpec.create("hog", "fr-feature", landmarks="fr-feature")  # an embedder, not landmarks
