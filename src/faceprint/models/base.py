@@ -61,6 +61,18 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class NormReportingEmbedder(Embedder, Protocol):
+    """An embedder that also gives the norms of its network's raw outputs (before the L2
+    normalisation), which for some models track how recognisable the face is
+    (:mod:`faceprint.quality`). Optional: the pipeline asks for it when it is there."""
+
+    def embed_chips_with_norms(self, chips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the embeddings :meth:`embed_chips` gives, their ``(n,)`` raw norms or None when
+        this call cannot tell them)."""
+        ...
+
+
 #: Any loaded model: what a registry factory returns.
 Model = Detector | LandmarkModel | Embedder
 

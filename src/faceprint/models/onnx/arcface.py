@@ -5,14 +5,17 @@ One float32 input ``[N, 3, 112, 112]`` (NCHW; ``N`` dynamic, or fixed -- then ch
 the graph). Chips are aligned to :data:`faceprint.align.ARCFACE_112_CHIP`, put in the
 declared colour order (``rgb``, as InsightFace's models expect, or ``bgr``) and normalised
 ``(x - mean) / std`` per channel (default InsightFace's ``mean=127.5, std=127.5``). Outputs
-are L2-normalised float32. A file embedder has no calibrated thresholds unless its sidecar
-gives them, so ``verify()`` needs ``threshold=``.
+are L2-normalised float32; :meth:`OnnxEmbedder.embed_chips_with_norms` also gives the raw
+outputs' norms (:mod:`faceprint.quality` rates them for the models where they were measured
+to help). A file embedder has no calibrated thresholds unless its sidecar gives them, so
+``verify()`` needs ``threshold=``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,10 @@ from faceprint.models.onnx.common import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Per thread, the forward passes made while embed_chips_with_norms watches a subclass's
+#: embed_chips (a list), else no attribute.
+_passes = threading.local()
 
 #: The sidecar keys an embedder takes, and their defaults.
 EMBEDDER_KEYS = COMMON_KEYS | {"calibration"}
@@ -204,8 +211,40 @@ class OnnxEmbedder:
         return self.settings.preprocessing.apply(np.stack(chips))
 
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        return self.forward_normalised(chips)[0]
+
+    def embed_chips_with_norms(self, chips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the ``(n, dim)`` L2-normalised embeddings, the ``(n,)`` norms of the network's raw
+        outputs): :class:`faceprint.models.base.NormReportingEmbedder`.
+
+        A subclass that overrides :meth:`embed_chips` reports norms only when what it returns
+        is the very array of one forward pass (checked, not assumed); embeddings it makes its
+        own way (fr-feature-flip's sum of two views) have no raw norm, and give None.
+        """
+        if type(self).embed_chips is OnnxEmbedder.embed_chips:
+            return self.forward_normalised(chips)
+        outer = getattr(_passes, "seen", None)
+        seen: list[tuple[np.ndarray, np.ndarray]] = []
+        _passes.seen = seen
+        try:
+            vectors = self.embed_chips(chips)
+        finally:
+            _passes.seen = outer
+        if len(seen) == 1 and seen[0][0] is vectors:
+            return vectors, seen[0][1]
+        return vectors, None
+
+    def forward_normalised(self, chips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass: the L2-normalised outputs and the raw outputs' norms."""
+        out, norms = self._forward_normalised(chips)
+        seen: list[tuple[np.ndarray, np.ndarray]] | None = getattr(_passes, "seen", None)
+        if seen is not None:  # embed_chips_with_norms is watching a subclass's embed_chips
+            seen.append((out, norms))
+        return out, norms
+
+    def _forward_normalised(self, chips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if not len(chips):
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32), np.zeros(0, dtype=np.float32)
         x = self.preprocess(list(chips))
         n = len(x)
         if self.batch is None:
@@ -227,7 +266,7 @@ class OnnxEmbedder:
         vecs = raw.astype(np.float64)
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         out: np.ndarray = (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
-        return out
+        return out, norms[:, 0].astype(np.float32)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         (out,) = run_session(self._session, [self.settings.output], {self.settings.input: x}, self.card)
