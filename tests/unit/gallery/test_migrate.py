@@ -191,3 +191,20 @@ def test_keep_old_keeps_the_old_file_under_the_name_given(old_file):
     store.close()
     with pytest.raises(InvalidArgumentError, match="already exists"):
         migrate_gallery(old_file, to="dlib-resnet34", keep_old=keep)
+
+
+def test_a_change_committed_meanwhile_stops_the_migration(old_file):
+    def enrol_meanwhile(stage: str, done: int, total: int) -> None:
+        if stage == "finding photos" and done == 1:  # another process commits while the migration reads
+            other = SQLiteStore(old_file)
+            other.create_subject("Late")
+            other.close()
+
+    with pytest.raises(GalleryError, match="changed while the migration ran"):
+        migrate_gallery(old_file, to="dlib-resnet34", drop_missing=True, progress=enrol_meanwhile)
+    store = SQLiteStore(old_file, create=False)
+    try:
+        assert store.model() == (OLD_MODEL, DIM) and "Late" in {s.name for s in store.subjects()}
+    finally:
+        store.close()
+    assert _files(old_file.parent) == ["people.db"]
