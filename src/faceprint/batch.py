@@ -250,20 +250,12 @@ class _Batcher:
         pending, self.pending, self.n_faces = self.pending, [], 0
         chips = [c for p in pending if p.chips is not None and p.faces for c in p.chips]
         logger.debug("embedding %d faces of %d images", len(chips), len(pending))
-        vectors = self._embed(chips)
-        model = self.analyzer.model_id
+        faces = [f for p in pending if p.chips is not None and p.faces for f in p.faces]
+        embedded = self.analyzer.embed_chips(faces, chips) if chips else []
         i = 0
         for p in pending:
-            embedded = tuple(EmbeddedFace(face=f, embedding=vectors[i + k], model=model) for k, f in enumerate(p.faces))
+            yield p, p.analysis(tuple(embedded[i : i + len(p.faces)]))
             i += len(p.faces)
-            yield p, p.analysis(embedded)
-
-    def _embed(self, chips: list[np.ndarray]) -> np.ndarray:
-        if not chips:
-            return np.zeros((0, 0), dtype=np.float32)
-        embedder, size = self.analyzer.embedder, self.analyzer.batch_size
-        parts = [embedder.embed_chips(chips[s : s + size]) for s in range(0, len(chips), size)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _in_process(analyzer: Analyzer, images: Iterable[ImageSource], chip: ChipSpec | None, embed: bool,

@@ -26,8 +26,10 @@ from faceprint.align import ChipSpec, extract_chip
 from faceprint.errors import FaceIndexError, InvalidArgumentError, NoFaceError
 from faceprint.imageio import DEFAULT_LIMITS, ImageLimits, ImageSource, describe_source, load_image
 from faceprint.models import defaults as model_defaults
-from faceprint.models.base import Detector, Embedder, LandmarkModel, Landmarks68Model
+from faceprint.models.base import Detector, Embedder, LandmarkModel, Landmarks68Model, NormReportingEmbedder
 from faceprint.pose import estimate_pose
+from faceprint.quality import assess as assess_quality
+from faceprint.quality import measure as measure_quality
 from faceprint.types import (
     Box,
     EmbeddedFace,
@@ -196,10 +198,9 @@ class Analyzer:
             marks68 = self._landmarks68(rgb, box) if self.want_68 else None
             # Pose from the 5 points: dlib68 fits badly on boxes other than HOG's (e.g. mmod).
             pose = estimate_pose(marks)
-            faces.append(
-                Face(box=box, score=det.score, landmarks=marks, pose=pose, landmarks68=marks68,
-                     detector=self.detector_card.name)
-            )
+            face = Face(box=box, score=det.score, landmarks=marks, pose=pose, landmarks68=marks68,
+                        detector=self.detector_card.name)
+            faces.append(replace(face, quality=measure_quality(rgb, face)))
         faces.sort(key=lambda f: f.box.area, reverse=True)
         return faces
 
@@ -210,12 +211,31 @@ class Analyzer:
 
     def embed_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[EmbeddedFace]:
         """Embeddings for given faces of an already-decoded image (batched)."""
+        return self.embed_chips(faces, [self.aligned_chip(rgb, f) for f in faces])
+
+    def embed_chips(self, faces: Sequence[Face], chips: Sequence[np.ndarray]) -> list[EmbeddedFace]:
+        """``faces`` embedded from their aligned ``chips`` (:meth:`aligned_chip`), in batches of
+        ``batch_size``; each with its raw embedding norm when the embedder reports one, and its
+        quality (:func:`faceprint.quality.assess`: the face's, with the norm's factor where
+        the model's norm is informative)."""
+        if len(chips) != len(faces):
+            raise InvalidArgumentError(f"{len(faces)} faces but {len(chips)} chips")
         embedder = self.embedder
-        chips = [self.aligned_chip(rgb, f) for f in faces]
         vectors: list[np.ndarray] = []
+        norms: list[float | None] = []
         for start in range(0, len(chips), self.batch_size):
-            vectors.extend(embedder.embed_chips(chips[start : start + self.batch_size]))
-        return [EmbeddedFace(face=f, embedding=v, model=self.model_id) for f, v in zip(faces, vectors)]
+            group = list(chips[start : start + self.batch_size])
+            if isinstance(embedder, NormReportingEmbedder):
+                vecs, raw_norms = embedder.embed_chips_with_norms(group)
+            else:
+                vecs, raw_norms = embedder.embed_chips(group), None
+            vectors.extend(vecs)
+            norms.extend([float(n) for n in raw_norms] if raw_norms is not None else [None] * len(group))
+        out = []
+        for face, vector, norm in zip(faces, vectors, norms):
+            embedded = EmbeddedFace(face=face, embedding=vector, model=self.model_id, embedding_norm=norm)
+            out.append(replace(embedded, quality=assess_quality(embedded)))
+        return out
 
     def _landmarks68(self, rgb: np.ndarray, box: Box) -> Landmarks:
         # The configured model's own 68 points when it computes them (fr-landmark), else dlib68

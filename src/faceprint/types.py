@@ -131,8 +131,43 @@ class Pose:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Quality:
+    """How fit a face is for recognition, as :mod:`faceprint.quality` rates it.
+
+    ``factors`` are the ``[0, 1]`` scores whose product is ``score`` (size, pose, sharpness,
+    and, where they were measured to help, the detector's score and the embedding's norm);
+    ``measures`` the raw values behind them (pixels, degrees, variance of the Laplacian,
+    the detector's score, the raw embedding norm); ``reasons`` name each factor below its
+    floor ("small", "pose", "blur", "indistinct"), empty when all is well.
+    """
+
+    score: float
+    factors: dict[str, float]
+    measures: dict[str, float]
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> float:
+        """The face's side in pixels."""
+        return self.measures["size"]
+
+    @property
+    def sharpness(self) -> float | None:
+        """Variance of the Laplacian of the face's grey quality chip, when it was measured."""
+        return self.measures.get("sharpness")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": round(float(self.score), 4),
+            "factors": {k: round(float(v), 4) for k, v in self.factors.items()},
+            "reasons": list(self.reasons),
+            "measures": {k: round(float(v), 4) for k, v in self.measures.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Face:
-    """One detected face."""
+    """One detected face; ``quality`` is rated at detection (:func:`faceprint.quality.measure`)."""
 
     box: Box
     score: float
@@ -140,6 +175,7 @@ class Face:
     pose: Pose | None = None
     landmarks68: Landmarks | None = None
     detector: str = ""
+    quality: Quality | None = None
 
     @property
     def size(self) -> float:
@@ -153,6 +189,7 @@ class Face:
             "landmarks": self.landmarks.to_list(),
             "landmark_scheme": self.landmarks.scheme,
             "pose": self.pose.to_dict() if self.pose else None,
+            "quality": self.quality.to_dict() if self.quality else None,
         }
         if self.landmarks68 is not None:
             out["landmarks68"] = self.landmarks68.to_list()
@@ -161,11 +198,18 @@ class Face:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class EmbeddedFace:
-    """A face with its embedding: ``float32``, L2-normalised, made by ``model``."""
+    """A face with its embedding: ``float32``, L2-normalised, made by ``model``.
+
+    ``embedding_norm`` is the norm of the network's raw output before normalisation, when the
+    embedder reports it; ``quality`` the face's quality with the norm's factor where the
+    model's norm tracks recognisability (:mod:`faceprint.quality`), else the face's own.
+    """
 
     face: Face
     embedding: np.ndarray
     model: str
+    embedding_norm: float | None = None
+    quality: Quality | None = None
 
     def similarity(self, other: EmbeddedFace) -> float:
         if other.model != self.model:
@@ -177,6 +221,8 @@ class EmbeddedFace:
 
     def to_dict(self) -> dict[str, Any]:
         out = self.face.to_dict()
+        quality = self.quality or self.face.quality
+        out["quality"] = quality.to_dict() if quality else None
         out["embedding"] = [float(v) for v in self.embedding]
         return out
 

@@ -270,7 +270,7 @@ class People:
             for i, embedded in enumerate(analysis.faces):
                 if chips is None or not isinstance(embedded, EmbeddedFace):
                     raise RuntimeError("a pass asked the batch pipeline for chips and embeddings")
-                q = assess(embedded.face, chips[i], policy)
+                q = assess(embedded, chips[i], policy)
                 usable = not q.reasons and q.score >= policy.min_score
                 faces.append(NewPhotoFace(i, embedded.face.box, float(q.score), usable,
                                           np.asarray(embedded.embedding, np.float32), thumbnail_jpeg(chips[i])))

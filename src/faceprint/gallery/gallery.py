@@ -256,7 +256,7 @@ class Gallery:
         (embedded,), chip = faces, prepared.chips[0]
         if not isinstance(embedded, EmbeddedFace):
             raise RuntimeError("enrolment asked the batch pipeline for embeddings")
-        quality = assess(embedded.face, chip, self.quality)
+        quality = assess(embedded, chip, self.quality)
         if "small" in quality.reasons:
             raise _Reject("face_too_small", f"the face is {quality.size:.0f} px; at least {self.quality.min_face_size:.0f} px needed")
         if quality.score < self.quality.min_score or quality.reasons:

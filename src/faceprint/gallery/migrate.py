@@ -300,7 +300,7 @@ class _Migration:
         def new_face(j: int, template: Template) -> NewFace:
             return NewFace(
                 embedding=faces[j].embedding, image_sha256=template.image_sha256, box=boxes[j],
-                detection_score=float(faces[j].face.score), quality=assess(faces[j].face, chips[j], self.quality).score,
+                detection_score=float(faces[j].face.score), quality=assess(faces[j], chips[j], self.quality).score,
                 source=photo.found,  # where the photo is now
                 thumbnail=thumbnail_jpeg(chips[j]) if template.has_thumbnail else None,
             )
@@ -315,12 +315,12 @@ class _Migration:
                     self._lose_photo_face(face, photo, "face_not_found", self._not_found(face.box, boxes))
                     continue
                 by_index[index] = j
-                quality = assess(faces[j].face, chips[j], self.quality)
+                quality = assess(faces[j], chips[j], self.quality)
                 carried.append((face, NewPhotoFace(index, boxes[j], float(quality.score), face.usable,
                                                    faces[j].embedding, thumbnail_jpeg(chips[j]))))
             next_index = max(index for _, index in photo.photo_faces) + 1
             for j in sorted(set(range(len(faces))) - {m for m in matches if m is not None}):
-                quality = assess(faces[j].face, chips[j], self.quality)
+                quality = assess(faces[j], chips[j], self.quality)
                 usable = not quality.reasons and quality.score >= self.quality.min_score  # as a clustering pass judges
                 carried.append((None, NewPhotoFace(next_index, boxes[j], float(quality.score), usable,
                                                    faces[j].embedding, thumbnail_jpeg(chips[j]))))
