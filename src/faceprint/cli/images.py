@@ -59,23 +59,31 @@ def _pose(face: Face) -> str:
     return f"{p.yaw:+.0f} / {p.pitch:+.0f} / {p.roll:+.0f}" if p else "-"
 
 
+def _quality(item: Face | EmbeddedFace) -> str:
+    q = (item.quality or item.face.quality) if isinstance(item, EmbeddedFace) else item.quality
+    if q is None:
+        return "-"
+    return f"{q.score:.2f}" + (f" ({', '.join(q.reasons)})" if q.reasons else "")
+
+
 def _print_faces_table(results: list[ImageAnalysis], with_embeddings: bool) -> None:
     table = Table(show_lines=False)
     table.add_column("image", overflow="fold")  # never cut a path: people copy them
-    for col in ("face", "box (x1, y1, x2, y2)", "score", "yaw / pitch / roll"):
+    for col in ("face", "box (x1, y1, x2, y2)", "score", "yaw / pitch / roll", "quality"):
         table.add_column(col)
     if with_embeddings:
         table.add_column("embedding")
     for r in results:
         if r.error is not None:
-            table.add_row(r.source, "-", f"[red]{r.error.code}[/]: {r.error.message}", "", "", *([""] if with_embeddings else []))
+            table.add_row(r.source, "-", f"[red]{r.error.code}[/]: {r.error.message}", "", "", "",
+                          *([""] if with_embeddings else []))
             continue
         if not r.faces:
-            table.add_row(r.source, "0", "no face", "", "", *([""] if with_embeddings else []))
+            table.add_row(r.source, "0", "no face", "", "", "", *([""] if with_embeddings else []))
         items: tuple[Face | EmbeddedFace, ...] = r.faces
         for i, item in enumerate(items):
             face = item.face if isinstance(item, EmbeddedFace) else item
-            row = [r.source if i == 0 else "", str(i), _box(face), f"{face.score:.2f}", _pose(face)]
+            row = [r.source if i == 0 else "", str(i), _box(face), f"{face.score:.2f}", _pose(face), _quality(item)]
             if with_embeddings and isinstance(item, EmbeddedFace):
                 vec = item.embedding
                 row.append(f"{len(vec)}-D [" + ", ".join(f"{v:+.3f}" for v in vec[:3]) + ", ...]")
@@ -200,7 +208,7 @@ def detect(
     jobs: Optional[int] = JobsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Find faces: box, score, 5 landmarks (dlib5 order) and head pose."""
+    """Find faces: box, score, 5 landmarks (dlib5 order), head pose and quality."""
     with common.errors_to_exit(as_json):
         detector, _ = common.file_models(models_dir, detector, detector_file)
         common.note_default_models(as_json, detector, landmarks)

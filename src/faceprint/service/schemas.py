@@ -102,12 +102,29 @@ class Pose(BaseModel):
     roll: float
 
 
+class QualityOut(BaseModel):
+    score: float = Field(description="the product of the factors, in [0, 1] (higher = fitter for recognition)")
+    factors: dict[str, float] = Field(
+        description="each factor's score in [0, 1]: size, pose, sharpness; detector_score for the detectors whose "
+        "score was measured to help (hog); embedding_norm (embed only) for the embedders whose raw norm was "
+        "(fr-feature). A factor not listed counts as 1."
+    )
+    reasons: list[Literal["small", "pose", "blur", "indistinct"]] = Field(
+        description="the factors below their floor: empty when all is well"
+    )
+    measures: dict[str, float] = Field(
+        description="the raw values: size (px), yaw and pitch (degrees), sharpness (variance of the Laplacian of "
+        "the 112 px eye-aligned chip), detector_score, embedding_norm (before L2 normalisation)"
+    )
+
+
 class FaceOut(BaseModel):
     box: Box = Field(description="x1, y1, x2, y2 in pixels of the (EXIF-rotated) image")
     score: float
     landmarks: list[list[float]]
     landmark_scheme: str
     pose: Optional[Pose] = None
+    quality: Optional[QualityOut] = None
 
 
 class EmbeddedFaceOut(FaceOut):

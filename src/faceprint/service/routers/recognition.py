@@ -97,14 +97,15 @@ SINGLE_IMAGE = body_doc(S.NoParams, S.ImageJSON, {"image": False}, ["image"])
 
 @router.post("/v1/detect", response_model=S.DetectOut, openapi_extra=SINGLE_IMAGE)
 async def detect(request: Request, svc: ServiceDep, key: RecognizeKey) -> dict[str, Any]:
-    """Faces in one image, largest first: box, score, 5 landmarks, pose."""
+    """Faces in one image, largest first: box, score, 5 landmarks, pose, quality."""
     parsed = await parse_input(request, svc.settings, S.NoParams, S.ImageJSON, single=("image",))
     return await svc.run(detect_work, svc, parsed.one("image"))
 
 
 @router.post("/v1/embed", response_model=S.EmbedOut, openapi_extra=SINGLE_IMAGE)
 async def embed(request: Request, svc: ServiceDep, key: RecognizeKey) -> dict[str, Any]:
-    """Faces in one image with their embeddings (float32, L2-normalised)."""
+    """Faces in one image with their embeddings (float32, L2-normalised) and quality (with the
+    embedding norm's factor where the model's norm is informative)."""
     parsed = await parse_input(request, svc.settings, S.NoParams, S.ImageJSON, single=("image",))
     return await svc.run(embed_work, svc, parsed.one("image"))
 
