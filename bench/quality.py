@@ -309,6 +309,9 @@ def analyse(name: str, config: tuple[str, str, str], paths: list[str], ident: li
     gate = {
         "faces_flagged": round(float(flagged.mean()), 4),
         "faces_with_pose_reason": round(float((-f["pose"] > 1).mean()), 4),
+        # pose.py's pitch cannot go below -atan(k / A): the faces sitting exactly there.
+        "faces_at_the_lowest_pitch": round(float((f["pitch"] <= f["pitch"].min() + 0.01).mean()), 4),
+        "lowest_pitch": round(float(f["pitch"].min()), 2),
         "fnmr_pairs_with_a_flagged_face": round(float(np.mean(genuine[2][with_flagged] < threshold)), 4),
         "fnmr_other_pairs": round(float(np.mean(genuine[2][~with_flagged] < threshold)), 4),
     }
