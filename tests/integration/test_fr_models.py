@@ -83,6 +83,33 @@ def test_batched_embeddings_equal_one_at_a_time(fr):
     assert np.abs(together - apart).max() < 1e-4
 
 
+def test_flushing_denormal_weights_keeps_the_embeddings(fr):
+    # The pinned file's denormal weights are flushed to 0 when it is loaded (several times
+    # faster); the embeddings of real faces must not move.
+    import onnx
+    import onnxruntime as ort
+
+    from faceprint.models.faceplugin import feature
+    from faceprint.models.onnx.common import flush_denormal_weights
+    from faceprint.models.packs import FACEPLUGIN, pack_file
+
+    raw = pack_file(FACEPLUGIN.name, feature.MODEL_PATH).read_bytes()
+    parsed = onnx.ModelProto()
+    parsed.ParseFromString(raw)
+    assert flush_denormal_weights(parsed) > 1000  # the file really has them (8,938)
+    chips = []
+    for name in ("collins.jpg", "hopper.jpg", "two_people.jpg"):
+        rgb = fr.load(face_image(name))
+        chips += [fr.aligned_chip(rgb, f) for f in fr.detect_array(rgb)]
+    assert len(chips) == 4
+    flushed = models.load_embedder("fr-feature").embed_chips(chips)
+    unflushed_session = ort.InferenceSession(feature.session_graph(raw, flush=False), providers=["CPUExecutionProvider"])
+    (raw_out,) = unflushed_session.run(None, {"input": feature.PREPROCESSING.apply(np.stack(chips))})
+    unflushed = raw_out / np.linalg.norm(raw_out, axis=1, keepdims=True)
+    cosines = (flushed * unflushed).sum(axis=1)
+    assert cosines.min() > 0.99999, cosines
+
+
 def test_flip_embedding_is_the_same_for_a_chip_and_its_mirror(fr):
     rgb = fr.load(face_image("collins.jpg"))
     chip = fr.aligned_chip(rgb, fr.detect_array(rgb)[0])

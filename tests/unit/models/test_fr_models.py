@@ -1,6 +1,6 @@
 """The Faceplugin pack's landmark and embedding models, without the pack: the 68 -> 5 point
-reduction, the landmark crop, the embedder's pixel convention, the batch rewrite of its graph,
-flip test-time augmentation, and the cards registered before the pack is installed."""
+reduction, the landmark crop, the embedder's pixel convention, the batch rewrite of its graph and
+the flush of denormal weights, flip test-time augmentation, and the cards registered before the pack is installed."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_the_fixed_batch_graph_is_rewritten_to_take_any_batch():
     import onnxruntime as ort
 
     original = _fixed_batch_embedder_graph()
-    batched = ort.InferenceSession(feature.dynamic_batch(original), providers=["CPUExecutionProvider"])
+    batched = ort.InferenceSession(feature.session_graph(original), providers=["CPUExecutionProvider"])
     single = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(1).normal(size=(3, 3, 112, 112)).astype(np.float32)
     (out,) = batched.run(None, {"input": x})
@@ -135,7 +135,57 @@ def test_the_fixed_batch_graph_is_rewritten_to_take_any_batch():
 
 def test_a_graph_of_another_shape_is_refused_by_the_batch_rewrite():
     with pytest.raises(ModelFormatError, match="Reshape"):
-        feature.dynamic_batch(_fixed_batch_embedder_graph(dim=8, reshape=(1, 8)))
+        feature.session_graph(_fixed_batch_embedder_graph(dim=8, reshape=(1, 8)))
+
+
+def _with_weights(model: bytes, values: np.ndarray) -> bytes:
+    """``model`` (the fr_feature-like graph) with the first values of its conv weight replaced."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.ModelProto()
+    graph.ParseFromString(model)
+    (weight,) = (w for w in graph.graph.initializer if w.name == "w")
+    array = numpy_helper.to_array(weight).copy()
+    array.flat[: len(values)] = values
+    weight.CopyFrom(numpy_helper.from_array(array, "w"))
+    return bytes(graph.SerializeToString())
+
+
+def test_denormal_weights_are_flushed_to_zero_and_nothing_else_changes():
+    import onnx
+    from onnx import numpy_helper
+
+    from faceprint.models.onnx.common import flush_denormal_weights
+
+    tiny = np.finfo(np.float32).tiny
+    planted = np.array([tiny / 2, -tiny / 4, 1e-45, tiny, -tiny, 0.0, 0.5], np.float32)  # 3 denormals first
+    graph = onnx.ModelProto()
+    graph.ParseFromString(_with_weights(_fixed_batch_embedder_graph(), planted))
+    before = {w.name: numpy_helper.to_array(w).copy() for w in graph.graph.initializer}
+    assert flush_denormal_weights(graph) == 3
+    after = {w.name: numpy_helper.to_array(w) for w in graph.graph.initializer}
+    np.testing.assert_array_equal(after["w"].flat[:7], [0, 0, 0, tiny, -tiny, 0, 0.5])
+    np.testing.assert_array_equal(after["w"].flat[7:], before["w"].flat[7:])
+    np.testing.assert_array_equal(after["shape"], before["shape"])  # int64: left alone
+    assert flush_denormal_weights(graph) == 0  # nothing left to flush
+
+
+def test_the_session_graph_flushes_denormals_unless_asked_not_to():
+    import onnx
+    from onnx import numpy_helper
+
+    tiny = np.finfo(np.float32).tiny
+    model = _with_weights(_fixed_batch_embedder_graph(), np.array([tiny / 2, tiny / 8], np.float32))
+
+    def first_weights(data: bytes) -> list[float]:
+        graph = onnx.ModelProto()
+        graph.ParseFromString(data)
+        (weight,) = (w for w in graph.graph.initializer if w.name == "w")
+        return [float(v) for v in numpy_helper.to_array(weight).flat[:2]]
+
+    assert first_weights(feature.session_graph(model)) == [0.0, 0.0]
+    assert all(0 < v < tiny for v in first_weights(feature.session_graph(model, flush=False)))
 
 
 # --- cards and loading without the pack ------------------------------------------------------------
@@ -159,7 +209,7 @@ def test_embedder_cards_say_what_they_take_and_give():
         # Calibrated on lfw_dev (all pairs) with fr-detect + fr-landmark: verify takes --far.
         assert card.calibration is not None and card.threshold_for(1e-3) > 0
         assert "BGR" in card.input and "127.5" in card.input and "128" in card.input
-        assert card.extra["graph_optimization"] == "extended" and card.extra["flip"] is flip
+        assert card.extra["graph_optimization"] == "all" and card.extra["flip"] is flip
         assert "unknown" in card.description.lower()  # training data unknown, said on the card
     assert models.get_card("fr-landmark").kind == "landmarks"
     assert ARCFACE_112_CHIP.size == 112

@@ -12,10 +12,28 @@ RGB with ``(x - 127) / 128``; the 5-point similarity alignment and BGR input are
 accurate on lfw_dev (measured: issue 12; faceprint's own numbers: bench/README.md, section
 'Faceplugin models').
 
-Two things make it fast on a CPU: onnxruntime's graph optimisation level "extended" (the
-default, "all", runs this graph 2-3x slower), and a batch: the file's batch size is fixed at
-1, so the graph is loaded with a dynamic one (the input, the output and the final Reshape's
-``[1, -1]``; the same outputs, about 1.4x faster per face in batches of 32).
+What makes it fast on a CPU (measured on a shared 2-core Xeon: bench/README.md, section 'End
+to end against face_recognition'; ms of CPU per face, one thread):
+
+* **Its denormal weights are flushed to 0** when the graph is loaded (:func:`session_graph`).
+  The file holds 8,938 weights so small (nonzero, below 2**-126) that they cannot move an
+  output, and multiplying by them takes the CPU's slow path: at graph optimisation "all"
+  the network cost ~80 ms a face with them and ~22 without; the embeddings agree to a cosine
+  of 1.0 (7 digits) on lfw_dev chips.
+* **Graph optimisation "all"**, onnxruntime's default. "extended" was chosen before because
+  "all" ran ~3x slower; that was the denormals: flushed, "all" costs 21-23 ms a face and
+  "extended" 22-29 in the same runs.
+* **A dynamic batch**: the file fixes it at 1, so the input, the output and the final
+  Reshape's ``[1, -1]`` are rewritten; the engine embeds the chips of several images in one
+  call. (Flushed, a face costs about the same alone or in a batch of 32.)
+* **One intra-op thread** (:data:`THREADS`): the batch engine embeds in its parent while one
+  worker process per core detects. On the shared machine 2 threads gave fewer images per
+  second end to end (lfw_dev, 2 jobs: 1 thread 14.7-18.2, 2 threads 9.7-14.6) and cost more
+  CPU a face (2 threads spinning +35%, not spinning +10%); only an idle machine runs one
+  batch about twice as fast on 2 threads.
+
+OpenCV's DNN module runs the same graph for about 13-15 ms of CPU a face with the same
+outputs; it is not used (one runtime; its ``Net`` must not be run from two threads at once).
 
 ``fr-feature-flip`` is the same network with horizontal-flip test-time augmentation: the
 embedding of a chip is the renormalised sum of the (normalised) embeddings of the chip and
@@ -36,7 +54,14 @@ from faceprint.models.base import BuiltinModel
 from faceprint.models.card import ModelCard
 from faceprint.models.faceplugin.calibration import FR_FEATURE_CALIBRATION, FR_FEATURE_FLIP_CALIBRATION
 from faceprint.models.onnx.arcface import OnnxEmbedder
-from faceprint.models.onnx.common import GraphOptimization, OrtSession, Preprocessing, free_batch_dimension, open_session
+from faceprint.models.onnx.common import (
+    GraphOptimization,
+    OrtSession,
+    Preprocessing,
+    flush_denormal_weights,
+    free_batch_dimension,
+    open_session,
+)
 from faceprint.models.packs import FACEPLUGIN, pack_file
 
 logger = logging.getLogger(__name__)
@@ -46,16 +71,21 @@ MODEL_PATH = "model/fr_feature.onnx"
 EMBEDDING_DIM = 512
 #: BGR, ``(x - 127.5) / 128``: measured better than RGB on every lfw_dev all-pairs metric.
 PREPROCESSING = Preprocessing(colour="bgr", mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
-#: Graph optimisation level: "all" (onnxruntime's default) runs this graph ~3x slower.
-OPTIMIZATION: GraphOptimization = "extended"
+#: Graph optimisation level: "all" (onnxruntime's default), once the denormal weights are gone.
+OPTIMIZATION: GraphOptimization = "all"
+#: onnxruntime intra-op threads: one (the batch engine runs a worker process per core beside it).
+THREADS = 1
 
 
-def dynamic_batch(model: bytes) -> bytes:
-    """The fr_feature graph with a dynamic batch size instead of its fixed 1.
+def session_graph(model: bytes, *, flush: bool = True) -> bytes:
+    """The graph onnxruntime runs for fr_feature.onnx: a dynamic batch size instead of its fixed
+    1, and (unless ``flush=False``, for comparison) its denormal weights flushed to 0.
 
-    Its input and output get a symbolic first dimension and its one Reshape (``[1, -1]``,
-    the flattening of the last layer) becomes ``[-1, 512]``. :class:`ModelFormatError` when
-    the graph is not shaped that way (another file than the pinned one).
+    The batch: its input and output get a symbolic first dimension and its one Reshape
+    (``[1, -1]``, the flattening of the last layer) becomes ``[-1, 512]``;
+    :class:`ModelFormatError` when the graph is not shaped that way (another file than the
+    pinned one). The denormals: :func:`faceprint.models.onnx.common.flush_denormal_weights`
+    (8,938 of the file's 1.19 M weights: the same embeddings, ~3.5x faster at "all").
     """
     import onnx
     from onnx import numpy_helper
@@ -69,6 +99,8 @@ def dynamic_batch(model: bytes) -> bytes:
         raise ModelFormatError("fr_feature.onnx: expected one Reshape to [1, -1] at the end of the graph")
     target.CopyFrom(numpy_helper.from_array(np.array([-1, EMBEDDING_DIM], dtype=np.int64), target.name))
     free_batch_dimension(graph)
+    flushed = flush_denormal_weights(graph) if flush else 0
+    logger.debug("fr_feature.onnx: batch made dynamic, %d denormal weights flushed to 0", flushed)
     out: bytes = graph.SerializeToString()
     return out
 
@@ -98,7 +130,8 @@ class FrFeatureEmbedder(OnnxEmbedder):
         logger.info("%s loaded from %s (flip TTA: %s)", card.name, path, self.flip)
 
     def open_session(self) -> OrtSession:
-        return open_session(self.path, self.settings.sha256, optimization=self.settings.optimization, rewrite=dynamic_batch)
+        return open_session(self.path, self.settings.sha256, optimization=self.settings.optimization,
+                            threads=THREADS, rewrite=session_graph)
 
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         if not self.flip or not len(chips):
