@@ -21,26 +21,30 @@ the 494 identities with 2+ images, 26,634 genuine pairs, FNMR at each card's FAR
 threshold, after rejecting the lowest-quality 0 / 5 / 10 / 20 % of images):
 
 * fr-feature's norm (a MobileFaceNet, training loss unknown) is the most informative factor
-  there is: Spearman 0.56 with a face's mean genuine similarity (the other factors: under
-  0.11), FNMR 1.45 % -> 0.49 / 0.21 / 0.15 %. Faces with a norm below 2.6 (0.5 % of lfw_dev)
+  there is: Spearman 0.56 with a face's mean genuine similarity (the other factors: 0.11
+  or less), FNMR 1.45 % -> 0.49 / 0.21 / 0.15 %. Faces with a norm below 2.6 (0.5 % of lfw_dev)
   fail 61 % of their genuine pairs, below 2.4 (0.1 %) 96 %; the median is 3.70. Its ramp:
   0 at 2.4, 1 at 3.7, reason below 2.6. dlib-resnet34's norm is not informative (Spearman
   0.05; rejecting by it leaves FNMR at 7.5 %, as random rejection does): no factor.
 * Detector scores: hog's (an SVM margin, 1st-99th percentile 0.28-3.30, median 1.70) is
-  dlib's best single factor (Spearman 0.22); with it dlib's score takes FNMR from 7.0 to
-  6.6 % at 5 % rejected, 6.5 to 5.4 % at 20 %. Its ramp: 0 at -0.5 (hog's own threshold, 0,
+  dlib's best single factor (Spearman 0.22). Its ramp: 0 at -0.5 (hog's own threshold, 0,
   gives 0.28), 1 from 1.3 (the 25th percentile). fr-detect's scores are near 1 (1st
   percentile 0.9988); the 1.2 % of faces under 0.999 fail 35 % of their pairs, but beside
-  fr-feature's norm its score changes nothing measurable (FNMR 0.40 % at 5 % either way):
-  no factor.
+  fr-feature's norm the gain from its score depends on the ramp and the rejected share (from
+  none to 0.31 -> 0.14 % at 10 %, and worse at 5 % for some ramps): no factor until other data
+  settles it.
 * Sharpness: on lfw_dev's quality chips the 1st percentile is 22-30, the 5th 39-49, the
   median 120-138; a 5x5 Gaussian blur of those photos gives a median of 20, a 9x9 one 8.7.
   ``min_sharpness = 15`` names blur only below anything in lfw_dev; full marks from 40.
 * Size cannot be measured on lfw_dev (every crop shows the face at 52-80 px); its floors are
   the detectors' reach (40 px) and the 112 px chip of the embedders (full marks from 80 px).
-* Pose: rejecting by it alone takes fr's FNMR to 0.59 % at 10 %; limits kept at 45 / 40 deg.
+* Pose: rejecting by it alone takes fr's FNMR to 0.60 % at 20 %; limits kept at 45 / 40 deg.
 
-The combined score's curve and the share of lfw_dev under ``min_score``: bench/README.md.
+The score: fr's FNMR 1.45 % -> 0.54 / 0.36 / 0.05 % at 5 / 10 / 20 % rejected (size x pose x
+sharpness alone: 0.88 / 0.55 / 0.50 %), dlib's 7.54 % -> 6.61 / 6.49 / 5.39 % (7.02 / 6.78 /
+6.14 %). The enrolment gate (a reason, or a score under ``min_score``) flags 11-14 % of
+lfw_dev's faces with fr, most for "pose": pose.py's pitch clipped at its floor (-42 to -46
+degrees, by its arcface5 ``A``); 2.2 % with dlib (bench/README.md, section 'Quality').
 """
 
 from __future__ import annotations
