@@ -38,8 +38,44 @@ def needs_pack(name: str = "faceplugin") -> None:
         pytest.skip(packs.PACKS[name].missing_message)
 
 
+def default_model_id() -> str:
+    """``name@version`` of the default embedder here: fr-feature's with the pack, else dlib's."""
+    from faceprint import models
+    from faceprint.models.defaults import default_models
+
+    return models.get_card(default_models().embedder, "embedder").id
+
+
+def default_dim() -> int:
+    """The default embedder's embedding size: 512 (fr-feature) with the pack, else 128 (dlib)."""
+    from faceprint import models
+    from faceprint.models.defaults import default_models
+
+    dim = models.get_card(default_models().embedder, "embedder").embedding_dim
+    assert dim is not None
+    return dim
+
+
+def default_threshold(far: float = 1e-3) -> float:
+    """The default embedder's calibrated threshold at ``far``."""
+    from faceprint import models
+    from faceprint.models.defaults import default_models
+
+    return models.get_card(default_models().embedder, "embedder").threshold_for(far)
+
+
 @pytest.fixture(scope="session")
 def analyzer():
+    """The default pipeline: fr-detect + fr-landmark + fr-feature with the pack, else dlib's."""
     from faceprint import Analyzer
 
     return Analyzer()
+
+
+@pytest.fixture(scope="session")
+def dlib_analyzer():
+    """hog + dlib5 + dlib-resnet34, whatever is installed: for checks against references that
+    face_recognition (dlib's models) asserts."""
+    from faceprint import Analyzer
+
+    return Analyzer(embedder="dlib-resnet34")

@@ -15,33 +15,54 @@ nose point sits relative to the eyes, in units of the (de-rolled) eye distance `
 ``A`` per landmark scheme is the median drop ratio over 400 LFW development images (seed 0,
 hog detector), so that their median pitch is about 0: 0.731 for dlib5 and 0.526 for ibug68.
 ``arcface5`` points come from several models (detectors' own, fr-landmark's reduction of
-68 points), so its ``A`` is the ratio in the ArcFace 112x112 alignment template (0.57),
-itself an average of frontal faces (fr-landmark's median over 400 lfw_dev images is 0.535:
-a median pitch of about +3.5 degrees). ``k`` is the nose point's depth from anthropometric
-averages. This is an estimate good to roughly 10 degrees, for
+68 points); they are fitted to fr-landmark on fr-detect's boxes, the default pipeline with
+the Faceplugin pack, over the same 400 images. ``A`` = 0.60 is its median drop ratio (the
+ArcFace 112x112 template's ratio, 0.57, gave a median pitch of -3 degrees). Its nose tip's drop
+varies more than pitch explains: against dlib5's pose of the same faces (396 images) a least-
+squares fit of the drop gives ``k`` = 0.45, whose reach (sqrt(A^2 + k^2) = 0.75) about 10% of
+the faces exceed, and a drop beyond the reach can only be read as looking down the furthest
+the model allows (-atan(k/A) = -37 degrees; -42 with k = 0.55): the gallery then rejected ~10%
+of ordinary LFW photos for pose. So pitch uses ``k`` = 0.65 (reach 0.88, the drop's 99th
+percentile is 0.87): pitch magnitudes come out smaller than dlib5's, but a steep pitch is not
+claimed from landmark noise. Yaw uses the fitted depth against dlib5's yaw, 0.39. The ibug68
+``A`` is dlib68's: fr-landmark's own 68 points put the nose tip lower (0.60 there too), so the
+pipeline takes pose from the 5 points of whichever landmark model runs. Otherwise ``k`` is the
+nose point's depth from anthropometric averages. This is an estimate good to roughly 10 degrees, for
 filtering and quality, not measurement.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from faceprint.types import Landmarks, Pose
 
-# scheme -> (nose point index, A: frontal drop / eye distance, k: depth / eye distance)
-NOSE_GEOMETRY: dict[str, tuple[int, float, float]] = {
-    "dlib5": (4, 0.73, 0.35),  # base of the nose (subnasale)
-    "ibug68": (30, 0.53, 0.55),  # nose tip
-    "arcface5": (2, 0.57, 0.55),  # nose tip (A from the ArcFace template, not measured)
+
+class NoseGeometry(NamedTuple):
+    """Where a scheme's nose point is and how it moves (in units of the eye distance ``d``)."""
+
+    point: int  # the nose point's index among the scheme's landmarks
+    frontal_drop: float  # A: its drop below the eye line in a frontal, level face
+    depth: float  # k: its depth in front of the eye plane, for pitch
+    yaw_depth: float | None = None  # the depth for yaw, when measured apart from ``depth``
+
+
+NOSE_GEOMETRY: dict[str, NoseGeometry] = {
+    "dlib5": NoseGeometry(4, 0.73, 0.35),  # base of the nose (subnasale)
+    "ibug68": NoseGeometry(30, 0.53, 0.55),  # nose tip (A measured with dlib68)
+    # Nose tip, measured with fr-landmark on fr-detect's boxes (see the module docstring).
+    "arcface5": NoseGeometry(2, 0.60, 0.65, yaw_depth=0.39),
 }
 
 
 def _measure(landmarks: Landmarks) -> tuple[float, float, float] | None:
     """(roll in degrees, yaw in radians, nose drop / un-foreshortened eye distance), or
     ``None`` when the eyes coincide. The drop ratio of a frontal, level face is ``A``."""
-    nose_idx, _frontal_drop, depth = NOSE_GEOMETRY[landmarks.scheme]
+    geometry = NOSE_GEOMETRY[landmarks.scheme]
+    nose_idx, depth = geometry.point, geometry.yaw_depth or geometry.depth
     left_eye, right_eye = landmarks.eye_centers()
     nose = landmarks.points[nose_idx]
     eye_vec = right_eye - left_eye
@@ -65,7 +86,7 @@ def estimate_pose(landmarks: Landmarks) -> Pose:
     if m is None:
         return Pose(0.0, 0.0, 0.0)
     roll, yaw, r = m
-    _nose_idx, frontal_drop, depth = NOSE_GEOMETRY[landmarks.scheme]
+    _nose_idx, frontal_drop, depth, _yaw_depth = NOSE_GEOMETRY[landmarks.scheme]
     # r = A*cos(p) - k*sin(p) = R*cos(p + phi) with R = hypot(A, k), phi = atan2(k, A).
     radius = math.hypot(frontal_drop, depth)
     phi = math.atan2(depth, frontal_drop)

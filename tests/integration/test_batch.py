@@ -21,7 +21,7 @@ from faceprint import Analyzer
 from faceprint.batch import analyze_many
 from faceprint.errors import InvalidArgumentError
 from faceprint.settings import usable_cores
-from tests.conftest import face_image, shared
+from tests.conftest import default_dim, default_model_id, face_image, shared
 
 #: The shipped faces that have one face each (tests/data/faces/README.md).
 ONE_FACE = ("collins.jpg", "hopper.jpg", "collins_2.jpg", "hopper_2.jpg")
@@ -213,14 +213,14 @@ def test_cli_embed_folder_with_jobs_streams_one_json_document(tmp_path, handful)
     results = doc["results"]
     expected = sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.suffix != ".txt")
     assert [r["path"] for r in results] == expected
-    assert doc["model"] == "dlib-resnet34@v1" and "interrupted" not in doc
+    assert doc["model"] == default_model_id() and "interrupted" not in doc
     broken = [r for r in results if r["error"]]
     assert [r["path"] for r in broken] == [str(folder / "sub" / "zz_broken.png")]
     assert broken[0]["error"]["code"] == "invalid_image"
     assert sum(len(r["faces"]) for r in results) == 7
     for r in results:
         for face in r["faces"]:
-            assert len(face["embedding"]) == 128
+            assert len(face["embedding"]) == default_dim()
 
 
 def _children(pid: int) -> list[int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import face_image
+from tests.conftest import default_dim, default_model_id, face_image
 
 
 def faceprint(*args: str, columns: int | None = None) -> subprocess.CompletedProcess:
@@ -75,17 +75,17 @@ def test_embed_json_has_unit_embeddings():
     proc = faceprint("embed", str(face_image("collins_2.jpg")), "--json")
     assert proc.returncode == 0, proc.stderr
     doc = one_json(proc)
-    assert doc["model"] == "dlib-resnet34@v1"
+    assert doc["model"] == default_model_id()
     (result,) = doc["results"]
     (face,) = result["faces"]
     vec = face["embedding"]
-    assert len(vec) == 128 and abs(sum(v * v for v in vec) - 1.0) < 1e-4
+    assert len(vec) == default_dim() and abs(sum(v * v for v in vec) - 1.0) < 1e-4
 
 
 def test_verify_json_same_and_different_person():
     a, b, c = (str(face_image(n)) for n in ("collins.jpg", "collins_2.jpg", "hopper.jpg"))
     same = one_json(faceprint("verify", a, b, "--json"))
-    assert same["match"] is True and same["far"] == 1e-3 and same["model"] == "dlib-resnet34@v1"
+    assert same["match"] is True and same["far"] == 1e-3 and same["model"] == default_model_id()
     assert same["similarity"] >= same["threshold"]
     assert len(same["faces"]) == 2 and same["faces"][0]["selection"] == "only"
     diff = faceprint("verify", a, c, "--far", "1e-2", "--json")

@@ -42,8 +42,8 @@ def _face_chips(analyzer) -> list[tuple[str, np.ndarray]]:
 
 
 @pytest.fixture(scope="module")
-def chips(analyzer):
-    found = _face_chips(analyzer)
+def chips(dlib_analyzer):
+    found = _face_chips(dlib_analyzer)  # dlib's chips, whatever the default pipeline is
     assert len(found) >= 50, f"only {len(found)} faces found"
     return found
 

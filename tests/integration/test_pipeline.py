@@ -47,8 +47,8 @@ def test_face_recognition_pairs_hold(analyzer):
         assert result.far == 1e-3 and result.threshold_source == "calibrated"
 
 
-def test_obama_box_and_landmarks_agree_with_the_reference(analyzer):
-    faces = analyzer.detect(shared(*FR, "obama.jpg"))
+def test_obama_box_and_landmarks_agree_with_the_reference(dlib_analyzer):
+    faces = dlib_analyzer.detect(shared(*FR, "obama.jpg"))
     assert len(faces) == 1
     # face_recognition asserts this HOG box (with one upsampling); ours may differ a little.
     assert faces[0].box.iou(faceprint.Box(349, 142, 617, 409)) > 0.8
@@ -93,10 +93,11 @@ def test_rgba_png_loads_as_rgb_on_white_and_has_one_face(analyzer, tmp_path):
     assert face.box.iou(analyzer.detect(COLLINS)[0].box) > 0.8
 
 
-def test_rgba_png_loads_as_rgb_and_has_one_face(analyzer):
+def test_rgba_png_loads_as_rgb_and_has_one_face(analyzer, dlib_analyzer):
     path = shared(*FR, "32bit.png")
     assert faceprint.load_image(path).shape == (1200, 626, 3)
-    (face,) = analyzer.detect(path)
+    assert len(analyzer.detect(path)) == 1
+    (face,) = dlib_analyzer.detect(path)
     # face_recognition asserts top=290, bottom=558 from HOG with one upsampling; our policy
     # does not upsample a 1200-px image, and HOG's box scale then differs (302..611).
     overlap = min(face.box.y2, 558) - max(face.box.y1, 290)
@@ -337,9 +338,10 @@ def test_every_detector_finds_the_face(name):
         assert face.box.iou(faceprint.Analyzer().detect(path)[0].box) > 0.5, (name, path.name, face.box)
 
 
-def test_68_landmarks_on_request(analyzer):
+@pytest.mark.parametrize("embedder", [None, "dlib-resnet34"])  # the default's landmarks, and dlib's
+def test_68_landmarks_on_request(analyzer, embedder):
     assert analyzer.detect(COLLINS)[0].landmarks68 is None  # only when asked for
-    (face,) = faceprint.Analyzer(landmarks68=True).detect(COLLINS)
+    (face,) = faceprint.Analyzer(embedder=embedder, landmarks68=True).detect(COLLINS)
     assert face.landmarks68 is not None
     points = face.landmarks68.points
     assert points.shape == (68, 2)
@@ -351,12 +353,15 @@ def test_68_landmarks_on_request(analyzer):
     assert points[0, 0] < points[8, 0] < points[16, 0] and points[8, 1] > points[0, 1]
     brows, eyes, nose_tip, mouth = points[17:27, 1].mean(), points[36:48, 1].mean(), points[30, 1], points[48:68, 1].mean()
     assert brows < eyes < nose_tip < mouth < points[8, 1]
-    # The 5-point landmarks' nose base sits near the 68-point one (33).
-    assert np.hypot(*(np.array(face.landmarks["nose_base"]) - points[33])) < 0.1 * box.width
+    # The 5-point landmarks' nose sits near the 68-point one: the base (33) for dlib5, the tip
+    # (30) for arcface5.
+    nose, index = ("nose_base", 33) if face.landmarks.scheme == "dlib5" else ("nose_tip", 30)
+    assert np.hypot(*(np.array(face.landmarks[nose]) - points[index])) < 0.1 * box.width
 
 
 def test_68_landmarks_agree_with_the_reference():
-    (face,) = faceprint.Analyzer(landmarks68=True).detect(shared(*FR, "obama.jpg"))
+    # dlib68 on HOG's box, as face_recognition computes them.
+    (face,) = faceprint.Analyzer(embedder="dlib-resnet34", landmarks68=True).detect(shared(*FR, "obama.jpg"))
     assert face.landmarks68 is not None and face.landmarks68.points.shape == (68, 2)
     # face_recognition's test asserts 68-point landmark #10 of obama.jpg at (552, 399).
     assert np.hypot(*(face.landmarks68.points[10] - (552, 399))) < 8

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import shared
+from faceprint.models.defaults import default_models
+from tests.conftest import default_model_id, default_threshold, shared
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -45,18 +46,29 @@ def lfw_pairs(tmp_path_factory):
     return doc, report
 
 
+#: Floors of the default pipeline on lfw_dev's official pairs, a little below what was measured.
+LFW_FLOORS = {
+    # hog + dlib5 + dlib-resnet34: 98.22% +- 0.34%, AUC 0.9976, EER 1.33%, 13 images without a face.
+    "dlib-resnet34@v1": {"accuracy": 0.97, "auc": 0.99, "eer": 0.03, "failures": (1, 30)},
+    # fr-detect + fr-landmark + fr-feature (the pack): 99.67% +- 0.16%, AUC 0.99993, EER 0.33%, every
+    # image has a face (bench/README.md, "Faceplugin models"); issue 12's target is >= 99.4%.
+    "fr-feature@0.0.1": {"accuracy": 0.994, "auc": 0.999, "eer": 0.01, "failures": (0, 0)},
+}
+
+
 def test_eval_pairs_lfw_dev_three_folds(lfw_pairs):
     doc, _ = lfw_pairs
-    assert doc["model"] == "dlib-resnet34@v1"
+    assert doc["model"] == default_model_id()
+    floors = LFW_FLOORS[doc["model"]]
     assert doc["n_pairs"] == 1800 and doc["n_images"] == 2320
-    # Measured here: 3-fold accuracy 98.22% +- 0.34%, AUC 0.9976, EER 1.33%, 13 images without a face.
-    assert doc["accuracy"] >= 0.97
+    assert doc["accuracy"] >= floors["accuracy"]
     assert 0 < doc["accuracy_std"] < 0.02 and len(doc["folds"]) == 3 and doc["optimistic"] is False
-    assert doc["auc"] >= 0.99 and doc["eer"] <= 0.03
+    assert doc["auc"] >= floors["auc"] and doc["eer"] <= floors["eer"]
     assert set(doc["tar_at_far"]) == {"1e-1", "1e-2", "1e-3"} and doc["tar_at_far"]["1e-2"] >= 0.95
     detail = {d["far"]: d for d in doc["tar_at_far_detail"]}
     assert detail[1e-3]["n_impostor"] == 900 and detail[1e-3]["resolvable"] is False  # 0.9 impostor pairs
-    assert 0 < doc["failures"] <= 30 and doc["failures_detail"]["no_face"] == doc["failures"]
+    low, high = floors["failures"]
+    assert low <= doc["failures"] <= high and doc["failures_detail"].get("no_face", 0) == doc["failures"]
     assert doc["images_per_s"] > 0
     calib = {r["far_nominal"]: r for r in doc["calibration"]}
     assert set(calib) >= {1e-2, 1e-3, 1e-4}
@@ -128,7 +140,7 @@ def test_eval_pairs_robustness_time_budget_and_groups(tmp_path):
     # per group, one global threshold (the card's FAR 1e-3)
     groups = doc["groups"]
     assert groups["column"] == "half" and {g["group"] for g in groups["per_group"]} == {"first", "second"}
-    assert groups["threshold"] == pytest.approx(0.925775, abs=1e-4)
+    assert groups["threshold"] == pytest.approx(default_threshold(1e-3), abs=1e-4)
     # probe side degraded: measured here 99.2% clean, 95.4% at blur 2, 92.5% at downscale 4
     pert = {p["label"]: p for p in doc["perturbations"]}
     assert set(pert) == {"blur:2", "downscale:4"}
@@ -139,7 +151,8 @@ def test_eval_pairs_robustness_time_budget_and_groups(tmp_path):
     # time budget: the first configuration (a priori most accurate) that was measured to fit
     tb = doc["time_budget"]
     cands = tb["candidates"]
-    assert cands[0]["label"] == "hog upsample=auto max_side=1600" and cands[-1]["label"] == "no detector (centre crop)"
+    detector = default_models().detector
+    assert cands[0]["label"] == f"{detector} upsample=auto max_side=1600" and cands[-1]["label"] == "no detector (centre crop)"
     assert all(c["ms_per_image"] > 0 for c in cands)
     chosen = next(i for i, c in enumerate(cands) if c["label"] == tb["chosen"]["label"])
     if tb["fits"]:
@@ -164,7 +177,8 @@ def test_eval_identify_orl(orl_identify):
     assert doc["n_images"] == 400 and doc["n_identities"] == 40
     # No ORL subject has too few images: 20% (8 subjects, 80 images) are held out as strangers.
     assert doc["nonmated_probe_sources"]["subjects_held_out"] == 8 and doc["n_nonmated_probes"] == 80
-    assert doc["n_subjects_enrolled"] == 32 and doc["n_mated_probes"] == 288
+    # 288 mated probes; fr-detect finds no face in 3 of ORL's 400 small greyscale images.
+    assert doc["n_subjects_enrolled"] == 32 and 284 <= doc["n_mated_probes"] <= 288
     # Measured here: rank-1 100%, FNIR 1.0% at FPIR 1e-1.
     assert doc["rank1"] >= 0.95 and doc["rank5"] >= doc["rank1"]
     cmc = doc["cmc"]

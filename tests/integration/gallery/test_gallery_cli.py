@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from faceprint.gallery import Gallery
-from tests.conftest import face_image, shared
+from tests.conftest import default_model_id, face_image, shared
 from tests.integration.test_cli import faceprint, one_json
 
 PEOPLE = ("Tony_Blair", "Hugo_Chavez", "Laura_Bush")
@@ -57,7 +57,7 @@ def test_enrol_folders_with_workers_equals_in_process(people_dir, tmp_path, anal
         assert {r.path: r.code for r in report.rejected} == {r["path"]: r["reason"]["code"] for r in doc["rejected"]}
         g.export(tmp_path / "lib.json")
     out = one_json(faceprint("--gallery", str(db), "gallery", "export", str(tmp_path / "cli.json"), "--json"))
-    assert out["faces"] == len(doc["enrolled"]) and out["model"] == "dlib-resnet34@v1"
+    assert out["faces"] == len(doc["enrolled"]) and out["model"] == default_model_id()
     cli_vectors = _embeddings(json.loads((tmp_path / "cli.json").read_text()))
     lib_vectors = _embeddings(json.loads((tmp_path / "lib.json").read_text()))
     assert cli_vectors.keys() == lib_vectors.keys()

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.conftest import face_image
+from faceprint.models.defaults import default_models
+from tests.conftest import default_dim, default_model_id, face_image
 from tests.integration.service.conftest import InProcess, b64, envelope, mirrored, png, store_key
 
 COLLINS, COLLINS_2 = face_image("collins.jpg"), face_image("collins_2.jpg")
@@ -23,13 +24,13 @@ def test_models_lists_cards_and_the_gallery_model(app):
     doc = app.call("GET", "/v1/models", key=app.keys.manage).json()
     names = {m["name"] for m in doc["models"]}
     assert {"hog", "dlib5", "dlib-resnet34"} <= names
-    assert doc["gallery_model"] == doc["embedder"] == "dlib-resnet34@v1"
-    assert doc["detector"] == "hog"
+    assert doc["gallery_model"] == doc["embedder"] == default_model_id()
+    assert doc["detector"] == default_models().detector
 
 
 def test_health_and_request_ids(app):
     r = app.call("GET", "/v1/health")
-    assert r.status == 200 and r.json() == {"status": "ok", "version": r.json()["version"], "model": "dlib-resnet34@v1"}
+    assert r.status == 200 and r.json() == {"status": "ok", "version": r.json()["version"], "model": default_model_id()}
     assert r.header("x-request-id") and r.header("cache-control") == "no-store"
     assert app.call("GET", "/v1/health", headers={"X-Request-ID": "trace-42"}).header("x-request-id") == "trace-42"
     odd = app.call("GET", "/v1/health", headers={"X-Request-ID": "bad id\twith spaces"})
@@ -87,7 +88,7 @@ def test_detect_multipart_and_base64_agree(app):
     (face,) = doc["faces"]
     x1, y1, x2, y2 = face["box"]
     assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
-    assert len(face["landmarks"]) == 5 and face["landmark_scheme"] == "dlib5" and set(face["pose"]) == {"yaw", "pitch", "roll"}
+    assert len(face["landmarks"]) == 5 and face["landmark_scheme"] in ("dlib5", "arcface5") and set(face["pose"]) == {"yaw", "pitch", "roll"}
     as_json = app.call("POST", "/v1/detect", key=app.keys.recognize, json_body={"image": b64(COLLINS)})
     assert as_json.status == 200 and as_json.json() == doc
     data_url = "data:image/jpeg;base64," + b64(COLLINS)
@@ -109,10 +110,10 @@ def test_detect_finds_both_people(app):
 
 def test_embed_gives_unit_vectors(app):
     doc = app.call("POST", "/v1/embed", key=app.keys.recognize, form={"image": HOPPER}).json()
-    assert doc["model"] == "dlib-resnet34@v1"
+    assert doc["model"] == default_model_id()
     (face,) = doc["faces"]
     vec = np.array(face["embedding"])
-    assert vec.shape == (128,) and abs(np.linalg.norm(vec) - 1.0) < 1e-4
+    assert vec.shape == (default_dim(),) and abs(np.linalg.norm(vec) - 1.0) < 1e-4
 
 
 def test_verify_a_known_pair_matches_and_a_stranger_does_not(app):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import face_image
+from tests.conftest import default_model_id, face_image
 from tests.integration.service.conftest import Server, call, cli, new_key
 
 COLLINS, COLLINS_2 = face_image("collins.jpg"), face_image("collins_2.jpg")
@@ -24,7 +24,7 @@ TWO = face_image("two_people.jpg")
 
 def test_the_server_answers_health_the_page_and_docs_with_request_ids(api):
     r = api.call("GET", "/v1/health")
-    assert r.status == 200 and r.json()["status"] == "ok" and r.json()["model"] == "dlib-resnet34@v1"
+    assert r.status == 200 and r.json()["status"] == "ok" and r.json()["model"] == default_model_id()
     assert r.header("x-request-id") and r.header("server") is None  # no server header
     assert api.call("GET", "/v1/health", headers={"X-Request-ID": "trace-42"}).header("x-request-id") == "trace-42"
     page = api.call("GET", "/")
