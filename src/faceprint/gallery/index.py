@@ -4,13 +4,14 @@ The database is the source of truth; an index is rebuilt from it (or caught up w
 only answers "which template ids are most similar to this query". Two implementations:
 
 * :class:`ExactIndex` -- one contiguous float32 matrix scored with a BLAS matrix product.
-  Exact, no build cost, O(1) removal (swap-with-last). Used below :data:`EXACT_MAX_SIZE`.
-* :class:`HnswIndex` -- an HNSW graph (``hnswlib``), approximate. Used at and above
-  :data:`EXACT_MAX_SIZE`, where a single exact query costs more than the latency budget.
+  Exact, no build cost, O(1) removal (swap-with-last). Used below :func:`exact_max_size`
+  (:data:`EXACT_MAX_SIZE` templates up to 128-D, fewer for wider embeddings).
+* :class:`HnswIndex` -- an HNSW graph (``hnswlib``), approximate. Used from
+  :func:`exact_max_size` up, where a single exact query costs more than the latency budget.
 
 :func:`make_index` picks one. The sizes and parameters below were chosen with
-``bench/search.py`` (synthetic 128-D galleries shaped like dlib-resnet34 embeddings); the
-measurements are in bench/README.md, sections 'Vector index: ...'.
+``bench/search.py`` (synthetic galleries shaped like dlib-resnet34's 128-D and fr-feature's
+512-D embeddings); the measurements are in bench/README.md, sections 'Vector index: ...'.
 
 Ids are template ids (SQLite rowids): non-negative int64. Vectors are float32, L2-normalised;
 similarity is the dot product. Results are best first, padded with id -1 / similarity -inf.
@@ -34,18 +35,35 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EXACT_MAX_SIZE",
+    "EXACT_REFERENCE_DIM",
     "ExactIndex",
     "HnswIndex",
     "VectorIndex",
     "auto_ef_search",
+    "exact_max_size",
     "hnsw_params",
     "make_index",
 ]
 
-#: Galleries smaller than this get an :class:`ExactIndex`: up to here an exact query stays
-#: inside the 2 ms p99 budget with recall 1 and no build cost (exact cost grows with the size,
-#: memory bandwidth; measured: bench/README.md, section 'Vector index: exact below 100k').
+#: Galleries of up to EXACT_REFERENCE_DIM-D templates smaller than this get an
+#: :class:`ExactIndex`: up to here an exact query stays inside the 2 ms p99 budget with recall 1
+#: and no build cost (exact cost grows with the size, memory bandwidth; measured:
+#: bench/README.md, section 'Vector index: exact below 100k'). Wider templates switch earlier:
+#: :func:`exact_max_size`.
 EXACT_MAX_SIZE = 100_000
+EXACT_REFERENCE_DIM = 128
+
+
+def exact_max_size(dim: int) -> int:
+    """The gallery size from which :func:`make_index` builds an HNSW graph for ``dim``-D
+    templates: :data:`EXACT_MAX_SIZE` up to :data:`EXACT_REFERENCE_DIM`-D, and in proportion
+    fewer above (25,000 at 512-D). An exact query scans every byte of the matrix, so its cost
+    follows size x dim, while the graph's query barely grows with dim (512-D against 128-D at
+    100k: an exact query 5x, one through the graph 1.2x; measured: bench/README.md, section
+    'Vector index: 512-D')."""
+    if dim <= EXACT_REFERENCE_DIM:
+        return EXACT_MAX_SIZE
+    return EXACT_MAX_SIZE * EXACT_REFERENCE_DIM // dim
 
 #: HNSW graph parameters. M=32 beat M=16 on identity-structured data; the larger graph (M=48, ef_construction=200) costs about twice the
 #: build time and gains little below LARGE_GRAPH_SIZE, but is what reaches recall@1 0.99
@@ -681,13 +699,13 @@ class HnswIndex:
 
 
 def make_index(dim: int, expected_size: int) -> VectorIndex:
-    """An :class:`ExactIndex` for galleries expected below :data:`EXACT_MAX_SIZE` templates,
-    else an :class:`HnswIndex` sized for ``expected_size``.
+    """An :class:`ExactIndex` for galleries expected below :func:`exact_max_size` templates
+    (100,000 up to 128-D, 25,000 at 512-D), else an :class:`HnswIndex` sized for ``expected_size``.
 
     The choice is made once, when the gallery builds its index from the database; a gallery
     that grows past the threshold switches at its next rebuild (e.g. when it is reopened).
     """
-    if expected_size < EXACT_MAX_SIZE:
+    if expected_size < exact_max_size(dim):
         return ExactIndex(dim, capacity=expected_size)
     params = hnsw_params(expected_size)
     logger.debug("index for %d templates: HNSW %s", expected_size, params)
