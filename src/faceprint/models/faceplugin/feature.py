@@ -18,22 +18,23 @@ to end against face_recognition'; ms of CPU per face, one thread):
 * **Its denormal weights are flushed to 0** when the graph is loaded (:func:`session_graph`).
   The file holds 8,938 weights so small (nonzero, below 2**-126) that they cannot move an
   output, and multiplying by them takes the CPU's slow path: at graph optimisation "all"
-  the network cost ~80 ms a face with them and ~22 without; the embeddings agree to a cosine
-  of 1.0 (7 digits) on lfw_dev chips.
+  the network cost 73-80 ms a face with them and 21-23 without; the embeddings agree to a
+  cosine of 0.9999998 or more on lfw_dev chips.
 * **Graph optimisation "all"**, onnxruntime's default. "extended" was chosen before because
   "all" ran ~3x slower; that was the denormals: flushed, "all" costs 21-23 ms a face and
-  "extended" 22-29 in the same runs.
+  "extended" 22-28 in the same runs.
 * **A dynamic batch**: the file fixes it at 1, so the input, the output and the final
   Reshape's ``[1, -1]`` are rewritten; the engine embeds the chips of several images in one
   call. (Flushed, a face costs about the same alone or in a batch of 32.)
 * **One intra-op thread** (:data:`THREADS`): the batch engine embeds in its parent while one
   worker process per core detects. On the shared machine 2 threads gave fewer images per
-  second end to end (lfw_dev, 2 jobs: 1 thread 14.7-18.2, 2 threads 9.7-14.6) and cost more
-  CPU a face (2 threads spinning +35%, not spinning +10%); only an idle machine runs one
-  batch about twice as fast on 2 threads.
+  second end to end (479 lfw_dev images, 2 jobs: 1 thread 13.3-18.2, 2 threads 9.7-14.6)
+  and cost the embedding process more CPU (2 threads spinning +35%, not spinning +6-10%);
+  only a quiet machine runs one batch about twice as fast on 2 threads (12 against 22 ms a
+  face).
 
-OpenCV's DNN module runs the same graph for about 13-15 ms of CPU a face with the same
-outputs; it is not used (one runtime; its ``Net`` must not be run from two threads at once).
+OpenCV's DNN module runs the same graph for 13-15 ms of CPU a face with the same outputs; it
+is not used (one runtime is simpler, and its ``Net`` must not run from two threads at once).
 
 ``fr-feature-flip`` is the same network with horizontal-flip test-time augmentation: the
 embedding of a chip is the renormalised sum of the (normalised) embeddings of the chip and

@@ -46,9 +46,9 @@ PIXEL_SCALE = 256.0
 N_POINTS = 68
 #: Graph optimisation "all" (onnxruntime's default): about 4x faster than "extended" here
 #: (bench/README.md, section 'Faceplugin models'). The file holds 26,567 denormal weights, but
-#: unlike fr_feature's they cost nothing measurable (0.4-0.55 ms a crop with them, 0.35-0.55
-#: flushed, 1 thread: bench/README.md, section 'End to end against face_recognition'), so the
-#: file runs as it is.
+#: unlike fr_feature's they cost under 0.1 ms a face (0.42-0.55 ms a crop with them, 0.36-0.44
+#: flushed, 1 thread: bench/README.md, section 'End to end against face_recognition'; 0.2% of
+#: an lfw_dev image's time), so the file runs as it is.
 OPTIMIZATION: GraphOptimization = "all"
 #: One intra-op thread: a 64x64 grey input gains nothing from more, and the batch engine
 #: already runs one worker process per core.

@@ -119,9 +119,9 @@ def flush_denormal_weights(model: Any) -> int:
     in magnitude than 2**-126) to 0, in place; the number of values changed.
 
     Some exported files carry thousands of them (left over from training, far too small to move
-    an output), and a CPU multiplying by a denormal takes a slow path: fr_feature.onnx ran 1.4x
-    (graph optimisation "extended") to 3.4x ("all") slower per face with its 8,938 denormals
-    than without them, to the same outputs (bench/README.md, section 'End to end against
+    an output), and a CPU multiplying by a denormal takes a slow path: fr_feature.onnx ran
+    1.1-1.4x (graph optimisation "extended") to 3.3-3.6x ("all") slower per face with its 8,938
+    denormals than without them, to the same outputs (bench/README.md, section 'End to end against
     face_recognition'). Only initializers are looked at (weights in ``Constant`` nodes are not).
     """
     from onnx import TensorProto, numpy_helper
