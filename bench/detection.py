@@ -261,7 +261,7 @@ def session_speed(images: list[tuple[Item, np.ndarray]]) -> list[dict[str, Any]]
     from faceprint.models.faceplugin import detect
 
     path = detect.pack_file("faceplugin", detect.MODEL_PATH)
-    data = detect.batchable_model(path)
+    data = detect.batchable_model(path.read_bytes())
     blobs = [detect.network_input(rgb, detect.whole_image(rgb.shape[1], rgb.shape[0], "letterbox"), "rgb")
              for _, rgb in images]
     batch = np.concatenate(blobs[: detect.BATCH])
