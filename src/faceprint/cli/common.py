@@ -186,15 +186,16 @@ def file_models(
 
 
 def note_default_models(as_json: bool, *names: str | None) -> None:
-    """When the command runs the default models and a better pack is not installed, say how to
-    install it (one line on stderr; never with --json, whose readers want stdout alone)."""
+    """When a person at a terminal runs the default models and a better pack is not installed,
+    say how to install it: one line on stderr; never with --json or in a pipe or a script, whose
+    readers want the command's own output alone."""
     from faceprint.models.defaults import upgrade_hint
 
-    if as_json or any(name is not None for name in names):
+    if as_json or not err.is_terminal or any(name is not None for name in names):
         return
     hint = upgrade_hint()
     if hint:
-        err.print(f"note: {escape(hint)}", style="dim", markup=True, highlight=False)
+        err.print(f"note: {escape(hint)}", style="dim", markup=True, highlight=False, soft_wrap=True)
 
 
 # --- the global options and the gallery ----------------------------------------------------------

@@ -31,7 +31,11 @@ def run_asgi(app, method: str = "GET", path: str = "/", headers: list[tuple[byte
     return start["status"], hdrs, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
-def test_an_unexpected_exception_becomes_a_500_envelope_without_a_trace(tmp_path, caplog):
+def test_an_unexpected_exception_becomes_a_500_envelope_without_a_trace(tmp_path, caplog, monkeypatch):
+    # An in-process `faceprint serve` earlier in the session gives the service's loggers their own
+    # handler and stops propagation (server.configure_logging); caplog listens at the root.
+    monkeypatch.setattr(logging.getLogger("faceprint.service"), "propagate", True)
+
     async def broken(scope, receive, send):
         raise RuntimeError("secret internals /etc/passwd")
 
