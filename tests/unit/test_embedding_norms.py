@@ -9,16 +9,13 @@ import faceprint
 from faceprint import models
 from faceprint.models.base import NormReportingEmbedder
 from faceprint.models.onnx import OnnxEmbedder, register_onnx_model
-from tests.unit.test_onnx_models import embedder_onnx, random_image, revealing_embedder, scrfd_onnx
-
-
-@pytest.fixture(autouse=True)
-def _forget_file_models():
-    before = {c.name for c in models.list_cards()}
-    yield
-    for card in models.list_cards():
-        if card.name not in before:
-            models.unregister(card.name)
+from tests.unit.test_onnx_models import (  # noqa: F401  (_forget_file_models: the same autouse fixture)
+    _forget_file_models,
+    embedder_onnx,
+    random_image,
+    revealing_embedder,
+    scrfd_onnx,
+)
 
 
 def _chips(n: int) -> list[np.ndarray]:
