@@ -64,16 +64,16 @@ def _installed(pack: str) -> bool:
 
 
 def upgrade_hint() -> str | None:
-    """What to run for a better default pipeline, or None when the best one is installed."""
-    for pack, chosen in PACK_MODELS:
-        if pack in packs.PACKS and not _installed(pack):
-            return (
-                f"the default models are dlib's; `faceprint models install {pack}` installs "
-                f"{chosen.detector} + {chosen.landmarks} + {chosen.embedder}, more accurate "
-                "(see `faceprint models`)"
-            )
+    """What to run for a better default pipeline, or None when a pack's pipeline is already
+    the default (or this faceprint lists no pack)."""
+    listed = [(pack, chosen) for pack, chosen in PACK_MODELS if pack in packs.PACKS]
+    if not listed or default_models() != BUILTIN_MODELS:
         return None
-    return None
+    pack, best = listed[0]
+    return (
+        f"the default models are dlib's; `faceprint models install {pack}` installs "
+        f"{best.detector} + {best.landmarks} + {best.embedder}, more accurate (see `faceprint models`)"
+    )
 
 
 def resolve(detector: str | None = None, landmarks: str | None = None, embedder: str | None = None) -> PipelineModels:
