@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -435,11 +436,61 @@ def check_subject_name(name: str) -> str:
     return name
 
 
+#: A metadata filter (``where``) names at most this many keys (SQLite's expression depth
+#: grows with each: a thousand keys overflow it).
+MAX_FILTER_KEYS = 32
+#: A filter key is a plain name of at most this many characters.
+MAX_FILTER_KEY_LENGTH = 128
+#: Objects and arrays nest at most this deep in a metadata value (or a filter's value).
+MAX_METADATA_DEPTH = 16
+#: A subject's metadata is at most this long as JSON text.
+MAX_METADATA_BYTES = 64 * 1024
+#: JSON integers in metadata and filters are 64-bit signed: what SQLite stores exactly.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_json_value(value: Any, what: str) -> None:
+    """:class:`InvalidArgumentError` unless ``value`` is JSON every backend stores and compares
+    alike: finite numbers only (no NaN or Infinity, which SQLite's JSON functions reject),
+    integers within 64 bits, objects and arrays at most :data:`MAX_METADATA_DEPTH` deep."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:  # iterative: a hostile value's depth cannot exhaust the call stack
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= MAX_METADATA_DEPTH:
+                raise InvalidArgumentError(f"{what} nests objects and arrays over {MAX_METADATA_DEPTH} levels deep",
+                                           details={"max_depth": MAX_METADATA_DEPTH})
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise InvalidArgumentError(f"{what} holds an integer outside the 64-bit range",
+                                           details={"min": INT64_MIN, "max": INT64_MAX})
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidArgumentError(f"{what} holds a number that is not finite ({item}); JSON has no NaN "
+                                           "or Infinity", details={"reason": "non_finite_number"})
+        else:
+            raise InvalidArgumentError(f"{what} holds a value that is not JSON ({type(item).__name__})",
+                                       details={"type": type(item).__name__})
+
+
 def check_filter_keys(metadata: dict[str, Any]) -> None:
-    """Metadata filter keys are plain names (letters, digits, ``_`` and ``-``)."""
-    for key in metadata:
-        if not isinstance(key, str) or not key.replace("_", "").replace("-", "").isalnum():
-            raise InvalidArgumentError(f"metadata filter keys are plain names; got {key!r}")
+    """A metadata filter (``where``): at most :data:`MAX_FILTER_KEYS` keys, each a plain name
+    (letters, digits, ``_`` and ``-``), each value JSON as :func:`check_json_value` allows."""
+    if not isinstance(metadata, dict):
+        raise InvalidArgumentError("a metadata filter is an object of key = value pairs")
+    if len(metadata) > MAX_FILTER_KEYS:
+        raise InvalidArgumentError(f"a metadata filter names at most {MAX_FILTER_KEYS} keys; got {len(metadata)}",
+                                   details={"keys": len(metadata), "max_keys": MAX_FILTER_KEYS})
+    for key, value in metadata.items():
+        if (not isinstance(key, str) or len(key) > MAX_FILTER_KEY_LENGTH
+                or not key.replace("_", "").replace("-", "").isalnum()):
+            raise InvalidArgumentError(f"metadata filter keys are plain names of at most {MAX_FILTER_KEY_LENGTH} "
+                                       f"characters; got {str(key)[:MAX_FILTER_KEY_LENGTH + 1]!r}")
+        check_json_value(value, f"the filter value of {key!r}")
 
 
 def merge_people_by_parts(store: PeopleStore, source: int, target: int) -> None:
@@ -488,11 +539,30 @@ def json_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str,
 
 
 def metadata_json(metadata: dict[str, Any] | None) -> str:
-    return json.dumps(metadata or {})
+    """A subject's metadata as the JSON text every backend stores; :class:`InvalidArgumentError`
+    for what :func:`check_json_value` refuses or text over :data:`MAX_METADATA_BYTES`."""
+    metadata = metadata or {}
+    if not isinstance(metadata, dict):
+        raise InvalidArgumentError("metadata is a JSON object")
+    check_json_value(metadata, "metadata")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # a key that is not a string, say
+        raise InvalidArgumentError(f"metadata is not JSON: {exc}") from None
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise InvalidArgumentError(f"metadata is at most {MAX_METADATA_BYTES:,} bytes as JSON",
+                                   details={"bytes": len(text.encode()), "max_bytes": MAX_METADATA_BYTES})
+    return text
 
 
 __all__ = [
     "CHANGE_LOG_KEEP",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_FILTER_KEYS",
+    "MAX_FILTER_KEY_LENGTH",
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "ApiKeyStore",
     "Change",
     "GalleryCounts",
@@ -511,8 +581,10 @@ __all__ = [
     "TemplateVectors",
     "Transactional",
     "check_filter_keys",
+    "check_json_value",
     "check_subject_name",
     "json_merge_patch",
+    "metadata_json",
     "merge_people_by_parts",
     "photo_face_template_key",
     "utc_now",

@@ -50,6 +50,7 @@ from faceprint.gallery.storage.base import (
     check_subject_name,
     json_merge_patch,
     merge_people_by_parts,
+    metadata_json,
     utc_now,
 )
 from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
@@ -599,7 +600,7 @@ class MemoryStore:
 
 def _copy_json(value: dict[str, Any]) -> dict[str, Any]:
     """A deep copy through JSON, as a database round trip would make it."""
-    copied: dict[str, Any] = json.loads(json.dumps(value))
+    copied: dict[str, Any] = json.loads(metadata_json(value))  # checked as the SQLite store checks it
     return copied
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from faceprint.errors import (
     DuplicateImageError,
     GalleryError,
+    GalleryNotFoundError,
     InvalidArgumentError,
     KeyNotFoundError,
     ModelMismatchError,
@@ -86,9 +87,23 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise GalleryError(f"no gallery at {self.path}", details={"path": str(self.path)})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        where = {"path": str(self.path)}
+        try:
+            existed = self.path.exists()
+        except OSError as exc:  # e.g. a folder on the way that may not be searched
+            raise GalleryError(f"cannot reach a gallery at {self.path}: {exc.strerror or exc}", details=where) from None
+        if not create and not existed:
+            # nothing is created, not even the parent folders: a mistyped path stays a mistake
+            raise GalleryNotFoundError(
+                f"no gallery at {self.path} (nothing was created; open it with create=True to make a new one)",
+                details=where,
+            )
+        if self.path.is_dir():
+            raise GalleryError(f"{self.path} is a folder, not a gallery file", details=where)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GalleryError(f"cannot create a gallery at {self.path}: {exc.strerror or exc}", details=where) from None
         self._lock = threading.RLock()
         self._depth = 0  # nesting of the open write transaction (0: none)
         self._purge_pending = False
@@ -106,7 +121,9 @@ class SQLiteStore:
             self._db.execute("PRAGMA secure_delete = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{self.path} is not a faceprint gallery: {exc}", details={"path": str(self.path)}) from None
+            if not existed:  # e.g. a folder that may not be written to
+                raise GalleryError(f"cannot create a gallery at {self.path}: {exc}", details=where) from None
+            raise GalleryError(f"{self.path} is not a faceprint gallery: {exc}", details=where) from None
 
     # --- plumbing ---------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -274,7 +291,7 @@ class SQLiteStore:
                 subject_id = int(row[0])
                 if metadata:
                     db.execute("UPDATE subjects SET metadata = json_patch(metadata, ?), updated_at = ? WHERE id = ?",
-                               (json.dumps(metadata), now, subject_id))
+                               (metadata_json(metadata), now, subject_id))
                 else:
                     db.execute("UPDATE subjects SET updated_at = ? WHERE id = ?", (now, subject_id))
             cur = db.execute(
@@ -351,7 +368,7 @@ class SQLiteStore:
     def update_metadata(self, name: str, metadata: dict[str, Any]) -> Subject:
         with self._write() as db:
             cur = db.execute("UPDATE subjects SET metadata = ?, updated_at = ? WHERE name = ?",
-                             (json.dumps(metadata), utc_now(), name))
+                             (metadata_json(metadata), utc_now(), name))
             if cur.rowcount == 0:
                 raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
             return self.subject(name)
@@ -447,7 +464,9 @@ class SQLiteStore:
         check_filter_keys(metadata)
         clauses, params = [], []
         for key, value in metadata.items():
-            clauses.append(f"json_extract(s.metadata, '$.\"{key}\"') = ?")
+            # metadata that is not valid JSON (NaN written by an older version) matches nothing
+            # instead of failing the whole query
+            clauses.append(f"json_extract(CASE WHEN json_valid(s.metadata) THEN s.metadata END, '$.\"{key}\"') = ?")
             params.append(json.dumps(value) if isinstance(value, (dict, list)) else value)
         sql = "SELECT f.id FROM faces f JOIN subjects s ON s.id = f.subject_id"
         if clauses:
