@@ -101,12 +101,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+def make_key(db: Path, *scopes: str) -> str:
+    """A new API key of ``scopes`` made by `faceprint keys create`."""
+    made = subprocess.run([str(EXE), "--gallery", str(db), "keys", "create", "--scope", ",".join(scopes), "--json"],
+                          capture_output=True, text=True, check=True)
+    return str(json.loads(made.stdout)["key"])
+
+
+def start_server(db: Path, port: int, *options: str) -> subprocess.Popen[str]:
+    """`faceprint serve` on loopback ``port`` with no rate limit and ``options``; returns once
+    /v1/health answers."""
+    server = subprocess.Popen(
+        [str(EXE), "--gallery", str(db), "serve", "--port", str(port), "--rate-limit", "0", "--log-level", "warning",
+         *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/v1/health")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            pass
+        if time.time() > deadline or server.poll() is not None:
+            stop_server(server)
+            raise RuntimeError("the server did not start: " + (server.stderr.read() if server.stderr else ""))
+        time.sleep(0.3)
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def multipart(fields: dict[str, tuple[str, bytes] | list[tuple[str, bytes]]]) -> tuple[bytes, str]:
+    """A multipart body of file fields: one ``(filename, data)`` each, or a list of them."""
     boundary = uuid.uuid4().hex
     parts = []
-    for name, (filename, data) in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                     f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
+    for name, files in fields.items():
+        for filename, data in files if isinstance(files, list) else [files]:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                         f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -187,28 +227,10 @@ def main() -> int:
         log(f"enrolling {args.subjects} subjects ...")
         enrolled, probe_paths, enrol_s = build_gallery(db, args.subjects, args.jobs)
         probes = with_a_face(probe_paths, 200)
-        made = subprocess.run([str(EXE), "--gallery", str(db), "keys", "create", "--scope", "recognize", "--json"],
-                              capture_output=True, text=True, check=True)
-        key = json.loads(made.stdout)["key"]
+        key = make_key(db, "recognize")
         port = free_port()
-        server = subprocess.Popen(
-            [str(EXE), "--gallery", str(db), "serve", "--port", str(port), "--threads", str(args.threads),
-             "--workers", str(args.workers),
-             "--rate-limit", "0", "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        server = start_server(db, port, "--threads", str(args.threads), "--workers", str(args.workers))
         try:
-            deadline = time.time() + 120
-            while True:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    conn.request("GET", "/v1/health")
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start: " + (server.stderr.read() if server.poll() is not None else ""))
-                time.sleep(0.3)
             # Warm-up: the first requests load the models and build the index (in every worker).
             run_load(port, key, probes, 4 * args.workers, 8 * args.workers)
             loads = []
@@ -216,11 +238,7 @@ def main() -> int:
                 log(f"{n} client(s) ...")
                 loads.append(run_load(port, key, probes, n, args.requests))
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     sixteen = next((r for r in loads if r["clients"] == 16), None)
     doc = {
         "benchmark": "bench/service_load.py: faceprint serve under concurrent identify/verify load",
