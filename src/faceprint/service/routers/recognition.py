@@ -34,14 +34,19 @@ def image_size(rgb: np.ndarray) -> list[int]:
     return [rgb.shape[1], rgb.shape[0]]
 
 
+def check_face_count(svc: Service, found: int) -> None:
+    """:class:`TooManyFacesError` when an image shows more than the service's ``max_faces``."""
+    limit = svc.settings.max_faces
+    if found > limit:
+        raise TooManyFacesError(f"{found} faces found; at most {limit} are handled in one image",
+                                details={"faces_found": found, "max_faces": limit})
+
+
 def detect_checked(svc: Service, rgb: np.ndarray) -> list[Face]:
     """The faces in ``rgb``, refused above the service's ``max_faces``."""
     with svc.model_lock:
         faces = svc.analyzer.detect_array(rgb)
-    limit = svc.settings.max_faces
-    if len(faces) > limit:
-        raise TooManyFacesError(f"{len(faces)} faces found; at most {limit} are handled in one image",
-                                details={"faces_found": len(faces), "max_faces": limit})
+    check_face_count(svc, len(faces))
     return faces
 
 
@@ -66,6 +71,8 @@ def verify_work(svc: Service, a: Upload, b: Upload | None, p: dict[str, Any]) ->
         with svc.model_lock:
             result = svc.analyzer.verify(rgb_a, rgb_b, far=p["far"], threshold=p["threshold"],
                                          face_a=p["face_a"], face_b=p["face_b"])
+        for selected in result.faces:
+            check_face_count(svc, selected.faces_found)
         out = result.to_dict()
         for face, upload in zip(out["faces"], (a, b)):
             face["path"] = upload.label  # the file names, not the analyzer's "<array>"
@@ -73,6 +80,7 @@ def verify_work(svc: Service, a: Upload, b: Upload | None, p: dict[str, Any]) ->
     with svc.model_lock:
         found = svc.gallery.verify_subject(rgb_a, p["subject_id"], far=p["far"], threshold=p["threshold"],
                                            face=p["face_a"], label=a.label)
+    check_face_count(svc, found.verification.faces[0].faces_found)
     return found.to_dict()
 
 
