@@ -85,6 +85,11 @@ JobsOpt: Any = typer.Option(
     help=f"Worker processes that decode and detect in parallel (default, or 0: the CPU cores, or none for "
     f"fewer than {SMALL_BATCH} files; 1: no workers).",
 )
+#: Off by default: a face picture is raw biometric data (the web page shows a placeholder).
+KeepThumbnailsOpt: Any = typer.Option(
+    False, "--keep-thumbnails",
+    help="Also store a small JPEG of each face in the gallery (off by default: face pictures are biometric data).",
+)
 
 
 def jobs_for(jobs: int | None, n_files: int | None = None) -> int:

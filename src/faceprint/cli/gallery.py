@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from faceprint.cli import common
-from faceprint.cli.common import JobsOpt, JsonOpt, err, out
+from faceprint.cli.common import JobsOpt, JsonOpt, KeepThumbnailsOpt, err, out
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.imageio import find_images
 from faceprint.pipeline import DEFAULT_FAR
@@ -63,6 +63,7 @@ def enroll(
     images: Optional[list[Path]] = typer.Argument(None, help="Images (or folders) of that person; one face each."),
     folders: Optional[Path] = typer.Option(None, "--folders", help="Enrol every sub-folder of DIR as a person named after it."),
     metadata: Optional[str] = typer.Option(None, "--metadata", help='JSON object stored with the person, e.g. \'{"group": "staff"}\'.'),
+    keep_thumbnails: bool = KeepThumbnailsOpt,
     jobs: Optional[int] = JobsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -83,6 +84,7 @@ def enroll(
         enrolled: list[Enrolled] = []
         rejected: list[Rejected] = []
         with common.open_gallery(ctx) as gallery, common.progress(common.show_progress(as_json, len(items))) as progress:
+            gallery.thumbnails = keep_thumbnails
             task = progress.add_task("enrolling", total=len(items))
             outcomes = gallery.enroll_many(items, metadata=meta, jobs=workers)
             try:

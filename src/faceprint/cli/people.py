@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from faceprint.cli import common
-from faceprint.cli.common import JobsOpt, JsonOpt, out
+from faceprint.cli.common import JobsOpt, JsonOpt, KeepThumbnailsOpt, out
 from faceprint.errors import InvalidArgumentError
 from faceprint.imageio import find_images
 
@@ -50,6 +50,7 @@ def cluster(
     ctx: typer.Context,
     folders: list[Path] = typer.Argument(..., help="Photos or folders of photos (searched recursively)."),
     sheets_dir: Optional[Path] = typer.Option(None, "--out", help="Write a contact sheet (JPEG) per person into DIR."),
+    keep_thumbnails: bool = KeepThumbnailsOpt,
     jobs: Optional[int] = JobsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -63,6 +64,7 @@ def cluster(
             raise InvalidArgumentError("no image files found")
         workers = common.jobs_for(jobs, len(paths))
         with common.open_gallery(ctx) as gallery:
+            gallery.thumbnails = keep_thumbnails
             people = _people(gallery)
             report = people.add_photos(paths, jobs=workers)
             sheets = [str(p) for p in people.write_contact_sheets(sheets_dir)] if sheets_dir else []

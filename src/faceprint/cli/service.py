@@ -12,7 +12,7 @@ from rich.table import Table
 
 from faceprint import settings as env
 from faceprint.cli import common
-from faceprint.cli.common import DetectorOpt, JsonOpt, err, out
+from faceprint.cli.common import DetectorOpt, JsonOpt, KeepThumbnailsOpt, err, out
 
 if TYPE_CHECKING:
     from faceprint.service.auth import KeyStore
@@ -56,6 +56,7 @@ def serve(
     max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow this origin by CORS (repeatable; default: CORS off)."),
     detector: Optional[str] = DetectorOpt,
+    keep_thumbnails: bool = KeepThumbnailsOpt,
     log_level: str = typer.Option("info", "--log-level", envvar=env.LOG_LEVEL, help="debug, info, warning, error."),
 ) -> None:
     """Run the HTTP service and its web page (FastAPI + uvicorn). API docs at /docs, schema at /openapi.json."""
@@ -77,6 +78,7 @@ def serve(
             max_request_bytes=int(max_request_mb * mib), max_image_bytes=int(max_image_mb * mib),
             max_pixels=max_pixels, max_faces=max_faces, max_top_k=max_top_k, max_images=max_images,
             rate_limit=rate_limit, cors_origins=tuple(cors_origin or ()), log_level=log_level,
+            keep_thumbnails=keep_thumbnails,
         )
         keys = KeyStore(settings.gallery)
         try:

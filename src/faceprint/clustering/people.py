@@ -49,6 +49,7 @@ from faceprint.errors import DuplicateImageError, InvalidArgumentError, SubjectN
 from faceprint.gallery import Gallery, thumbnail_jpeg
 from faceprint.gallery.storage import GalleryStore, NewFace, NewPhotoFace, PeopleStore, PhotoAssignment
 from faceprint.gallery.storage.base import photo_face_template_key
+from faceprint.gallery.thumbnails import crop_face, placeholder, read_photo
 from faceprint.gallery.types import PhotoFace, Subject
 from faceprint.imageio import ImageSource
 from faceprint.quality import assess
@@ -58,6 +59,10 @@ logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+RGB = npt.NDArray[np.uint8]
+
+#: Side in pixels of a face picture :meth:`People.thumbnail` cuts from a photo (as a kept chip).
+THUMBNAIL_SIZE = 150
 
 #: A new person needs at least this many *mutually* close faces: every pair above the
 #: clustering threshold (bench/cluster.py, lfw_dev at FAR 3e-5: such cliques are one person
@@ -217,7 +222,30 @@ class People:
         return [f for f in self.store.photo_faces() if f.person_id is None]
 
     def thumbnail(self, face_id: int) -> bytes | None:
-        return self.store.photo_face_thumbnail(face_id)
+        """A JPEG of photo face ``face_id``: the one kept when it was added (only with the
+        gallery's ``thumbnails``), else the face cut from its photo now; ``None`` when neither
+        is there (the photo is gone or changed). :class:`TemplateNotFoundError` for no such face."""
+        kept = self.store.photo_face_thumbnail(face_id)
+        if kept is not None:
+            return kept
+        face = self.face(face_id)
+        rgb = self._photo(face)
+        return thumbnail_jpeg(crop_face(rgb, face.box, THUMBNAIL_SIZE)) if rgb is not None else None
+
+    def _photo(self, face: PhotoFace) -> RGB | None:
+        """The photo of ``face`` read again (``None``: gone, unreadable or changed)."""
+        return read_photo(face.path, face.image_sha256 or None, self.gallery.analyzer.limits)
+
+    def _kept_picture(self, face_id: int, size: int) -> RGB | None:
+        """The thumbnail kept with a photo face, as a ``size`` px square (``None``: none kept)."""
+        from PIL import Image
+
+        kept = self.store.photo_face_thumbnail(face_id)
+        if kept is None:
+            return None
+        with Image.open(io.BytesIO(kept)) as img:
+            resized: RGB = np.asarray(img.convert("RGB").resize((size, size)), dtype=np.uint8)
+        return resized
 
     def face(self, face_id: int) -> PhotoFace:
         """One photo face (:class:`TemplateNotFoundError` when there is none of that id)."""
@@ -273,7 +301,8 @@ class People:
                 q = assess(embedded, chips[i], policy)
                 usable = not q.reasons and q.score >= policy.min_score
                 faces.append(NewPhotoFace(i, embedded.face.box, float(q.score), usable,
-                                          np.asarray(embedded.embedding, np.float32), thumbnail_jpeg(chips[i])))
+                                          np.asarray(embedded.embedding, np.float32),
+                                          thumbnail_jpeg(chips[i]) if self.gallery.thumbnails else None))
             if faces:
                 self.store.pin_model(analyzer.model_id, int(faces[0].embedding.shape[0]))
             if not self.store.add_photo(prepared.source, sha, faces):  # one photo, one transaction
@@ -567,17 +596,28 @@ class People:
 
     # --- contact sheets ---------------------------------------------------------------------
     def contact_sheet(self, faces: Sequence[PhotoFace], *, columns: int = 8, size: int = 96) -> bytes:
-        """A JPEG grid of the faces' thumbnails (at most 8 rows), so a person can look."""
+        """A JPEG grid of the faces (at most 8 rows), so a person can look: each face's kept
+        thumbnail, else cut from its photo (read again, once per photo), else a placeholder
+        (the photo is gone or changed since)."""
         from PIL import Image
 
         shown = list(faces)[: columns * 8]
         rows = max(1, -(-len(shown) // columns))
         sheet = Image.new("RGB", (columns * size, rows * size), (32, 32, 32))
+        tiles: dict[int, RGB] = {}
+        to_cut: dict[str, list[tuple[int, PhotoFace]]] = defaultdict(list)  # photo path -> its faces shown
         for k, f in enumerate(shown):
-            thumb = self.thumbnail(f.id)
-            if thumb:
-                img = Image.open(io.BytesIO(thumb)).convert("RGB").resize((size, size))
-                sheet.paste(img, ((k % columns) * size, (k // columns) * size))
+            kept = self._kept_picture(f.id, size)
+            if kept is not None:
+                tiles[k] = kept
+            else:
+                to_cut[f.path].append((k, f))
+        for items in to_cut.values():  # one photo in memory at a time
+            rgb = self._photo(items[0][1])
+            for k, f in items:
+                tiles[k] = crop_face(rgb, f.box, size) if rgb is not None else placeholder(size)
+        for k, tile in tiles.items():
+            sheet.paste(Image.fromarray(tile), ((k % columns) * size, (k // columns) * size))
         buf = io.BytesIO()
         sheet.save(buf, format="JPEG", quality=85)
         return buf.getvalue()

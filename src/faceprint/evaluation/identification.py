@@ -143,7 +143,9 @@ def evaluate_identification(
     fte: list[str] = []
     thumbs: dict[int, bytes | None] = {}
     with tempfile.TemporaryDirectory(prefix="faceprint-eval-") as tmp:
-        with Gallery.open(Path(tmp) / "eval.db", analyzer=analyzer) as gallery:
+        # thumbnails: the report shows the wrongly matched candidates' faces; this gallery is a
+        # temporary file, deleted with its folder
+        with Gallery.open(Path(tmp) / "eval.db", analyzer=analyzer, thumbnails=True) as gallery:
             t_enrol = time.perf_counter()
             advance = (progress or no_progress)("enrolling", len(enrol_names))
             enrolled_names = []

@@ -117,7 +117,7 @@ class Gallery:
         analyzer: Analyzer | None = None,
         *,
         quality: QualityPolicy = QualityPolicy(),
-        thumbnails: bool = True,
+        thumbnails: bool = False,
     ) -> None:
         self.store = store
         pinned = store.model()
@@ -126,6 +126,8 @@ class Gallery:
         #: gallery may then take the model of the templates imported into it.
         self.own_models = analyzer is None
         self.quality = quality
+        #: Whether enrolment keeps a JPEG of each face (and clustering one of each photo face).
+        #: Off unless asked: a face picture is raw biometric data (``--keep-thumbnails``).
         self.thumbnails = thumbnails
         self._lock = threading.RLock()
         if pinned is not None and pinned[0] != self.analyzer.model_id:
@@ -149,7 +151,7 @@ class Gallery:
         analyzer: Analyzer | None = None,
         create: bool = True,
         quality: QualityPolicy = QualityPolicy(),
-        thumbnails: bool = True,
+        thumbnails: bool = False,
         detector: str | None = None,
         landmarks: str | None = None,
         limits: ImageLimits | None = None,
@@ -170,7 +172,7 @@ class Gallery:
 
     @classmethod
     def in_memory(
-        cls, analyzer: Analyzer | None = None, *, quality: QualityPolicy = QualityPolicy(), thumbnails: bool = True
+        cls, analyzer: Analyzer | None = None, *, quality: QualityPolicy = QualityPolicy(), thumbnails: bool = False
     ) -> Gallery:
         """A gallery kept in this process's memory only (:class:`MemoryStore`)."""
         return cls(MemoryStore(), analyzer, quality=quality, thumbnails=thumbnails)

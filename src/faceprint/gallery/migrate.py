@@ -213,7 +213,11 @@ class _Migration:
         indices = source.photo_face_indices()
         self.photo_face_order: dict[str, int] = {}  # photo -> its first photo face id (writing order)
         derived_keys: dict[str, tuple[str, int]] = {}
+        # Thumbnails are kept only where they were (a gallery keeps none unless asked).
+        self.photo_face_thumbnails: set[int] = set()
         for face in source.photo_faces():
+            if source.photo_face_thumbnail(face.id) is not None:
+                self.photo_face_thumbnails.add(face.id)
             photo = self._photo(face.image_sha256, face.path)
             photo.photo_faces.append((face, indices[face.id]))
             self.photo_face_order.setdefault(face.image_sha256, face.id)
@@ -310,20 +314,23 @@ class _Migration:
         if photo.photo_faces:
             matches = match_boxes([face.box for face, _ in photo.photo_faces], boxes)
             carried: list[tuple[PhotoFace | None, NewPhotoFace]] = []
+            # a face found anew gets a thumbnail when the photo's others had one
+            thumbnails = any(face.id in self.photo_face_thumbnails for face, _ in photo.photo_faces)
             for (face, index), j in zip(photo.photo_faces, matches):
                 if j is None:
                     self._lose_photo_face(face, photo, "face_not_found", self._not_found(face.box, boxes))
                     continue
                 by_index[index] = j
                 quality = assess(faces[j], chips[j], self.quality)
-                carried.append((face, NewPhotoFace(index, boxes[j], float(quality.score), face.usable,
-                                                   faces[j].embedding, thumbnail_jpeg(chips[j]))))
+                carried.append((face, NewPhotoFace(
+                    index, boxes[j], float(quality.score), face.usable, faces[j].embedding,
+                    thumbnail_jpeg(chips[j]) if face.id in self.photo_face_thumbnails else None)))
             next_index = max(index for _, index in photo.photo_faces) + 1
             for j in sorted(set(range(len(faces))) - {m for m in matches if m is not None}):
                 quality = assess(faces[j], chips[j], self.quality)
                 usable = not quality.reasons and quality.score >= self.quality.min_score  # as a clustering pass judges
                 carried.append((None, NewPhotoFace(next_index, boxes[j], float(quality.score), usable,
-                                                   faces[j].embedding, thumbnail_jpeg(chips[j]))))
+                                                   faces[j].embedding, thumbnail_jpeg(chips[j]) if thumbnails else None)))
                 next_index += 1
             if carried:
                 self.new_photo_faces[photo.sha] = carried

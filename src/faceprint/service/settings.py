@@ -51,6 +51,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: The service's log level (debug, info, warning, error), in every worker process.
     log_level: str = "info"
+    #: Keep a JPEG of each enrolled face (``--keep-thumbnails``); off: face pictures are raw
+    #: biometric data, and the web page shows a placeholder without them.
+    keep_thumbnails: bool = False
 
     def to_json(self) -> str:
         d: dict[str, Any] = asdict(self)

@@ -45,7 +45,8 @@ class Service:
         explicit = (Analyzer(settings.detector, settings.embedder, landmarks=settings.landmarks, limits=self.limits)
                     if settings.embedder else None)  # a named embedder must match the gallery's
         self.gallery = Gallery.open(settings.gallery, analyzer=explicit, detector=settings.detector,
-                                    landmarks=settings.landmarks, limits=self.limits)
+                                    landmarks=settings.landmarks, limits=self.limits,
+                                    thumbnails=settings.keep_thumbnails)
         self.analyzer = self.gallery.analyzer
         self.keys = KeyStore(settings.gallery)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)

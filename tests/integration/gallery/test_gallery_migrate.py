@@ -43,7 +43,7 @@ def photos(tmp_path):
 def dlib_gallery(tmp_path, photos, dlib):
     """A dlib gallery: Collins (with metadata) and Hopper, one photo each, and an API key."""
     path = tmp_path / "people.db"
-    with Gallery.open(path, analyzer=dlib) as g:
+    with Gallery.open(path, analyzer=dlib, thumbnails=True) as g:  # the migration keeps them
         assert len(g.enroll("Collins", [photos / "collins.jpg"], metadata={"role": "astronaut"}).enrolled) == 1
         assert len(g.enroll("Hopper", [photos / "hopper.jpg"]).enrolled) == 1
         assert g.model_id == "dlib-resnet34@v1"

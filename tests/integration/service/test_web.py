@@ -50,7 +50,7 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
     gallery = root / "gallery.db"
     key = new_key(gallery, "recognize,manage", name="browser")
-    server = Server(gallery, root / "server.log")
+    server = Server(gallery, root / "server.log", "--keep-thumbnails")  # the main test checks a kept thumbnail
     server.key = key  # type: ignore[attr-defined]
     yield server
     server.stop()

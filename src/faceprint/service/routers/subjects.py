@@ -153,15 +153,21 @@ async def delete_face(subject_id: int, face_id: int, svc: ServiceDep, key: Manag
 
 @router.get("/v1/subjects/{subject_id}/faces/{face_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}, "description": "the aligned face chip, JPEG"},
-                       **NOT_FOUND_RESPONSES})
+                       404: {"model": S.ErrorEnvelope,
+                             "description": "no such subject or face, or no thumbnail stored for it "
+                                            "(details.reason `no_thumbnail`)"}})
 async def thumbnail(subject_id: int, face_id: int, svc: ServiceDep, key: ManageKey) -> Response:
-    """The enrolled face's aligned chip as a JPEG."""
+    """The enrolled face's aligned chip as a JPEG, when one was kept: the gallery keeps none
+    unless the service was started with ``--keep-thumbnails`` (a face picture is raw biometric
+    data). A subject's ``thumbnail_face_id`` names a face that has one, or is null."""
 
     def work() -> bytes:
         face_of(svc, subject_id, face_id)
         data = svc.gallery.thumbnail(face_id)
         if data is None:
-            raise TemplateNotFoundError(f"face {face_id} has no thumbnail", details={"face_id": face_id})
+            raise TemplateNotFoundError(
+                f"no thumbnail stored for face {face_id}: the gallery keeps none unless started with --keep-thumbnails",
+                details={"face_id": face_id, "reason": "no_thumbnail"})
         return data
 
     return Response(await svc.db(work), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})

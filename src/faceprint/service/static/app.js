@@ -276,10 +276,15 @@ async function loadPeople() {
   }
 }
 
+// A neutral placeholder (drawn by style.css) until a kept thumbnail arrives; the gallery keeps
+// none unless the service was started with --keep-thumbnails, so it often stays.
+function noThumb(s) {
+  return el("div", { id: `thumb-${s.id}`, class: "nothumb", role: "img",
+                     "aria-label": `No picture kept of ${s.name}`, title: "No face picture kept" });
+}
+
 function personItem(s) {
-  const thumb = s.thumbnail_face_id !== null
-    ? el("img", { id: `thumb-${s.id}`, alt: `Face of ${s.name}`, class: "thumb" })
-    : el("div", { class: "nothumb", "aria-hidden": "true" });
+  const thumb = noThumb(s);
   const input = el("input", { type: "text", id: `rename-${s.id}`, value: s.name, autocomplete: "off" });
   const rename = el("form", { "aria-label": `Rename ${s.name}` },
     el("label", { class: "visually-hidden", for: `rename-${s.id}`, text: `New name for ${s.name}` }),
@@ -315,9 +320,11 @@ async function loadThumb(s) {
     const blob = await (await api(`/v1/subjects/${s.id}/faces/${s.thumbnail_face_id}/thumbnail`)).blob();
     const url = URL.createObjectURL(blob);
     thumbUrls.push(url);
-    const img = $(`thumb-${s.id}`);
-    if (img) img.src = url;
-  } catch (_) { /* a missing thumbnail is not worth an error message */ }
+    const img = el("img", { id: `thumb-${s.id}`, alt: `Face of ${s.name}`, class: "thumb" });
+    // shown only once it has decoded: never a broken image
+    img.addEventListener("load", () => { const spot = $(`thumb-${s.id}`); if (spot && spot !== img) spot.replaceWith(img); });
+    img.src = url;
+  } catch (_) { /* a missing thumbnail is not worth an error message: the placeholder stays */ }
 }
 
 function confirmForget(s) {
