@@ -204,6 +204,35 @@ class MissingDependencyError(FaceprintError, ImportError):
     code = "missing_dependency"
 
 
+class GalleryNotFoundError(GalleryError):
+    """No gallery file at the path given, and the operation must not create one (reading,
+    or changing what is already enrolled): a mistyped path never becomes an empty gallery.
+    The CLI exits 2 (a usage error)."""
+
+    code = "gallery_not_found"
+
+
+class MasterKeyRequiredError(FaceprintError):
+    """The gallery is encrypted at rest and no master key was given (``--key-file``,
+    ``$FACEPRINT_MASTER_KEY_FILE`` or ``master_key=``): nothing is read as garbage."""
+
+    code = "master_key_required"
+
+
+class MasterKeyInvalidError(FaceprintError):
+    """The master key given is not this gallery's (or the key file, or the keyring beside the
+    gallery, is missing or malformed)."""
+
+    code = "master_key_invalid"
+
+
+class DecryptionError(FaceprintError):
+    """A stored ciphertext failed authentication: it was altered, moved to another record, or
+    its data key was destroyed (the subject was forgotten)."""
+
+    code = "decryption_failed"
+
+
 def import_optional(module: str, extra: str) -> Any:
     """``importlib.import_module(module)``, or :class:`MissingDependencyError` naming the
     faceprint extra that installs it."""
@@ -246,4 +275,8 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     TooManyImagesError,
     UnsupportedMediaTypeError,
     MissingDependencyError,
+    GalleryNotFoundError,
+    MasterKeyRequiredError,
+    MasterKeyInvalidError,
+    DecryptionError,
 )

@@ -4,23 +4,25 @@ Nothing else in the package reads ``os.environ`` for a ``FACEPRINT_*`` name: ask
 Each accessor reads the environment when called (not at import), so a test or a CLI option
 that sets a variable before the call is honoured.
 
-==========================  ===============================================================
-variable                    meaning
-==========================  ===============================================================
-``FACEPRINT_GALLERY``       the gallery database (``--gallery``); default ``gallery.db`` in
-                            the user data folder
-``FACEPRINT_MODELS_DIR``    a folder of user ONNX models (``NAME.onnx`` + ``NAME.json``)
-                            registered at start-up (``--models-dir``); installed model packs
-                            go in its ``packs/`` (default: ``models`` in the user data folder)
-``FACEPRINT_CACHE_DIR``     where converted models are cached (default: the user cache
-                            folder); safe to delete
-``FACEPRINT_DLIB_RUNTIME``  ``onnx`` | ``dlib`` | ``auto`` (default): which runtime computes
-                            dlib's ResNet embeddings
-``FACEPRINT_DEBUG``         ``1``: the CLI prints the traceback of an unexpected error
-``FACEPRINT_LOG_LEVEL``     the service's log level (``debug``, ``info``, ...; default ``info``)
-``FACEPRINT_SHARED_DATA``   the folder of test data sets (tests and benchmarks only; default
-                            ``../shared/data`` beside the repository)
-==========================  ===============================================================
+===============================  ===============================================================
+variable                         meaning
+===============================  ===============================================================
+``FACEPRINT_GALLERY``            the gallery database (``--gallery``); default ``gallery.db`` in
+                                 the user data folder
+``FACEPRINT_MODELS_DIR``         a folder of user ONNX models (``NAME.onnx`` + ``NAME.json``)
+                                 registered at start-up (``--models-dir``); installed model packs
+                                 go in its ``packs/`` (default: ``models`` in the user data folder)
+``FACEPRINT_CACHE_DIR``          where converted models are cached (default: the user cache
+                                 folder); safe to delete
+``FACEPRINT_DLIB_RUNTIME``       ``onnx`` | ``dlib`` | ``auto`` (default): which runtime computes
+                                 dlib's ResNet embeddings
+``FACEPRINT_DEBUG``              ``1``: the CLI prints the traceback of an unexpected error
+``FACEPRINT_LOG_LEVEL``          the service's log level (``debug``, ``info``, ...; default ``info``)
+``FACEPRINT_MASTER_KEY_FILE``    the master key file of encrypted galleries (default:
+                                 ``master.key`` in the user config folder, if it exists)
+``FACEPRINT_SHARED_DATA``        the folder of test data sets (tests and benchmarks only; default
+                                 ``../shared/data`` beside the repository)
+===============================  ===============================================================
 
 ``FACEPRINT_SERVICE_SETTINGS`` carries the service's settings as JSON from ``faceprint serve``
 to its uvicorn worker processes (set by :func:`faceprint.service.serve`, not by hand).
@@ -41,6 +43,7 @@ DLIB_RUNTIME = "FACEPRINT_DLIB_RUNTIME"
 DEBUG = "FACEPRINT_DEBUG"
 LOG_LEVEL = "FACEPRINT_LOG_LEVEL"
 SHARED_DATA = "FACEPRINT_SHARED_DATA"
+MASTER_KEY_FILE = "FACEPRINT_MASTER_KEY_FILE"
 SERVICE_SETTINGS = "FACEPRINT_SERVICE_SETTINGS"
 
 #: Every variable above, with a one-line description (``faceprint --help`` and docs list them).
@@ -52,6 +55,7 @@ VARIABLES: dict[str, str] = {
     DEBUG: "1: print the traceback of an unexpected error",
     LOG_LEVEL: "the service's log level (default: info)",
     SHARED_DATA: "the test data folder (tests and benchmarks only)",
+    MASTER_KEY_FILE: "the master key file of encrypted galleries (default: master.key in the user config folder)",
     SERVICE_SETTINGS: "the service's settings as JSON, passed by `faceprint serve` to its worker processes",
 }
 
@@ -116,6 +120,23 @@ def log_level(default: str = "info") -> str:
 def service_settings() -> str | None:
     """``$FACEPRINT_SERVICE_SETTINGS`` (JSON), or None when unset."""
     return _get(SERVICE_SETTINGS)
+
+
+def master_key_file() -> Path:
+    """``$FACEPRINT_MASTER_KEY_FILE``, else ``master.key`` in the user's config folder (which
+    may not exist: an encrypted gallery then asks for a key)."""
+    value = _get(MASTER_KEY_FILE)
+    if value:
+        return Path(value).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("faceprint")) / "master.key"
+
+
+def master_key_file_set() -> bool:
+    """Whether ``$FACEPRINT_MASTER_KEY_FILE`` is set (then a missing file is an error, not
+    "no key")."""
+    return _get(MASTER_KEY_FILE) is not None
 
 
 def shared_data(repo_root: Path) -> Path:

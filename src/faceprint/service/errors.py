@@ -53,6 +53,13 @@ HTTP_STATUS: dict[str, int] = {
     "unsupported_media_type": 415,
     # an optional part of faceprint (an extra) is not installed on the server
     "missing_dependency": 503,
+    # the service's own gallery file is missing (a server's set-up, never the client's fault)
+    "gallery_not_found": 503,
+    # the gallery is encrypted and the server has not (or not the right) master key: its set-up
+    "master_key_required": 503,
+    "master_key_invalid": 503,
+    # a stored ciphertext failed authentication (tampered, or its data key destroyed)
+    "decryption_failed": 500,
 }
 #: A code defined outside faceprint.errors (an enrolment rejection's reason) is a client error.
 DEFAULT_STATUS = 400

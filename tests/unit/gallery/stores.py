@@ -1,5 +1,5 @@
 """The one parametrised store fixture: every test that takes ``store`` (or ``gallery``) runs
-against the in-memory store and the SQLite store, with the same checks."""
+against the in-memory store, the SQLite store and an encrypted SQLite store, with the same checks."""
 
 from __future__ import annotations
 
@@ -10,16 +10,21 @@ import numpy as np
 import pytest
 
 from faceprint.gallery import Gallery, GalleryStore, MemoryStore, SQLiteStore
+from faceprint.gallery.crypto import MasterKey
 from faceprint.gallery.storage import NewFace
 from faceprint.types import Box, EmbeddedFace, Face, Landmarks
 
 DIM = 128
 MODEL = "dlib-resnet34@v1"
-STORE_KINDS = ("memory", "sqlite")
+STORE_KINDS = ("memory", "sqlite", "sqlite-encrypted")
 
 
 def make_store(kind: str, path: Path) -> GalleryStore:
-    return MemoryStore() if kind == "memory" else SQLiteStore(path)
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite-encrypted":  # templates and thumbnails sealed at rest (faceprint.gallery.crypto)
+        return SQLiteStore(path, master_key=MasterKey.generate(), encrypt=True)
+    return SQLiteStore(path)
 
 
 @pytest.fixture(params=STORE_KINDS)

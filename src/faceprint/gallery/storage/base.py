@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faceprint.errors import InvalidArgumentError
+from faceprint.gallery.crypto import MasterKey
 from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
 from faceprint.types import Box
 
@@ -117,6 +118,39 @@ class StoredFace:
     source: str | None
     thumbnail: bytes | None
     created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SealedFace:
+    """A template of an encrypted gallery as stored: its embedding and thumbnail still sealed
+    under its subject's data key ``key_id`` (what an encrypted export writes: forgetting the
+    subject leaves such a copy unreadable too)."""
+
+    subject: str
+    metadata: dict[str, Any]
+    key_id: str
+    sealed_embedding: bytes
+    sealed_thumbnail: bytes | None
+    quality: float | None
+    box: Box | None
+    detection_score: float | None
+    image_sha256: str
+    source: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionInfo:
+    """How a gallery is encrypted at rest (see :mod:`faceprint.gallery.crypto`)."""
+
+    scheme: str
+    keyring: str  # where the wrapped data keys are
+    keyring_id: str  # pairs the gallery with its keyring
+    master_fingerprint: str | None  # the master key's public name (None: not unlocked)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scheme": self.scheme, "keyring": self.keyring, "keyring_id": self.keyring_id,
+                "master_fingerprint": self.master_fingerprint}
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +333,30 @@ class TemplateStore(Transactional, Protocol):
 
     def export_faces(self) -> Iterator[StoredFace]:
         """Every template with its subject, in id order."""
+        ...
+
+    # --- encryption at rest (a backend that has none answers None / refuses) -----------------
+    def encryption(self) -> EncryptionInfo | None:
+        """How templates and thumbnails are encrypted at rest; ``None`` when they are not."""
+        ...
+
+    def unlock(self) -> None:
+        """Check now that an encrypted store can be read (its keyring and master key):
+        :class:`MasterKeyRequiredError` / :class:`MasterKeyInvalidError`. No-op when not encrypted."""
+        ...
+
+    def rotate_master_key(self, new_key: MasterKey) -> int:
+        """Re-wrap every data key under ``new_key`` (templates are not re-encrypted); returns how
+        many. :class:`InvalidArgumentError` when the store is not encrypted."""
+        ...
+
+    def export_sealed_faces(self) -> Iterator[SealedFace]:
+        """Every template as stored, still sealed, in id order (encrypted stores only)."""
+        ...
+
+    def unseal_face(self, face: SealedFace) -> StoredFace:
+        """Decrypt a sealed template with this store's keys: :class:`DecryptionError` when its
+        data key was destroyed (reason ``data_key_destroyed``) or it was tampered with."""
         ...
 
 
@@ -565,6 +623,7 @@ __all__ = [
     "MAX_METADATA_DEPTH",
     "ApiKeyStore",
     "Change",
+    "EncryptionInfo",
     "GalleryCounts",
     "GalleryStore",
     "NewFace",
@@ -573,6 +632,7 @@ __all__ = [
     "PhotoAssignment",
     "PhotoFaceTable",
     "PhotoFaceTemplate",
+    "SealedFace",
     "StoredApiKey",
     "StoredFace",
     "StoredPerson",

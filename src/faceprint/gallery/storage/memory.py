@@ -30,9 +30,11 @@ from faceprint.errors import (
     SubjectNotFoundError,
     TemplateNotFoundError,
 )
+from faceprint.gallery.crypto import MasterKey
 from faceprint.gallery.storage.base import (
     CHANGE_LOG_KEEP,
     Change,
+    EncryptionInfo,
     FloatArray,
     GalleryCounts,
     IdArray,
@@ -41,6 +43,7 @@ from faceprint.gallery.storage.base import (
     PhotoAssignment,
     PhotoFaceTable,
     PhotoFaceTemplate,
+    SealedFace,
     StoredApiKey,
     StoredFace,
     StoredPerson,
@@ -179,6 +182,22 @@ class MemoryStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+
+    # --- encryption at rest: nothing is at rest here ----------------------------------------
+    def encryption(self) -> EncryptionInfo | None:
+        return None
+
+    def unlock(self) -> None:
+        return None
+
+    def rotate_master_key(self, new_key: MasterKey) -> int:
+        raise InvalidArgumentError("an in-memory gallery is not encrypted: it keeps nothing at rest")
+
+    def export_sealed_faces(self) -> Iterator[SealedFace]:
+        raise InvalidArgumentError("an in-memory gallery is not encrypted: it has no sealed templates")
+
+    def unseal_face(self, face: SealedFace) -> StoredFace:
+        raise InvalidArgumentError("an in-memory gallery is not encrypted: it has no keys to decrypt with")
 
     # --- model pin --------------------------------------------------------------------------
     def model(self) -> tuple[str, int] | None:

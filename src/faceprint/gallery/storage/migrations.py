@@ -110,6 +110,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "encryption at rest: the data key id of each subject and clustered photo face",
+        (
+            # NULL in a gallery that is not encrypted (meta 'encryption' unset): rows are plain.
+            "ALTER TABLE subjects ADD COLUMN key_id TEXT",
+            "ALTER TABLE photo_faces ADD COLUMN key_id TEXT",
+        ),
+    ),
 )
 
 #: The schema version this faceprint writes.

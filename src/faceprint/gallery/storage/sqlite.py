@@ -9,7 +9,15 @@ Deleting is real: ``secure_delete`` overwrites freed pages with zeros, and every
 checkpoints and truncates the write-ahead log once committed, so no copy of a forgotten
 vector or thumbnail is left in the database files.
 
-This module is the only one in faceprint that speaks SQL.
+**Encrypted at rest** (optional; ``encrypt=True`` or ``faceprint gallery init --encrypt``):
+embeddings and thumbnails of templates and clustered photo faces are sealed with AES-256-GCM
+under per-subject (per-photo-face) data keys kept in a keyring file beside the gallery
+(:mod:`faceprint.gallery.storage.keyring`, :mod:`faceprint.gallery.crypto`). Everything else
+-- names, metadata, boxes, scores, image hashes, API key hashes -- stays in plain text.
+Forgetting a subject destroys its data key *before* its rows are deleted, so copies of the
+gallery file taken before (backups, its write-ahead log, exports) cannot be decrypted.
+
+This module and the keyring's are the only ones in faceprint that speak SQL.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from faceprint.errors import (
+    DecryptionError,
     DuplicateImageError,
     GalleryError,
     GalleryNotFoundError,
@@ -38,9 +48,19 @@ from faceprint.errors import (
     SubjectNotFoundError,
     TemplateNotFoundError,
 )
+from faceprint.gallery.crypto import (
+    SCHEME,
+    MasterKey,
+    master_key_from_settings,
+    photo_face_aad,
+    seal,
+    template_aad,
+    unseal,
+)
 from faceprint.gallery.storage.base import (
     CHANGE_LOG_KEEP,
     Change,
+    EncryptionInfo,
     GalleryCounts,
     IdArray,
     NewFace,
@@ -48,6 +68,7 @@ from faceprint.gallery.storage.base import (
     PhotoAssignment,
     PhotoFaceTable,
     PhotoFaceTemplate,
+    SealedFace,
     StoredApiKey,
     StoredFace,
     StoredPerson,
@@ -59,6 +80,7 @@ from faceprint.gallery.storage.base import (
     metadata_json,
     utc_now,
 )
+from faceprint.gallery.storage.keyring import Keyring, default_keyring_path, require_master_key
 from faceprint.gallery.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
 from faceprint.types import Box
@@ -78,14 +100,30 @@ _TEMPLATE_SQL = (
 _PHOTO_FACE_SQL = (
     "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256 FROM photo_faces"
 )
+_SEALED_TEMPLATE_SQL = (
+    "SELECT f.id, f.subject_id, f.embedding, f.image_sha256, s.key_id FROM faces f JOIN subjects s ON s.id = f.subject_id"
+)
 _PERSON_SQL = "SELECT p.id, p.subject_id, s.name FROM people p LEFT JOIN subjects s ON s.id = p.subject_id"
 _KEY_SQL = "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at, key_sha256 FROM api_keys"
 
 
 class SQLiteStore:
-    """A :class:`~faceprint.gallery.storage.base.GalleryStore` in one SQLite file."""
+    """A :class:`~faceprint.gallery.storage.base.GalleryStore` in one SQLite file.
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    ``master_key``: the key of an encrypted gallery (default: :func:`faceprint.settings.master_key_file`,
+    read when first needed, so a store used only for API keys opens without one). ``keyring``:
+    the keyring file (default ``<path>.keys``). ``encrypt=True`` makes a new gallery encrypted,
+    or encrypts an existing plain one in place (needs a master key)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        master_key: MasterKey | None = None,
+        keyring: str | os.PathLike[str] | None = None,
+        encrypt: bool = False,
+    ) -> None:
         self.path = Path(path)
         where = {"path": str(self.path)}
         try:
@@ -108,6 +146,11 @@ class SQLiteStore:
         self._depth = 0  # nesting of the open write transaction (0: none)
         self._purge_pending = False
         self._commits = 0
+        self._master = master_key
+        self.keyring_path = Path(keyring) if keyring is not None else default_keyring_path(self.path)
+        self._keyring: Keyring | None = None
+        # Run once the outermost transaction commits (dropped if it rolls back).
+        self._after_commit: list[Callable[[], object]] = []
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False
@@ -124,6 +167,12 @@ class SQLiteStore:
             if not existed:  # e.g. a folder that may not be written to
                 raise GalleryError(f"cannot create a gallery at {self.path}: {exc}", details=where) from None
             raise GalleryError(f"{self.path} is not a faceprint gallery: {exc}", details=where) from None
+        if encrypt:
+            try:
+                self._enable_encryption()
+            except BaseException:
+                self.close()
+                raise
 
     # --- plumbing ---------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -187,11 +236,15 @@ class SQLiteStore:
             except BaseException:
                 self._depth = 0
                 self._purge_pending = False
+                self._after_commit.clear()
                 self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
             self._db.execute("COMMIT")
             self._commits += 1
+            pending, self._after_commit = self._after_commit, []
+            for action in pending:
+                action()
             if self._purge_pending:
                 self._purge_pending = False
                 self._purge()
@@ -245,7 +298,159 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._keyring is not None:
+                self._keyring.close()
+                self._keyring = None
             self._db.close()
+
+    # --- encryption at rest -----------------------------------------------------------------
+    def _ring(self) -> Keyring | None:
+        """The keyring when the gallery is encrypted (opened on first use), else ``None``;
+        :class:`MasterKeyRequiredError` / :class:`MasterKeyInvalidError` when it cannot be opened."""
+        with self._lock:
+            keyring_id = self._meta("keyring_id")
+            if keyring_id is None:
+                return None
+            if self._keyring is None:
+                master = require_master_key(self._master or master_key_from_settings(), str(self.path))
+                self._keyring = Keyring(self.keyring_path, keyring_id, master)
+                self._master = master
+            return self._keyring
+
+    def encryption(self) -> EncryptionInfo | None:
+        with self._lock:
+            keyring_id = self._meta("keyring_id")
+            if keyring_id is None:
+                return None
+            return EncryptionInfo(self._meta("encryption") or SCHEME, str(self.keyring_path), keyring_id,
+                                  self._keyring.master_fingerprint if self._keyring is not None else None)
+
+    def unlock(self) -> None:
+        self._ring()
+
+    def rotate_master_key(self, new_key: MasterKey) -> int:
+        ring = self._ring()
+        if ring is None:
+            raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: there is no master key to rotate")
+        with self._lock:
+            count = ring.rotate(new_key)
+            self._master = new_key
+        return count
+
+    def _enable_encryption(self) -> None:
+        """Make the gallery encrypted: a new keyring, a data key per subject and per photo face,
+        every embedding and thumbnail sealed in one transaction; then the file is rewritten
+        (VACUUM, secure_delete) so that no page keeps a plaintext copy."""
+        with self._lock:
+            if self._meta("keyring_id") is not None:
+                self._ring()  # already encrypted: check the key given
+                return
+            master = require_master_key(self._master or master_key_from_settings(), str(self.path))
+            keyring_id = str(uuid.uuid4())
+            ring = Keyring.create(self.keyring_path, keyring_id, master)
+            try:
+                with self._write() as db:
+                    subjects = [int(r[0]) for r in db.execute("SELECT id FROM subjects ORDER BY id")]
+                    faces = 0
+                    for subject_id, (key_id, dek) in zip(subjects, ring.new_keys(len(subjects))):
+                        db.execute("UPDATE subjects SET key_id = ? WHERE id = ?", (key_id, subject_id))
+                        rows = db.execute("SELECT id, image_sha256, embedding, thumbnail FROM faces WHERE subject_id = ?",
+                                          (subject_id,)).fetchall()
+                        db.executemany("UPDATE faces SET embedding = ?, thumbnail = ? WHERE id = ?", [
+                            (seal(dek, bytes(emb), template_aad(key_id, sha, "embedding")),
+                             None if thumb is None else seal(dek, bytes(thumb), template_aad(key_id, sha, "thumbnail")), fid)
+                            for fid, sha, emb, thumb in rows])
+                        faces += len(rows)
+                    photo = db.execute("SELECT id, image_sha256, face_index, embedding, thumbnail FROM photo_faces").fetchall()
+                    db.executemany("UPDATE photo_faces SET key_id = ?, embedding = ?, thumbnail = ? WHERE id = ?", [
+                        (key_id, seal(dek, bytes(emb), photo_face_aad(key_id, sha, index, "embedding")),
+                         None if thumb is None else seal(dek, bytes(thumb), photo_face_aad(key_id, sha, index, "thumbnail")),
+                         pid)
+                        for (pid, sha, index, emb, thumb), (key_id, dek) in zip(photo, ring.new_keys(len(photo)))])
+                    self._set_meta("encryption", SCHEME)
+                    self._set_meta("keyring_id", keyring_id)
+            except BaseException:
+                ring.close()
+                self.keyring_path.unlink(missing_ok=True)  # its keys never protected committed data
+                raise
+            self._keyring, self._master = ring, master
+            if faces or photo:
+                self._db.execute("VACUUM")  # no free page keeps a plaintext vector
+                self._purge()
+            logger.info("gallery %s: encrypted at rest (%d template(s), %d photo face(s); keyring %s, master key %s)",
+                        self.path, faces, len(photo), self.keyring_path, master.fingerprint)
+
+    def _seal_template(self, ring: Keyring | None, key_id: str | None, sha: str, field: str, data: bytes | None) -> bytes | None:
+        """``data`` sealed under ``key_id`` (as is when the gallery is not encrypted)."""
+        if ring is None or data is None:
+            return data
+        return seal(ring.data_key(str(key_id)), data, template_aad(str(key_id), sha, field))
+
+    def _subject_key(self, ring: Keyring | None, subject_id: int) -> str | None:
+        """A subject's data key id (made now for a subject that has none)."""
+        if ring is None:
+            return None
+        row = self._db.execute("SELECT key_id FROM subjects WHERE id = ?", (subject_id,)).fetchone()
+        if row is not None and row[0]:
+            return str(row[0])
+        key_id, _ = ring.new_key()
+        self._db.execute("UPDATE subjects SET key_id = ? WHERE id = ?", (key_id, subject_id))
+        return key_id
+
+    def _open_templates(self, ring: Keyring, rows: list[Any]) -> list[tuple[int, int, bytes]]:
+        """``(id, subject id, embedding)`` of rows ``(id, subject id, sealed embedding, image
+        sha256, key id)``; a row whose data key was destroyed is left out (its subject was
+        forgotten and the deletion of its rows did not complete, or this is an old copy)."""
+        keys = ring.data_keys([str(r[4]) for r in rows if r[4]])
+        out: list[tuple[int, int, bytes]] = []
+        for face_id, subject_id, blob, sha, key_id in rows:
+            dek = keys.get(str(key_id)) if key_id else None
+            if dek is not None:
+                out.append((face_id, subject_id, unseal(dek, bytes(blob), template_aad(str(key_id), sha, "embedding"))))
+        if len(out) < len(rows):
+            logger.warning("gallery %s: %d template(s) left out: their data key was destroyed", self.path,
+                           len(rows) - len(out))
+        return out
+
+    def _open_photo_faces(self, ring: Keyring, rows: Sequence[tuple[str | None, str, int, bytes | None]],
+                          field: str) -> list[bytes | None]:
+        """The plaintext of ``field`` of rows ``(key id, image sha256, face index, sealed)``;
+        :class:`DecryptionError` when a data key was destroyed."""
+        keys = ring.data_keys([str(r[0]) for r in rows if r[0]])
+        out: list[bytes | None] = []
+        for key_id, sha, index, blob in rows:
+            if blob is None:
+                out.append(None)
+                continue
+            dek = keys.get(str(key_id)) if key_id else None
+            if dek is None:
+                raise DecryptionError("the data key of a photo face was destroyed: it cannot be decrypted",
+                                      details={"key_id": key_id, "reason": "data_key_destroyed"})
+            out.append(unseal(dek, bytes(blob), photo_face_aad(str(key_id), sha, int(index), field)))
+        return out
+
+    def export_sealed_faces(self) -> Iterator[SealedFace]:
+        if self._ring() is None:
+            raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: it has no sealed templates")
+        rows = self._query(
+            "SELECT s.name, s.metadata, s.key_id, f.embedding, f.thumbnail, f.quality, f.box, f.detection_score,"
+            " f.image_sha256, f.source, f.created_at FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY f.id"
+        )
+        for name, meta, key_id, emb, thumb, quality, box, score, sha, source, created in rows:
+            yield SealedFace(name, json.loads(meta), str(key_id), bytes(emb), None if thumb is None else bytes(thumb),
+                             quality, _box(box), score, sha, source, created)
+
+    def unseal_face(self, face: SealedFace) -> StoredFace:
+        ring = self._ring()
+        if ring is None:
+            raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: it has no keys to decrypt with")
+        dek = ring.data_key(face.key_id)
+        embedding = unseal(dek, face.sealed_embedding, template_aad(face.key_id, face.image_sha256, "embedding"))
+        thumbnail = (None if face.sealed_thumbnail is None else
+                     unseal(dek, face.sealed_thumbnail, template_aad(face.key_id, face.image_sha256, "thumbnail")))
+        return StoredFace(face.subject, face.metadata, np.frombuffer(embedding, dtype="<f4").astype(np.float32),
+                          face.quality, face.box, face.detection_score, face.image_sha256, face.source, thumbnail,
+                          face.created_at)
 
     # --- model pin --------------------------------------------------------------------------
     def model(self) -> tuple[str, int] | None:
@@ -280,11 +485,12 @@ class SQLiteStore:
             if db.execute("SELECT 1 FROM faces WHERE image_sha256 = ?", (face.image_sha256,)).fetchone():
                 raise DuplicateImageError("this exact image is already enrolled",
                                           details={"image_sha256": face.image_sha256})
+            ring = self._ring()
             row = db.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
             if row is None:
                 cur = db.execute(
-                    "INSERT INTO subjects(name, metadata, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                    (name, metadata_json(metadata), now, now),
+                    "INSERT INTO subjects(name, metadata, created_at, updated_at, key_id) VALUES (?, ?, ?, ?, ?)",
+                    (name, metadata_json(metadata), now, now, ring.new_key()[0] if ring else None),
                 )
                 subject_id = int(cur.lastrowid or 0)
             else:
@@ -294,11 +500,13 @@ class SQLiteStore:
                                (metadata_json(metadata), now, subject_id))
                 else:
                     db.execute("UPDATE subjects SET updated_at = ? WHERE id = ?", (now, subject_id))
+            key_id = self._subject_key(ring, subject_id)
             cur = db.execute(
                 "INSERT INTO faces(subject_id, embedding, quality, box, detection_score, image_sha256, source, thumbnail,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (subject_id, blob, face.quality, _box_json(face.box), face.detection_score, face.image_sha256,
-                 face.source, face.thumbnail, now),
+                (subject_id, self._seal_template(ring, key_id, face.image_sha256, "embedding", blob), face.quality,
+                 _box_json(face.box), face.detection_score, face.image_sha256, face.source,
+                 self._seal_template(ring, key_id, face.image_sha256, "thumbnail", face.thumbnail), now),
             )
             face_id = int(cur.lastrowid or 0)
             db.execute("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (face_id,))
@@ -310,9 +518,10 @@ class SQLiteStore:
         with self._write() as db:
             if db.execute("SELECT 1 FROM subjects WHERE name = ?", (name,)).fetchone():
                 raise SubjectExistsError(f"a subject named {name!r} already exists", details={"subject": name})
+            ring = self._ring()
             db.execute(
-                "INSERT INTO subjects(name, metadata, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (name, metadata_json(metadata), now, now),
+                "INSERT INTO subjects(name, metadata, created_at, updated_at, key_id) VALUES (?, ?, ?, ?, ?)",
+                (name, metadata_json(metadata), now, now, ring.new_key()[0] if ring else None),
             )
             return self.subject(name)
 
@@ -384,6 +593,9 @@ class SQLiteStore:
             elif src_person is not None:  # the person follows its templates (else it would go with source)
                 self.link_person(src_person.id, tgt.id)
             moved = [r[0] for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (src.id,))]
+            ring = self._ring()
+            if ring is not None:  # the faces move under the target's data key; the source's goes
+                self._reseal_faces(ring, src.id, tgt.id)
             db.execute("UPDATE faces SET subject_id = ? WHERE subject_id = ?", (tgt.id, src.id))
             # The target keeps its own metadata where both define a key.
             db.execute("UPDATE subjects SET metadata = json_patch(?, metadata), updated_at = ? WHERE id = ?",
@@ -391,6 +603,23 @@ class SQLiteStore:
             db.execute("DELETE FROM subjects WHERE id = ?", (src.id,))
             db.executemany("INSERT INTO changes(op, face_id) VALUES ('add', ?)", [(i,) for i in moved])
             return self.subject(target)
+
+    def _reseal_faces(self, ring: Keyring, source_id: int, target_id: int) -> None:
+        """Re-encrypt subject ``source_id``'s templates under ``target_id``'s data key, and
+        destroy the source's key once this commits (inside a write transaction)."""
+        db = self._db
+        old_key, new_key = self._subject_key(ring, source_id), self._subject_key(ring, target_id)
+        old_dek, new_dek = ring.data_key(str(old_key)), ring.data_key(str(new_key))
+        rows = db.execute("SELECT id, image_sha256, embedding, thumbnail FROM faces WHERE subject_id = ?",
+                          (source_id,)).fetchall()
+        resealed = []
+        for fid, sha, emb, thumb in rows:
+            fields = [unseal(old_dek, bytes(blob), template_aad(str(old_key), sha, field)) if blob is not None else None
+                      for field, blob in (("embedding", emb), ("thumbnail", thumb))]
+            resealed.append(tuple(seal(new_dek, data, template_aad(str(new_key), sha, field)) if data is not None else None
+                                  for field, data in zip(("embedding", "thumbnail"), fields)) + (fid,))
+        db.executemany("UPDATE faces SET embedding = ?, thumbnail = ? WHERE id = ?", resealed)
+        self._after_commit.append(lambda: ring.destroy([str(old_key)]))
 
     def delete_face(self, face_id: int) -> None:
         with self._write() as db:
@@ -406,6 +635,14 @@ class SQLiteStore:
             if row is None:
                 raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
             face_ids = [int(r[0]) for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (row[0],))]
+            ring = self._ring()
+            if ring is not None:
+                # Crypto-shredding: the data keys go first, so that every copy of these rows (the
+                # WAL, a backup, an export) is unreadable even if what follows never commits.
+                keys = [r[0] for r in db.execute(
+                    "SELECT key_id FROM subjects WHERE id = ? UNION ALL SELECT f.key_id FROM photo_faces f JOIN people p"
+                    " ON p.id = f.person_id WHERE p.subject_id = ?", (row[0], row[0])) if r[0]]
+                ring.destroy(keys)
             db.execute("DELETE FROM faces WHERE subject_id = ?", (row[0],))
             # Cascades to the person clustered under it, its photo faces and their marks.
             db.execute("DELETE FROM subjects WHERE id = ?", (row[0],))
@@ -414,10 +651,17 @@ class SQLiteStore:
         return face_ids
 
     def thumbnail(self, face_id: int) -> bytes | None:
-        rows = self._query("SELECT thumbnail FROM faces WHERE id = ?", (face_id,))
+        rows = self._query("SELECT f.thumbnail, f.image_sha256, s.key_id FROM faces f JOIN subjects s"
+                           " ON s.id = f.subject_id WHERE f.id = ?", (face_id,))
         if not rows:
             raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-        return None if rows[0][0] is None else bytes(rows[0][0])
+        thumb, sha, key_id = rows[0]
+        if thumb is None:
+            return None
+        ring = self._ring()
+        if ring is None:
+            return bytes(thumb)
+        return unseal(ring.data_key(str(key_id)), bytes(thumb), template_aad(str(key_id), sha, "thumbnail"))
 
     # --- what the index is built from -------------------------------------------------------
     def all_templates(self) -> TemplateSnapshot:
@@ -427,7 +671,11 @@ class SQLiteStore:
                 self._db.execute("BEGIN")
             try:
                 seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-                rows = self._db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
+                ring = self._ring()
+                if ring is None:
+                    rows = self._db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
+                else:
+                    rows = self._open_templates(ring, self._db.execute(_SEALED_TEMPLATE_SQL + " ORDER BY f.id").fetchall())
             finally:
                 if own:
                     self._db.execute("COMMIT")
@@ -445,12 +693,23 @@ class SQLiteStore:
 
     def read_templates(self, face_ids: Sequence[int]) -> TemplateVectors:
         ids = [int(i) for i in face_ids]
+        ring = self._ring()
+        if ring is not None:
+            return self._read_sealed_templates(ring, ids)
         rows: list[Any] = []
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows += self._query(f"SELECT id, subject_id, embedding FROM faces WHERE id IN ({marks}) ORDER BY id", chunk)
         return _unpack(rows, self._dim())
+
+    def _read_sealed_templates(self, ring: Keyring, ids: list[int]) -> TemplateVectors:
+        rows: list[Any] = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(_SEALED_TEMPLATE_SQL + f" WHERE f.id IN ({marks}) ORDER BY f.id", chunk)
+        return _unpack(self._open_templates(ring, rows), self._dim())
 
     def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
         with self._write() as db:
@@ -483,6 +742,10 @@ class SQLiteStore:
         return out
 
     def export_faces(self) -> Iterator[StoredFace]:
+        if self._ring() is not None:
+            for sealed in self.export_sealed_faces():
+                yield self.unseal_face(sealed)
+            return
         rows = self._query(
             "SELECT s.name, s.metadata, f.embedding, f.quality, f.box, f.detection_score, f.image_sha256, f.source,"
             " f.thumbnail, f.created_at FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY f.id"
@@ -505,11 +768,23 @@ class SQLiteStore:
                 return False
             db.execute("INSERT INTO cluster_photos(image_sha256, path, faces, added_at) VALUES (?, ?, ?, ?)",
                        (image_sha256, path, len(faces), now))
+            ring = self._ring()
+            # One data key per photo face: clustering moves faces between people, and forgetting
+            # a person must be able to destroy exactly their faces' keys.
+            keys: list[tuple[str | None, bytes | None]] = list(ring.new_keys(len(faces))) if ring else [(None, None)] * len(faces)
+
+            def sealed(key: tuple[str | None, bytes | None], index: int, field: str, data: bytes | None) -> bytes | None:
+                key_id, dek = key
+                if data is None or key_id is None or dek is None:
+                    return data
+                return seal(dek, data, photo_face_aad(key_id, image_sha256, index, field))
+
             db.executemany(
                 "INSERT INTO photo_faces(path, image_sha256, face_index, box, quality, usable, embedding, thumbnail,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(path, image_sha256, f.face_index, _box_json(f.box), float(f.quality), int(f.usable),
-                  np.ascontiguousarray(f.embedding, dtype="<f4").tobytes(), f.thumbnail, now) for f in faces],
+                  sealed(key, f.face_index, "embedding", np.ascontiguousarray(f.embedding, dtype="<f4").tobytes()),
+                  sealed(key, f.face_index, "thumbnail", f.thumbnail), now, key[0]) for f, key in zip(faces, keys)],
             )
         return True
 
@@ -529,13 +804,21 @@ class SQLiteStore:
         return _photo_face(rows[0])
 
     def photo_face_thumbnail(self, face_id: int) -> bytes | None:
-        rows = self._query("SELECT thumbnail FROM photo_faces WHERE id = ?", (face_id,))
+        rows = self._query("SELECT key_id, image_sha256, face_index, thumbnail FROM photo_faces WHERE id = ?", (face_id,))
         if not rows:
             raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        return None if rows[0][0] is None else bytes(rows[0][0])
+        ring = self._ring()
+        if ring is not None:
+            return self._open_photo_faces(ring, rows, "thumbnail")[0]
+        return None if rows[0][3] is None else bytes(rows[0][3])
 
     def photo_face_table(self) -> PhotoFaceTable:
-        rows = self._query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding FROM photo_faces ORDER BY id")
+        rows = self._query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding, key_id, face_index"
+                           " FROM photo_faces ORDER BY id")
+        ring = self._ring()
+        if ring is not None:
+            plain = self._open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
+            rows = [(*r[:5], p) for r, p in zip(rows, plain)]
         dim = len(rows[0][5]) // 4 if rows else self._dim()
         return PhotoFaceTable(
             ids=np.array([r[0] for r in rows], np.int64),
@@ -550,7 +833,12 @@ class SQLiteStore:
     def photo_face_templates(self, person_id: int) -> list[PhotoFaceTemplate]:
         rows = self._query(
             "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256, face_index, embedding,"
-            " thumbnail FROM photo_faces WHERE person_id = ? ORDER BY id", (person_id,))
+            " thumbnail, key_id FROM photo_faces WHERE person_id = ? ORDER BY id", (person_id,))
+        ring = self._ring()
+        if ring is not None:
+            embeddings = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
+            thumbnails = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
+            rows = [(*r[:10], e, t) for r, e, t in zip(rows, embeddings, thumbnails)]
         return [PhotoFaceTemplate(_photo_face(r), int(r[9]), np.frombuffer(r[10], dtype="<f4").astype(np.float32),
                                   None if r[11] is None else bytes(r[11])) for r in rows]
 
@@ -610,6 +898,10 @@ class SQLiteStore:
 
     def delete_person(self, person_id: int) -> int:
         with self._write() as db:
+            ring = self._ring()
+            if ring is not None:  # crypto-shredding first, as forget does
+                ring.destroy([r[0] for r in db.execute("SELECT key_id FROM photo_faces WHERE person_id = ?", (person_id,))
+                              if r[0]])
             n = int(db.execute("DELETE FROM photo_faces WHERE person_id = ?", (person_id,)).rowcount)
             db.execute("DELETE FROM people WHERE id = ?", (person_id,))
             self._purge_pending = True
