@@ -315,3 +315,93 @@ def test_phone_width(chromium, site):
     finally:
         context.close()
     assert problems == []
+
+
+# --- no face picture kept (the default) --------------------------------------------------------
+#: The placeholder's colours (style.css .nothumb): the tile and the head-and-shoulders figure.
+PLACEHOLDER_TILE, PLACEHOLDER_FIGURE = (0xE8, 0xEB, 0xF0), (0xC3, 0xC9, 0xD3)
+
+
+@pytest.fixture(scope="module")
+def bare_site(tmp_path_factory):
+    """A service started without --keep-thumbnails, as by default: no face picture is kept."""
+    root = tmp_path_factory.mktemp("web-bare")
+    gallery = root / "gallery.db"
+    key = new_key(gallery, "recognize,manage", name="browser")
+    server = Server(gallery, root / "server.log")
+    server.key = key  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def enrol(server, name: str, image) -> int:
+    """``name`` created and enrolled with ``image`` through the API; the subject's id."""
+    sid = call("POST", server.url + "/v1/subjects", key=server.key, json_body={"name": name}).json()["id"]
+    report = call("POST", f"{server.url}/v1/subjects/{sid}/faces", key=server.key, form={"images": [image]})
+    assert report.status == 200 and len(report.json()["enrolled"]) == 1, report.body
+    return int(sid)
+
+
+def broken_images(page) -> int:
+    """Images on the page with a source that did not decode (a broken-image icon)."""
+    return page.evaluate("[...document.images].filter(i => i.getAttribute('src') && i.complete"
+                         " && i.naturalWidth === 0).length")
+
+
+def assert_placeholder(page, name: str, path: Path) -> None:
+    """``name``'s entry shows the drawn placeholder, no image, and it is on screen as drawn."""
+    entry = person(page, name)
+    assert entry.locator("img").count() == 0
+    holder = entry.locator(".nothumb")
+    assert holder.count() == 1 and holder.get_attribute("role") == "img"
+    assert name in (holder.get_attribute("aria-label") or "")
+    box = holder.bounding_box()
+    assert box is not None and 60 <= box["width"] <= 68 and 60 <= box["height"] <= 68
+    holder.screenshot(path=str(path))
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(np.int16)
+    for colour in (PLACEHOLDER_TILE, PLACEHOLDER_FIGURE):  # both drawn, each over a good part of it
+        share = float((np.abs(rgb - np.array(colour)).max(axis=2) <= 6).mean())
+        assert share > 0.15, (colour, share)
+
+
+def test_people_without_a_kept_thumbnail_show_a_drawn_placeholder(chromium, bare_site, artifacts):
+    enrol(bare_site, "Eileen Collins", COLLINS)
+    context, page, problems = open_page(chromium, bare_site, viewport=DESKTOP)
+    thumbnail_requests: list[str] = []
+    page.on("request", lambda r: thumbnail_requests.append(r.url) if r.url.endswith("/thumbnail") else None)
+    try:
+        enter_key(page, bare_site)
+        wait(page, lambda p: "Eileen Collins" in people(p))
+        assert_placeholder(page, "Eileen Collins", artifacts / "web-placeholder.png")
+        assert thumbnail_requests == []  # thumbnail_face_id is null: nothing asked for
+        assert broken_images(page) == 0
+    finally:
+        context.close()
+    assert problems == []
+
+
+def test_a_thumbnail_that_cannot_be_loaded_leaves_the_placeholder(chromium, site, artifacts):
+    sid = enrol(site, "Thumbnail Test", mirrored(HOPPER))  # site keeps thumbnails
+    context, page, problems = open_page(chromium, site, viewport=DESKTOP)
+    envelope = json.dumps({"error": {"code": "template_not_found", "message": "no thumbnail", "details": {}},
+                           "request_id": "test"})
+    page.route("**/thumbnail", lambda route: route.fulfill(status=404, content_type="application/json", body=envelope))
+    try:
+        with page.expect_response(lambda r: r.url.endswith("/thumbnail") and r.status == 404):
+            enter_key(page, site)
+        wait(page, lambda p: "Thumbnail Test" in people(p))
+        assert_placeholder(page, "Thumbnail Test", artifacts / "web-placeholder-failed.png")
+        assert broken_images(page) == 0
+        # once it can be loaded, the kept thumbnail takes the placeholder's place
+        page.unroute("**/thumbnail")
+        page.click("#people-refresh")
+        wait(page, lambda p: p.evaluate(
+            f"(() => {{ const i = document.querySelector('#people-list [data-subject=\"{sid}\"] img.thumb');"
+            " return !!i && i.complete && i.naturalWidth > 0; })()"))
+        assert person(page, "Thumbnail Test").locator(".nothumb").count() == 0
+        assert broken_images(page) == 0
+    finally:
+        context.close()
+        call("DELETE", f"{site.url}/v1/subjects/{sid}", key=site.key)
+    assert problems == []
