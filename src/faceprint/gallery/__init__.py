@@ -1,5 +1,6 @@
 """The gallery of known people: enrol, identify 1:N, manage, forget."""
 
+from faceprint.gallery.crypto import MasterKey, write_key_file
 from faceprint.gallery.gallery import Gallery, analyzer_for, default_gallery_path
 from faceprint.gallery.storage import GalleryStore, MemoryStore, SQLiteStore
 from faceprint.gallery.thumbnails import thumbnail_jpeg
@@ -24,6 +25,7 @@ __all__ = [
     "Gallery",
     "GalleryStats",
     "GalleryStore",
+    "MasterKey",
     "MemoryStore",
     "PhotoFace",
     "Rejected",
@@ -34,4 +36,5 @@ __all__ = [
     "analyzer_for",
     "default_gallery_path",
     "thumbnail_jpeg",
+    "write_key_file",
 ]

@@ -18,24 +18,28 @@ import os
 import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from faceprint import models, settings
-from faceprint.batch import Prepared, prepare_many
+from faceprint.batch import Prepared, image_sha256, prepare, prepare_many
 from faceprint.errors import (
+    DecryptionError,
     DuplicateImageError,
     FaceprintError,
     InvalidArgumentError,
+    MasterKeyInvalidError,
     ModelMismatchError,
     NoFaceError,
     SubjectNotFoundError,
     UnknownModelError,
 )
+from faceprint.gallery.crypto import SCHEME, MasterKey
 from faceprint.gallery.index import VectorIndex, make_index
-from faceprint.gallery.storage.base import GalleryStore, NewFace
+from faceprint.gallery.storage.base import GalleryStore, NewFace, SealedFace, StoredFace
 from faceprint.gallery.storage.memory import MemoryStore
 from faceprint.gallery.storage.sqlite import SQLiteStore
 from faceprint.gallery.thumbnails import thumbnail_jpeg
@@ -58,7 +62,10 @@ from faceprint.types import Box, EmbeddedFace, Face, ImageAnalysis, Verification
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "faceprint-gallery"
+#: 1: plain templates; 2: an encrypted gallery's templates still sealed under their subjects'
+#: data keys (``"encryption"`` names the keyring; importable where that keyring is).
 EXPORT_VERSION = 1
+SEALED_EXPORT_VERSION = 2
 
 
 def default_gallery_path() -> Path:
@@ -155,13 +162,24 @@ class Gallery:
         detector: str | None = None,
         landmarks: str | None = None,
         limits: ImageLimits | None = None,
+        master_key: MasterKey | None = None,
+        keyring: str | os.PathLike[str] | None = None,
+        encrypt: bool = False,
     ) -> Gallery:
         """Open (or create) the SQLite gallery at ``path`` (default: :func:`default_gallery_path`).
 
         Without an ``analyzer`` it runs the gallery's own model (:func:`analyzer_for`), with
-        ``detector``, ``landmarks`` and image ``limits`` when given."""
-        store = SQLiteStore(path or default_gallery_path(), create=create)
+        ``detector``, ``landmarks`` and image ``limits`` when given.
+
+        An encrypted gallery (:mod:`faceprint.gallery.crypto`) needs its ``master_key`` (default:
+        the key file of :func:`faceprint.settings.master_key_file`) and its ``keyring`` (default
+        ``<path>.keys``): without them :class:`MasterKeyRequiredError` or
+        :class:`MasterKeyInvalidError` is raised here, never later. ``encrypt=True`` creates an
+        encrypted gallery, or encrypts an existing plain one in place."""
+        store = SQLiteStore(path or default_gallery_path(), create=create, master_key=master_key, keyring=keyring,
+                            encrypt=encrypt)
         try:
+            store.unlock()
             chosen = analyzer or analyzer_for(store, detector=detector, landmarks=landmarks, limits=limits)
             gallery = cls(store, chosen, quality=quality, thumbnails=thumbnails)
             gallery.own_models = analyzer is None
@@ -247,16 +265,40 @@ class Gallery:
         results = prepare_many(self.analyzer, sources(), embed=True, jobs=jobs, digest=True)
         try:
             for prepared, analysis in results:
-                name = names.popleft()
-                try:
-                    face_id = self._commit(name, prepared, analysis, metadata)
-                except FaceprintError as exc:
-                    yield Rejected(prepared.source, exc.code, exc.message)
-                    continue
-                yield Enrolled(prepared.source, name.strip(), face_id)
+                yield self.commit_enrollment(names.popleft(), prepared, analysis, metadata=metadata)
         finally:
             if isinstance(results, Generator):
                 results.close()  # stops the workers when the caller stops early
+
+    def analyze_for_enrollment(
+        self, label: str, rgb: np.ndarray, *, sha256: str | None = None
+    ) -> tuple[Prepared, ImageAnalysis]:
+        """The models' part of :meth:`enroll` for one decoded image: its faces detected,
+        aligned and embedded; nothing stored (give the result to :meth:`commit_enrollment`).
+        ``label`` names the image in the outcome. ``sha256`` identifies the image for the
+        duplicate check: pass that of its encoded bytes (:func:`faceprint.batch.image_sha256`),
+        as :meth:`enroll` uses for bytes and files; default: that of the pixels. A problem with
+        the image is the analysis's ``error``. The HTTP service decodes, and commits, outside
+        its model lock and calls only this under it."""
+        prepared = prepare(self.analyzer, label, rgb, self.analyzer.embedder.chip)
+        prepared = replace(prepared, sha256=sha256 or image_sha256(rgb))
+        if not prepared.faces or prepared.chips is None:
+            return prepared, prepared.analysis()
+        embedded = self.analyzer.embed_chips(prepared.faces, list(prepared.chips))
+        return prepared, prepared.analysis(tuple(embedded))
+
+    def commit_enrollment(
+        self, name: str, prepared: Prepared, analysis: ImageAnalysis, *, metadata: dict[str, Any] | None = None
+    ) -> Enrolled | Rejected:
+        """The database's part of :meth:`enroll` for one analysed image (from
+        :meth:`analyze_for_enrollment` or the batch pipeline): judged, and when it passes its
+        face stored under ``name`` (created if new) in its own transaction; else rejected with
+        its reason."""
+        try:
+            face_id = self._commit(name, prepared, analysis, metadata)
+        except FaceprintError as exc:
+            return Rejected(prepared.source, exc.code, exc.message)
+        return Enrolled(prepared.source, name.strip(), face_id)
 
     def _commit(self, name: str, prepared: Prepared, analysis: ImageAnalysis, metadata: dict[str, Any] | None) -> int:
         """Judge one analysed enrolment image and, when it passes, store its face."""
@@ -534,7 +576,8 @@ class Gallery:
     def forget(self, name: str) -> int:
         """Forget a subject: its templates, thumbnails and index entries (and the person
         clustered under it, with their photo faces), in one transaction. Returns how many
-        templates were removed."""
+        templates were removed. In an encrypted gallery the subject's data keys are destroyed
+        first (crypto-shredding): copies of its templates anywhere else become unreadable."""
         with self._lock:
             removed = self.store.forget(name)
             self._synced_index()
@@ -551,15 +594,23 @@ class Gallery:
                             self.store.size_bytes())
 
     # --- portability ------------------------------------------------------------------------
-    def export(self, path: str | os.PathLike[str], *, include_images: bool = False) -> int:
-        """Write every subject and template to a portable JSON file (gzip if it ends in .gz).
-        Thumbnails only with ``include_images``. Returns the number of templates written."""
+    def export(self, path: str | os.PathLike[str], *, include_images: bool = False, plaintext: bool = False) -> int:
+        """Write every subject and template to a portable JSON file (gzip if it ends in .gz),
+        readable by its owner only. Thumbnails only with ``include_images``. Returns the
+        number of templates written.
+
+        An encrypted gallery's export stays encrypted unless ``plaintext``: each template is
+        written as stored, sealed under its subject's data key (version 2), so the file can be
+        imported only where the gallery's keyring and master key are, and forgetting a subject
+        makes its templates in every earlier export unreadable too."""
+        encryption = self.store.encryption()
+        sealed = encryption is not None and not plaintext
+        faces: Iterable[StoredFace | SealedFace] = self.store.export_sealed_faces() if sealed else self.store.export_faces()
         subjects: dict[str, dict[str, Any]] = {}
         count = 0
-        for stored in self.store.export_faces():
+        for stored in faces:
             entry = subjects.setdefault(stored.subject, {"name": stored.subject, "metadata": stored.metadata, "faces": []})
-            face = {
-                "embedding": base64.b64encode(np.ascontiguousarray(stored.embedding, dtype="<f4").tobytes()).decode("ascii"),
+            face: dict[str, Any] = {
                 "quality": stored.quality,
                 "box": stored.box.to_list() if stored.box else None,
                 "detection_score": stored.detection_score,
@@ -567,31 +618,51 @@ class Gallery:
                 "source": stored.source,
                 "created_at": stored.created_at,
             }
-            if include_images and stored.thumbnail is not None:
-                face["thumbnail_jpeg"] = base64.b64encode(stored.thumbnail).decode("ascii")
+            if isinstance(stored, SealedFace):
+                entry["key_id"] = stored.key_id
+                face["embedding_sealed"] = _b64(stored.sealed_embedding)
+                if include_images and stored.sealed_thumbnail is not None:
+                    face["thumbnail_sealed"] = _b64(stored.sealed_thumbnail)
+            else:
+                face["embedding"] = _b64(np.ascontiguousarray(stored.embedding, dtype="<f4").tobytes())
+                if include_images and stored.thumbnail is not None:
+                    face["thumbnail_jpeg"] = _b64(stored.thumbnail)
             entry["faces"].append(face)
             count += 1
         for s in self.store.subjects():  # subjects without faces travel too
             subjects.setdefault(s.name, {"name": s.name, "metadata": s.metadata, "faces": []})
         pinned = self.store.model()
-        doc = {
+        doc: dict[str, Any] = {
             "format": EXPORT_FORMAT,
-            "version": EXPORT_VERSION,
+            "version": SEALED_EXPORT_VERSION if sealed else EXPORT_VERSION,
             "model": pinned[0] if pinned else self.analyzer.model_id,
             "embedding_dim": pinned[1] if pinned else self.analyzer.embedder_card.embedding_dim,
             "embedding_dtype": "float32-le-base64",
             "subjects": list(subjects.values()),
         }
+        if sealed and encryption is not None:
+            doc["encryption"] = {"scheme": encryption.scheme, "keyring_id": encryption.keyring_id}
+        elif encryption is not None:
+            logger.warning("gallery %s: exported %d template(s) in plain text to %s, as asked", self.store.location,
+                           count, path)
         data = json.dumps(doc).encode()
         target = Path(path)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(gzip.compress(data) if target.suffix == ".gz" else data)
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # biometric data: the owner's only
+        with os.fdopen(fd, "wb") as f:
+            f.write(gzip.compress(data) if target.suffix == ".gz" else data)
         os.replace(tmp, target)
         return count
 
     def import_(self, path: str | os.PathLike[str]) -> dict[str, int]:
         """Add an exported gallery's templates. Subjects merge by name; images already
-        enrolled (same SHA-256) are skipped. Refuses a file made with another model."""
+        enrolled (same SHA-256) are skipped. Refuses a file made with another model.
+
+        An encrypted export (:meth:`export`) is decrypted with this gallery's keyring: it must
+        be the gallery it came from (:class:`MasterKeyInvalidError` otherwise). Templates of a
+        subject forgotten (or merged away) since are unreadable and counted as
+        ``skipped_forgotten``."""
         raw = Path(path).read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
@@ -601,6 +672,9 @@ class Gallery:
             raise InvalidArgumentError(f"{path} is not a faceprint gallery export: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
             raise InvalidArgumentError(f"{path} is not a faceprint gallery export")
+        sealed = doc.get("encryption")
+        if sealed is not None:
+            self._check_sealed_export(path, sealed)
         if doc.get("model") != self.model_id and self.own_models and self.store.model() is None:
             # An empty gallery has no model yet: it takes the file's, if this faceprint has it.
             with contextlib.suppress(UnknownModelError):
@@ -612,7 +686,7 @@ class Gallery:
                 details={"file_model": doc.get("model"), "gallery_model": self.model_id},
             )
         dim = int(doc["embedding_dim"])
-        added = skipped = 0
+        added = skipped = forgotten = 0
         with self._lock:
             self.store.pin_model(doc["model"], dim)
             for subject in doc["subjects"]:
@@ -620,10 +694,20 @@ class Gallery:
                     if self.store.has_image(face["image_sha256"]):
                         skipped += 1
                         continue
-                    vector = np.frombuffer(base64.b64decode(face["embedding"]), dtype="<f4")
+                    if sealed is not None:
+                        try:
+                            vector, thumbnail = self._unseal_exported(subject, face)
+                        except DecryptionError as exc:
+                            if exc.details.get("reason") != "data_key_destroyed":
+                                raise
+                            forgotten += 1
+                            continue
+                    else:
+                        vector = np.frombuffer(base64.b64decode(face["embedding"]), dtype="<f4")
+                        thumb = face.get("thumbnail_jpeg")
+                        thumbnail = base64.b64decode(thumb) if thumb else None
                     if vector.shape != (dim,):
                         raise InvalidArgumentError(f"a template of {subject['name']!r} has {vector.shape[0]} values, not {dim}")
-                    thumb = face.get("thumbnail_jpeg")
                     self.store.add_face(
                         subject["name"],
                         subject.get("metadata") or None,
@@ -634,11 +718,43 @@ class Gallery:
                             detection_score=face.get("detection_score"),
                             quality=face.get("quality"),
                             source=face.get("source"),
-                            thumbnail=base64.b64decode(thumb) if thumb else None,
+                            thumbnail=thumbnail,
                         ),
                     )
                     added += 1
-        return {"added": added, "skipped_duplicates": skipped}
+        counts = {"added": added, "skipped_duplicates": skipped}
+        if sealed is not None:
+            counts["skipped_forgotten"] = forgotten
+        return counts
+
+    def _check_sealed_export(self, path: str | os.PathLike[str], sealed: Any) -> None:
+        """An encrypted export can be opened only with the keyring of the gallery it came from."""
+        mine = self.store.encryption()
+        theirs = sealed.get("keyring_id") if isinstance(sealed, dict) else None
+        if not isinstance(sealed, dict) or sealed.get("scheme") != SCHEME:
+            raise InvalidArgumentError(f"{path} is encrypted with a scheme this faceprint does not know: "
+                                       f"{sealed.get('scheme') if isinstance(sealed, dict) else sealed!r}")
+        if mine is None or mine.keyring_id != theirs:
+            raise MasterKeyInvalidError(
+                f"{path} is an encrypted export of another gallery (keyring {theirs}): import it into the gallery it "
+                "came from, or export it there with --plaintext", details={"keyring_id": theirs},
+            )
+
+    def _unseal_exported(self, subject: dict[str, Any], face: dict[str, Any]) -> tuple[np.ndarray, bytes | None]:
+        """A sealed export entry's embedding and thumbnail, decrypted with this gallery's keys."""
+        try:
+            thumb = face.get("thumbnail_sealed")
+            entry = SealedFace(
+                subject["name"], subject.get("metadata") or {}, str(subject["key_id"]),
+                base64.b64decode(face["embedding_sealed"], validate=True),
+                base64.b64decode(thumb, validate=True) if thumb else None,
+                face.get("quality"), None, face.get("detection_score"), face["image_sha256"], face.get("source"),
+                str(face.get("created_at") or ""),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InvalidArgumentError(f"an encrypted template of {subject.get('name')!r} is malformed: {exc}") from None
+        stored = self.store.unseal_face(entry)
+        return stored.embedding, stored.thumbnail
 
 
 class _Reject(FaceprintError):
@@ -647,6 +763,10 @@ class _Reject(FaceprintError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _report(outcomes: Iterable[Enrolled | Rejected]) -> EnrollmentReport:
