@@ -186,6 +186,21 @@ def test_clustered_people_are_re_embedded_with_their_names_and_marks(tmp_path, p
         (found,) = g.identify(face_image("collins_2.jpg"))
         assert found.identity == "Collins"
         assert g.identify(face_image("hopper_2.jpg"))[0].identity is None
+        # none was kept (the default), so none is made: a face picture is biometric data
+        assert all(g.store.photo_face_thumbnail(f.id) is None for f in g.store.photo_faces())
+        assert not any(t.has_thumbnail for t in g.templates("Collins"))
+
+
+def test_kept_photo_face_thumbnails_are_kept_by_the_migration(tmp_path, photos, dlib):
+    needs_pack()
+    path = tmp_path / "library.db"
+    with Gallery.open(path, analyzer=dlib, thumbnails=True) as g:
+        People(g).add_photos([photos / n for n in ("collins.jpg", "two_people.jpg")])
+        assert len(g.store.photo_faces()) == 3
+    assert migrate_gallery(path, to="fr-feature").photo_faces == 3
+    with Gallery.open(path) as g:
+        faces = g.store.photo_faces()
+        assert len(faces) == 3 and all((g.store.photo_face_thumbnail(f.id) or b"")[:3] == b"\xff\xd8\xff" for f in faces)
 
 
 # --- the command line -------------------------------------------------------------------------
