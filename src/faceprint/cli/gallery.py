@@ -173,7 +173,9 @@ def _print_identities(results: list[dict[str, Any]]) -> None:
 def gallery_export(
     ctx: typer.Context,
     file: Path,
-    include_images: bool = typer.Option(False, "--include-images", help="Also write the face thumbnails (kept only for faces enrolled with --keep-thumbnails)."),
+    include_images: bool = typer.Option(
+        False, "--include-images", help="Also write the face thumbnails (kept only for faces enrolled with --keep-thumbnails).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the gallery (embeddings + metadata) to a portable JSON file (.gz to compress)."""

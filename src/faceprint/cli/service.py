@@ -31,10 +31,21 @@ def _gallery_file(ctx: typer.Context, override: Path | None = None) -> Path:
     return common.gallery_path(ctx, override).expanduser().resolve()
 
 
-def _keys(ctx: typer.Context) -> KeyStore:
+#: What makes a gallery a service can use: one with an API key.
+_FIRST_KEY = "keys create --scope recognize --scope manage"
+
+
+def _keys(ctx: typer.Context, create: bool = False) -> KeyStore:
+    """The API keys of the gallery the command line names; it must exist unless ``create``
+    (``keys create``: a new gallery is announced on stderr)."""
     from faceprint.service.auth import KeyStore
 
-    return KeyStore(_gallery_file(ctx))
+    path = common.gallery_path(ctx) if create else common.existing_gallery_path(ctx, create_with=_FIRST_KEY)
+    new = create and not common.gallery_exists(path)
+    store = KeyStore(path.expanduser().resolve())
+    if new:
+        common.note_created(path)
+    return store
 
 
 @app.command()
@@ -67,10 +78,13 @@ def serve(
         from faceprint.service.auth import KeyStore
 
         mib = 1024 * 1024
+        # A service never creates its gallery: a new one would have no API key, so no client
+        # could use it (and a mistyped path would look like lost keys). `keys create` makes one.
+        common.existing_gallery_path(ctx, gallery, create_with=_FIRST_KEY)
         gallery_file = _gallery_file(ctx, gallery)
         # Fail here, with a one-line message, on a bad gallery; and resolve the models once (the
         # gallery's own), so every worker process runs the same ones.
-        with Gallery.open(gallery_file, detector=detector) as opened:
+        with Gallery.open(gallery_file, create=False, detector=detector) as opened:
             chosen = opened.analyzer
         settings = Settings(
             gallery=gallery_file, detector=chosen.detector_card.name, landmarks=chosen.landmarks_card.name,
@@ -106,10 +120,13 @@ def keys_create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create an API key. The key is shown once; only its SHA-256 is stored."""
+    from faceprint.service.auth import normalise_scopes
+
     with common.errors_to_exit(as_json):
-        store = _keys(ctx)
+        scopes = normalise_scopes(scope)  # a bad scope creates no gallery
+        store = _keys(ctx, create=True)
         try:
-            secret, record = store.create(scope, name)
+            secret, record = store.create(scopes, name)
         finally:
             store.close()
         if as_json:
