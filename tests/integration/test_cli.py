@@ -124,7 +124,7 @@ def test_verify_argument_errors_are_typed(tmp_path, args, code):
     img = tmp_path / "x.png"
     img.write_bytes(b"")
     proc = faceprint("verify", str(img), str(img), *args, "--json")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a usage error, found before the (unreadable) images are read
     assert one_json(proc)["error"]["code"] == code
 
 

@@ -439,7 +439,7 @@ def test_cli_with_model_files(tmp_path):
 
     proc = _cli("verify", str(image), str(image), "--detector", "onnx:det", "--model", "onnx:emb", "--json",
                 env={"FACEPRINT_MODELS_DIR": str(tmp_path)})
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a usage error
     assert json.loads(proc.stdout)["error"]["code"] == "invalid_argument" and "--threshold" in proc.stdout
     proc = _cli("verify", str(image), str(image), "--models-dir", str(tmp_path), "--detector", "onnx:det",
                 "--model", "onnx:emb", "--threshold", "0.5", "--json")

@@ -6,14 +6,20 @@ user's ONNX files, and the gallery the global ``--gallery`` names. The command m
 this module and nothing else of the CLI; the root (:mod:`faceprint.cli.root`) assembles them.
 
 Exit status: 0 success; 1 a faceprint error (for detect/embed: at least one file failed,
-every file still has its entry); 2 a usage error; 3 an unexpected internal error; 130
-interrupted (Ctrl-C).
+every file still has its entry); 2 a usage error: a bad option or value (``invalid_argument``,
+``unknown_model``) or a gallery that does not exist (``gallery_not_found``); 3 an unexpected
+internal error; 130 interrupted (Ctrl-C).
+
+Galleries: only the commands that add to a gallery (``enroll``, ``cluster``, ``gallery import``,
+``keys create``) create one, and say so on stderr; every other command needs the gallery to
+exist, so a mistyped ``--gallery`` is an error, never a new empty gallery.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,10 +41,11 @@ from rich.progress import (
 from rich.text import Text
 
 from faceprint import settings
-from faceprint.errors import FaceprintError, InvalidArgumentError
+from faceprint.errors import FaceprintError, GalleryNotFoundError, InvalidArgumentError, UnknownModelError
 
 if TYPE_CHECKING:
     from faceprint.gallery import Gallery
+    from faceprint.models import ModelCard
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +110,15 @@ def jobs_for(jobs: int | None, n_files: int | None = None) -> int:
 
 
 # --- errors -> message and exit status -----------------------------------------------------------
+#: Errors that say the command line cannot work as given (exit 2, like the parser's own).
+USAGE_ERRORS: tuple[type[FaceprintError], ...] = (InvalidArgumentError, UnknownModelError, GalleryNotFoundError)
+
+
+def exit_status(exc: FaceprintError) -> int:
+    """2 for a usage error (:data:`USAGE_ERRORS`), else 1."""
+    return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILED
+
+
 def fail(error: dict[str, Any], as_json: bool, code: int) -> NoReturn:
     """Report ``error`` (``{"code", "message"}``) -- as JSON on stdout with --json, else one line
     on stderr -- and exit with ``code``."""
@@ -110,7 +126,9 @@ def fail(error: dict[str, Any], as_json: bool, code: int) -> NoReturn:
         print(json.dumps({"error": error}))
     else:
         # Messages quote user input (paths, names) and install lines: never read them as markup.
-        err.print(f"[bold red]error[/] ({escape(str(error['code']))}): {escape(str(error['message']))}", markup=True, highlight=False)
+        # One line, however long (soft_wrap): a script's log keeps it whole and greppable.
+        err.print(f"[bold red]error[/] ({escape(str(error['code']))}): {escape(str(error['message']))}", markup=True,
+                  highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -123,11 +141,12 @@ def internal_error(exc: BaseException, hint: bool = True) -> dict[str, Any]:
 @contextmanager
 def errors_to_exit(as_json: bool) -> Iterator[None]:
     """One-line messages instead of tracebacks (JSON errors on stdout with --json): a faceprint
-    error exits 1, anything unexpected 3 (or raises, with ``FACEPRINT_DEBUG=1``)."""
+    error exits 1 (2 for a usage error, see :func:`exit_status`), anything unexpected 3 (or
+    raises, with ``FACEPRINT_DEBUG=1``)."""
     try:
         yield
     except FaceprintError as exc:
-        fail(exc.to_dict(), as_json, EXIT_FAILED)
+        fail(exc.to_dict(), as_json, exit_status(exc))
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a CLI
@@ -163,6 +182,37 @@ def progress(enabled: bool) -> Progress:
 def show_progress(as_json: bool, n_items: int | None = None) -> bool:
     """Whether to draw a bar: never with --json, only at a terminal, and not for one item."""
     return not as_json and (n_items is None or n_items > 1) and err.is_terminal
+
+
+# --- --far and --threshold ------------------------------------------------------------------------
+def check_decision(card: ModelCard, far: float | None, threshold: float | None) -> None:
+    """Check ``--far`` / ``--threshold`` against the embedder ``card`` before any image is read,
+    with messages that name the flags (the library's name its parameters, ``far=``)."""
+    from faceprint.pipeline import DEFAULT_FAR
+
+    if far is not None and threshold is not None:
+        raise InvalidArgumentError("give --far or --threshold, not both", details={"far": far, "threshold": threshold})
+    if threshold is not None:
+        if not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
+            raise InvalidArgumentError(f"--threshold is a cosine similarity in [-1, 1]; got {threshold:g}",
+                                       details={"threshold": threshold})
+        return
+    if far is not None and not (math.isfinite(far) and 0.0 < far < 1.0):
+        raise InvalidArgumentError(f"--far must be in (0, 1); got {far:g}", details={"far": far})
+    if card.calibration is None or not card.calibration.thresholds:
+        raise InvalidArgumentError(
+            f"{card.name} has no calibrated thresholds, so no FAR can be turned into one; give --threshold "
+            "(a cosine similarity)", details={"model": card.id},
+        )
+    wanted = DEFAULT_FAR if far is None else far
+    try:
+        card.threshold_for(wanted)
+    except InvalidArgumentError as exc:  # outside the calibrated range
+        fars = sorted(card.calibration.thresholds)
+        raise InvalidArgumentError(
+            f"--far {wanted:g} is outside the range {card.name} was calibrated for ({fars[0]:g} to {fars[-1]:g}); "
+            "give --threshold instead", details=exc.details,
+        ) from None
 
 
 # --- models from files ---------------------------------------------------------------------------
@@ -223,8 +273,56 @@ def gallery_path(ctx: typer.Context, override: Path | None = None) -> Path:
     return override or global_options(ctx).gallery or settings.gallery_path()
 
 
-def open_gallery(ctx: typer.Context, create: bool = True) -> Gallery:
-    """The gallery the command line names (see :func:`gallery_path`)."""
+def gallery_exists(path: Path) -> bool:
+    """Whether something is at ``path`` (a path that cannot even be looked at counts as there:
+    opening it then says why)."""
+    try:
+        return path.exists()
+    except OSError:
+        return True
+
+
+def existing_gallery_path(ctx: typer.Context, override: Path | None = None, *,
+                          create_with: str = "enroll NAME IMAGE...") -> Path:
+    """The gallery file (see :func:`gallery_path`), which must exist: else
+    :class:`~faceprint.errors.GalleryNotFoundError` naming the path and the command that makes a
+    gallery there (``faceprint --gallery PATH`` + ``create_with``). Nothing is created."""
+    path = gallery_path(ctx, override)
+    if gallery_exists(path):
+        return path
+    how = f"faceprint --gallery {path} {create_with}"
+    if override is not None or global_options(ctx).gallery is not None:
+        message = f"no gallery at {path} (nothing was created): check the path, or create one with `{how}`"
+    else:
+        message = (f"no gallery yet at {path} (the default; name another with --gallery or ${settings.GALLERY}): "
+                   f"create one with `{how}`")
+    raise GalleryNotFoundError(message, details={"path": str(path)})
+
+
+def some_file_exists(paths: list[str]) -> None:
+    """Before a writing command creates a gallery: refuse a list in which no file exists (a
+    mistyped name), with ``invalid_argument`` naming them. One missing file among others is
+    that file's own problem, reported with the rest."""
+    if paths and not any(Path(p).is_file() for p in paths):
+        shown = ", ".join(paths[:3]) + (f" (and {len(paths) - 3} more)" if len(paths) > 3 else "")
+        raise InvalidArgumentError(f"no such file: {shown}", details={"paths": paths[:100]})
+
+
+def note_created(path: Path) -> None:
+    """Say on stderr (never in the --json document on stdout) that a command made a new gallery."""
+    err.print(f"created a new gallery at {escape(str(path))}", markup=True, highlight=False, soft_wrap=True)
+
+
+def open_gallery(ctx: typer.Context, create: bool = False) -> Gallery:
+    """The gallery the command line names (see :func:`gallery_path`). It must exist unless
+    ``create`` (only for the commands that add to it); a new one is announced on stderr."""
     from faceprint.gallery import Gallery
 
-    return Gallery.open(gallery_path(ctx), create=create)
+    if not create:
+        return Gallery.open(existing_gallery_path(ctx), create=False)
+    path = gallery_path(ctx)
+    new = not gallery_exists(path)
+    gallery = Gallery.open(path, create=True)
+    if new:
+        note_created(path)
+    return gallery

@@ -151,6 +151,8 @@ def eval_pairs(
         perturbations = parse_perturbations(perturb or [])
         if time_budget_ms is not None and not time_budget_ms > 0:
             raise InvalidArgumentError(f"--time-budget-ms must be positive; got {time_budget_ms}")
+        if not 0.0 < group_far < 1.0:  # checked now, not after every pair is embedded
+            raise InvalidArgumentError(f"--group-far must be in (0, 1); got {group_far:g}")
         pairs = evaluation.read_pairs(pairs_csv, root, group_by).subsample(max_pairs)
         with _progress_factory(common.show_progress(as_json)) as progress:
             result = evaluation.evaluate_pairs(

@@ -78,12 +78,13 @@ def enroll(
         items = _enrolment_list(name, images, folders)
         if not items:
             raise InvalidArgumentError("no image files found")
+        common.some_file_exists([path for _, path in items])
         from faceprint.gallery import Enrolled, EnrollmentReport, Rejected
 
         workers = common.jobs_for(jobs, len(items))
         enrolled: list[Enrolled] = []
         rejected: list[Rejected] = []
-        with common.open_gallery(ctx) as gallery, common.progress(common.show_progress(as_json, len(items))) as progress:
+        with common.open_gallery(ctx, create=True) as gallery, common.progress(common.show_progress(as_json, len(items))) as progress:
             gallery.thumbnails = keep_thumbnails
             task = progress.add_task("enrolling", total=len(items))
             outcomes = gallery.enroll_many(items, metadata=meta, jobs=workers)
@@ -132,6 +133,7 @@ def identify(
         filters = _parse_where(where)
         results: list[dict[str, Any]] = []
         with common.open_gallery(ctx) as gallery, common.progress(common.show_progress(as_json, len(paths))) as progress:
+            common.check_decision(gallery.analyzer.embedder_card, far, threshold)
             task = progress.add_task("identifying", total=len(paths))
             for path in paths:
                 try:
@@ -173,26 +175,43 @@ def _print_identities(results: list[dict[str, Any]]) -> None:
 def gallery_export(
     ctx: typer.Context,
     file: Path,
-    include_images: bool = typer.Option(
-        False, "--include-images", help="Also write the face thumbnails (kept only for faces enrolled with --keep-thumbnails).",
-    ),
+    include_images: bool = typer.Option(False, "--include-images", help="Also write the face thumbnails (kept only for faces enrolled with --keep-thumbnails)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the gallery (embeddings + metadata) to a portable JSON file (.gz to compress)."""
-    with common.errors_to_exit(as_json), common.open_gallery(ctx, create=False) as gallery:
-        count = gallery.export(file, include_images=include_images)
-        doc = {"exported": str(file), "faces": count, "model": gallery.model_id}
+    with common.errors_to_exit(as_json):
+        _check_writable(file)
+        with common.open_gallery(ctx) as gallery:
+            try:
+                count = gallery.export(file, include_images=include_images)
+            except OSError as exc:
+                raise InvalidArgumentError(f"cannot write {file}: {exc.strerror or exc}", details={"path": str(file)}) from None
+            model = gallery.model_id
+        doc = {"exported": str(file), "faces": count, "model": model}
         if as_json:
             print(json.dumps(doc))
         else:
             out.print(f"wrote {count} faces to {file}")
 
 
+def _check_writable(file: Path) -> None:
+    """Refuse an export target that cannot be written before the gallery (and its models) load."""
+    if file.is_dir():
+        raise InvalidArgumentError(f"{file} is a folder; give a file name", details={"path": str(file)})
+    if not file.parent.is_dir():
+        raise InvalidArgumentError(f"cannot write {file}: there is no folder {file.parent}", details={"path": str(file)})
+
+
 @gallery_app.command("import")
 def gallery_import(ctx: typer.Context, file: Path, as_json: bool = JsonOpt) -> None:
-    """Add the people of an exported file (same model only; duplicates skipped)."""
-    with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
-        counts = gallery.import_(file)
+    """Add the people of an exported file (same model only; duplicates skipped). Creates the
+    gallery if there is none."""
+    with common.errors_to_exit(as_json):
+        if not file.is_file():  # before the gallery is opened: nothing is created for a mistyped file
+            raise InvalidArgumentError(f"no such file: {file}" if not file.exists() else f"{file} is not a file",
+                                       details={"path": str(file)})
+        with common.open_gallery(ctx, create=True) as gallery:
+            counts = gallery.import_(file)
         if as_json:
             print(json.dumps(counts))
         else:
@@ -231,7 +250,7 @@ def gallery_migrate(
     with common.errors_to_exit(as_json):
         from faceprint.gallery.migrate import MigrationIncompleteError, migrate_gallery
 
-        path = common.gallery_path(ctx)
+        path = common.existing_gallery_path(ctx)
         refused: MigrationIncompleteError | None = None
         interrupted = False
         with common.progress(common.show_progress(as_json)) as bar:

@@ -33,7 +33,7 @@ from faceprint.cli.common import (
     err,
     out,
 )
-from faceprint.errors import FaceprintError, InvalidArgumentError
+from faceprint.errors import FaceprintError, ImageTooLargeError, InvalidArgumentError, InvalidImageError
 from faceprint.imageio import find_images
 from faceprint.models import defaults as model_defaults
 from faceprint.models import packs
@@ -260,12 +260,11 @@ def verify(
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
         common.note_default_models(as_json, model)
         analyzer = _analyzer(detector, model, upsample, landmarks)
-        if threshold is None and analyzer.embedder_card.calibration is None:
-            raise InvalidArgumentError(
-                f"{model} has no calibrated thresholds, so no FAR can be turned into one; give --threshold "
-                "(a cosine similarity)", details={"model": analyzer.embedder_card.id},
-            )
-        result = analyzer.verify(str(image_a), str(image_b), far=far, threshold=threshold, face_a=face_a, face_b=face_b)
+        common.check_decision(analyzer.embedder_card, far, threshold)
+        try:
+            result = analyzer.verify(str(image_a), str(image_b), far=far, threshold=threshold, face_a=face_a, face_b=face_b)
+        except (InvalidImageError, ImageTooLargeError) as exc:
+            raise _naming_the_file(exc, analyzer, image_a, image_b) from None
         if as_json:
             print(json.dumps(result.to_dict()))
             return
@@ -278,6 +277,20 @@ def verify(
             note = {"only": "the only face", "largest": f"largest of {sel.faces_found} faces",
                     "index": f"face {sel.face_index} of {sel.faces_found}, as asked"}[sel.selection]
             out.print(f"  {name}: {sel.source}: {note}, box {[round(v) for v in sel.box.to_list()]}")
+
+
+def _naming_the_file(exc: InvalidImageError | ImageTooLargeError, analyzer: Analyzer, image_a: Path,
+                     image_b: Path) -> InvalidImageError | ImageTooLargeError:
+    """``exc`` (an image of ``verify`` could not be read) with the file's name in its message and
+    details: the library's decoding errors do not say which of the two images failed."""
+    if "path" in exc.details:  # e.g. "no such file: PATH"
+        return exc
+    try:
+        analyzer.load(str(image_a))  # only on this error path: which one was it?
+        failed = image_b
+    except (InvalidImageError, ImageTooLargeError):
+        failed = image_a
+    return type(exc)(f"{failed}: {exc.message}", details={**exc.details, "path": str(failed)})
 
 
 #: ``faceprint models``: lists the models and packs without a sub-command; ``install``, ``remove``.

@@ -62,8 +62,9 @@ def cluster(
         paths = find_images(folders)
         if not paths:
             raise InvalidArgumentError("no image files found")
+        common.some_file_exists(paths)
         workers = common.jobs_for(jobs, len(paths))
-        with common.open_gallery(ctx) as gallery:
+        with common.open_gallery(ctx, create=True) as gallery:
             gallery.thumbnails = keep_thumbnails
             people = _people(gallery)
             report = people.add_photos(paths, jobs=workers)

@@ -124,7 +124,7 @@ def test_enrol_rejections_exit_1_with_reasons(tmp_path):
     assert {r["path"]: r["reason"]["code"] for r in doc["rejected"]} == {
         str(group): "multiple_faces", str(broken): "invalid_image"}
     bad = faceprint("--gallery", str(tmp_path / "g.db"), "enroll", "--json")
-    assert bad.returncode == 1 and one_json(bad)["error"]["code"] == "invalid_argument"
+    assert bad.returncode == 2 and one_json(bad)["error"]["code"] == "invalid_argument"  # a usage error
 
 
 def test_enrol_identify_and_manage_with_the_shipped_faces(tmp_path):

@@ -72,7 +72,7 @@ def test_keys_cli_lists_and_revokes(tmp_path):
     proc = cli(gallery, "keys", "revoke", key_id, "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["revoked"] is True
     bad = cli(gallery, "keys", "create", "--scope", "everything", "--json")
-    assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["code"] == "invalid_argument"
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_argument"  # a usage error
 
 
 # --- concurrency -------------------------------------------------------------------------------

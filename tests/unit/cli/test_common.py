@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from faceprint import settings
 from faceprint.cli import app, common
-from faceprint.errors import InvalidArgumentError
+from faceprint.errors import GalleryNotFoundError, InvalidArgumentError, SubjectNotFoundError, UnknownModelError
 
 runner = CliRunner()
 
@@ -60,19 +60,34 @@ def test_every_jobs_option_is_the_same_one():
 
 def test_faceprint_error_is_one_json_document_and_exit_1(capsys):
     with pytest.raises(typer.Exit) as exit_, common.errors_to_exit(as_json=True):
-        raise InvalidArgumentError("bad value")
+        raise SubjectNotFoundError("no subject named 'Ada'")
     assert exit_.value.exit_code == common.EXIT_FAILED
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == {"error": {"code": "invalid_argument", "message": "bad value"}}
+    assert json.loads(captured.out) == {"error": {"code": "subject_not_found", "message": "no subject named 'Ada'"}}
     assert captured.err == ""
 
 
 def test_faceprint_error_without_json_is_one_line_on_stderr(capsys):
     with pytest.raises(typer.Exit) as exit_, common.errors_to_exit(as_json=False):
-        raise InvalidArgumentError("bad value")
+        raise SubjectNotFoundError("no subject named 'Ada'")
     assert exit_.value.exit_code == common.EXIT_FAILED
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.strip() == "error (invalid_argument): bad value"
+    assert captured.out == "" and captured.err.strip() == "error (subject_not_found): no subject named 'Ada'"
+
+
+def test_a_long_message_stays_one_line(capsys):
+    with pytest.raises(typer.Exit), common.errors_to_exit(as_json=False):
+        raise SubjectNotFoundError("no subject named " + "x" * 300)
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("error", [InvalidArgumentError("bad value"), UnknownModelError("unknown model 'x'"),
+                                   GalleryNotFoundError("no gallery at x.db")], ids=lambda e: e.code)
+def test_usage_errors_of_the_library_exit_2(capsys, error):
+    with pytest.raises(typer.Exit) as exit_, common.errors_to_exit(as_json=True):
+        raise error
+    assert exit_.value.exit_code == common.EXIT_USAGE
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == error.code
 
 
 def test_unexpected_error_exits_3_unless_debugging(monkeypatch, capsys):
@@ -126,6 +141,10 @@ def test_the_global_gallery_chooses_the_file(tmp_path, monkeypatch, how):
     db = tmp_path / f"{how}.db"
     monkeypatch.setenv(settings.GALLERY, str(db) if how == "environment" else str(tmp_path / "not-this.db"))
     args = ["--gallery", str(db)] if how == "option" else []
+    # a command that adds to a gallery creates it (and says so); one that reads it needs it to exist
+    created = runner.invoke(app, [*args, "keys", "create", "--scope", "admin", "--json"])
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.stdout)["scopes"] == ["admin"] and "created a new gallery at" in created.stderr
     result = runner.invoke(app, [*args, "gallery", "stats", "--json"])
     assert result.exit_code == 0, result.output
     assert Path(json.loads(result.stdout)["path"]) == db and db.is_file()
@@ -139,3 +158,30 @@ def test_gallery_path_defaults_to_the_settings(tmp_path, monkeypatch):
     assert common.gallery_path(ctx, tmp_path / "own.db") == tmp_path / "own.db"  # serve --gallery wins
     ctx.obj = common.GlobalOptions(gallery=tmp_path / "global.db")
     assert common.gallery_path(ctx) == tmp_path / "global.db"
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["named", "default"])
+def test_a_gallery_that_must_exist_is_never_created(tmp_path, monkeypatch, named):
+    db = tmp_path / "work" / "typo.db"
+    monkeypatch.setenv(settings.GALLERY, str(db))
+    ctx = typer.Context(typer.main.get_command(app))
+    if named:
+        ctx.obj = common.GlobalOptions(gallery=db)
+    with pytest.raises(GalleryNotFoundError) as info:
+        common.existing_gallery_path(ctx)
+    message = info.value.message
+    assert info.value.code == "gallery_not_found" and info.value.details == {"path": str(db)}
+    assert str(db) in message and f"faceprint --gallery {db} enroll" in message
+    assert ("the default" in message) is not named
+    with pytest.raises(GalleryNotFoundError):
+        common.open_gallery(ctx)  # must exist unless asked to create
+    assert not (tmp_path / "work").exists()
+
+
+def test_read_only_commands_fail_before_loading_anything(tmp_path):
+    db = tmp_path / "work" / "typo.db"
+    for args in (["people", "list"], ["gallery", "stats"], ["keys", "list"], ["people", "forget", "Ada"]):
+        result = runner.invoke(app, ["--gallery", str(db), *args, "--json"])
+        assert result.exit_code == common.EXIT_USAGE, result.output
+        assert json.loads(result.stdout)["error"]["code"] == "gallery_not_found"
+    assert not (tmp_path / "work").exists()

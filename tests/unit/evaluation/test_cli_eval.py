@@ -59,4 +59,4 @@ def test_calibrate_needs_out_and_valid_fars(tmp_path):
     ids.write_text("path,identity\na.jpg,x\n")
     assert run("calibrate", ids).exit_code == 2  # --out is required: a usage error
     result = run("calibrate", ids, "--out", tmp_path / "c.json", "--far", "2", "--json")
-    assert result.exit_code == 1 and json.loads(result.stdout)["error"]["code"] == "invalid_argument"
+    assert result.exit_code == 2 and json.loads(result.stdout)["error"]["code"] == "invalid_argument"

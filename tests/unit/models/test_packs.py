@@ -365,6 +365,6 @@ def test_cli_install_list_remove(home, tarball, pack, monkeypatch):
 
 def test_cli_errors(home, tmp_path, pack):
     result = runner.invoke(app, ["models", "install", "nope", "--json"])
-    assert result.exit_code == 1 and json.loads(result.stdout)["error"]["code"] == "invalid_argument"
+    assert result.exit_code == 2 and json.loads(result.stdout)["error"]["code"] == "invalid_argument"  # a usage error
     result = runner.invoke(app, ["models", "install", "testpack", "--from", str(tmp_path / "missing.tgz"), "--json"])
-    assert result.exit_code == 1 and "no such tarball" in json.loads(result.stdout)["error"]["message"]
+    assert result.exit_code == 2 and "no such tarball" in json.loads(result.stdout)["error"]["message"]
