@@ -175,7 +175,11 @@ def _print_identities(results: list[dict[str, Any]]) -> None:
 def gallery_export(
     ctx: typer.Context,
     file: Path,
-    include_images: bool = typer.Option(False, "--include-images", help="Also write the face thumbnails (kept only for faces enrolled with --keep-thumbnails)."),
+    include_images: bool = typer.Option(
+        False, "--include-images", help="Also write the face thumbnails (kept only for faces enrolled with --keep-thumbnails).",
+    ),
+    plaintext: bool = typer.Option(False, "--plaintext", help="Decrypt an encrypted gallery's templates into the file "
+                                   "(by default they stay sealed: importable only into this gallery)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the gallery (embeddings + metadata) to a portable JSON file (.gz to compress)."""
@@ -183,7 +187,7 @@ def gallery_export(
         _check_writable(file)
         with common.open_gallery(ctx) as gallery:
             try:
-                count = gallery.export(file, include_images=include_images)
+                count = gallery.export(file, include_images=include_images, plaintext=plaintext)
             except OSError as exc:
                 raise InvalidArgumentError(f"cannot write {file}: {exc.strerror or exc}", details={"path": str(file)}) from None
             model = gallery.model_id
