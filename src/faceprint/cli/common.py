@@ -11,8 +11,9 @@ every file still has its entry); 2 a usage error: a bad option or value (``inval
 internal error; 130 interrupted (Ctrl-C).
 
 Galleries: only the commands that add to a gallery (``enroll``, ``cluster``, ``gallery import``,
-``keys create``) create one, and say so on stderr; every other command needs the gallery to
-exist, so a mistyped ``--gallery`` is an error, never a new empty gallery.
+``keys create``; and ``gallery init``, made for it) create one, and say so on stderr; every
+other command needs the gallery to exist (:func:`existing_gallery_path`, :func:`open_gallery`),
+so a mistyped ``--gallery`` is an error, never a new empty gallery.
 """
 
 from __future__ import annotations
