@@ -169,7 +169,9 @@ class Gallery:
         """Open (or create) the SQLite gallery at ``path`` (default: :func:`default_gallery_path`).
 
         Without an ``analyzer`` it runs the gallery's own model (:func:`analyzer_for`), with
-        ``detector``, ``landmarks`` and image ``limits`` when given.
+        ``detector``, ``landmarks`` and image ``limits`` when given. ``thumbnails=True`` keeps a
+        JPEG of each face enrolled (or clustered) through it; off by default, since a face
+        picture is raw biometric data.
 
         An encrypted gallery (:mod:`faceprint.gallery.crypto`) needs its ``master_key`` (default:
         the key file of :func:`faceprint.settings.master_key_file`) and its ``keyring`` (default
