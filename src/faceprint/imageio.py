@@ -8,12 +8,13 @@ checked against the header *before* any pixel is decoded, so decompression bombs
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import struct
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error  # raised by some Pillow plugins on garbage
@@ -122,31 +123,61 @@ def read_bytes(source: ImageSource, limits: ImageLimits = DEFAULT_LIMITS) -> byt
 
 def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Decode encoded image bytes to RGB ``uint8``, honouring EXIF orientation."""
+    _check_bytes(data, limits)
+    with _typed_errors(data, limits):
+        img = _open_checked(data, limits)
+        fmt = img.format
+        try:
+            img.load()
+        except OSError as exc:
+            if "truncated" in str(exc).lower() and img.format in {"JPEG", "MPO"}:
+                if not limits.allow_truncated:
+                    raise InvalidImageError(
+                        "truncated image: the file ends before the picture does",
+                        details={"reason": "truncated", "format": img.format},
+                    ) from None
+                return _decode_truncated_jpeg(data, img)
+            raise
+        oriented = _apply_exif_orientation(img)
+        return _to_rgb_array(oriented, fmt)
+
+
+def image_dimensions(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> tuple[int, int]:
+    """``(width, height)`` of encoded image bytes, from the header: no pixel is decoded (except
+    an ICO's frames, which Pillow decodes to open the file; they are checked against
+    ``max_pixels`` first). The header is checked as :func:`decode_image` checks it, with the
+    same errors; the pixel data is not, so a truncated or corrupt body is found only when
+    decoding. What ``decode_image`` decodes has ``width * height`` pixels (EXIF orientation
+    may swap the two sides, never their product). The HTTP service sums these to bound a
+    request's work before decoding any of its images."""
+    _check_bytes(data, limits)
+    with _typed_errors(data, limits), _open_checked(data, limits) as img:
+        return img.size
+
+
+def _check_bytes(data: bytes, limits: ImageLimits) -> None:
     if not data:
         raise InvalidImageError("empty input: 0 bytes", details={"reason": "empty"})
     if len(data) > limits.max_bytes:
         raise _too_many_bytes(len(data), limits)
+
+
+def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
+    """The image opened lazily (header read), of a supported format and within the pixel limit."""
+    if data[:4] == _ICO_MAGIC:
+        _check_ico_sizes(data, limits)  # Pillow decodes ICO frames inside open()
+    img = Image.open(io.BytesIO(data))
+    _check_format_and_size(img, limits)
+    return img
+
+
+@contextlib.contextmanager
+def _typed_errors(data: bytes, limits: ImageLimits) -> Iterator[None]:
+    """Whatever Pillow and its codecs raise on bad content, as InvalidImageError or ImageTooLargeError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd EXIF/metadata; not our concern
-            if data[:4] == _ICO_MAGIC:
-                _check_ico_sizes(data, limits)  # Pillow decodes ICO frames inside open()
-            img = Image.open(io.BytesIO(data))
-            _check_format_and_size(img, limits)
-            fmt = img.format
-            try:
-                img.load()
-            except OSError as exc:
-                if "truncated" in str(exc).lower() and img.format in {"JPEG", "MPO"}:
-                    if not limits.allow_truncated:
-                        raise InvalidImageError(
-                            "truncated image: the file ends before the picture does",
-                            details={"reason": "truncated", "format": img.format},
-                        ) from None
-                    return _decode_truncated_jpeg(data, img)
-                raise
-            oriented = _apply_exif_orientation(img)
-            return _to_rgb_array(oriented, fmt)
+            yield
     except (InvalidImageError, ImageTooLargeError):
         raise
     except UnidentifiedImageError:

@@ -24,6 +24,7 @@ from faceprint.imageio import (
     ImageLimits,
     decode_image,
     describe_source,
+    image_dimensions,
     load_image,
     read_bytes,
 )
@@ -714,3 +715,44 @@ def test_bad_input_corpus_raises_only_faceprint_errors(
         pytest.fail(f"{type(exc).__name__} escaped instead of a FaceprintError: {exc!r}")
     else:
         pytest.fail("bad input was accepted")
+
+
+# --- image_dimensions: the header only -------------------------------------------------------
+def test_image_dimensions_reads_the_header_without_decoding() -> None:
+    for fmt in ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"):
+        assert image_dimensions(encode(Image.new("RGB", (40, 20)), fmt)) == (40, 20), fmt
+    # A 6000x6000 header with no pixel data behind it: its size, where decoding fails.
+    hollow = crafted_png(6000, 6000, idat=b"not zlib")
+    assert image_dimensions(hollow) == (6000, 6000)
+    with pytest.raises(InvalidImageError):
+        decode_image(hollow)
+    with pytest.raises(ImageTooLargeError) as info:
+        image_dimensions(crafted_png(100_000, 100_000))
+    assert info.value.details["pixels"] == 100_000 * 100_000
+    with pytest.raises(ImageTooLargeError):
+        image_dimensions(ico_wrapping(crafted_png(100_000, 100_000)))
+
+
+def test_image_dimensions_give_the_decoded_pixel_count_of_a_rotated_photo() -> None:
+    stored = halves(20, 40)
+    exif = stored.getexif()
+    exif[0x0112] = 6  # shown turned a quarter: 20 wide, 40 high
+    data = encode(stored, "JPEG", exif=exif.tobytes())
+    width, height = image_dimensions(data)
+    decoded = decode_image(data)
+    assert width * height == decoded.shape[0] * decoded.shape[1]
+
+
+@pytest.mark.parametrize(("make", "limits", "code"), [c[1:] for c in CORPUS], ids=[c[0] for c in CORPUS])
+def test_image_dimensions_of_the_bad_corpus_raise_only_faceprint_errors(
+    make: Callable[[Path], Any], limits: ImageLimits, code: str, tmp_path: Path
+) -> None:
+    source = make(tmp_path)
+    if not isinstance(source, bytes):
+        return  # paths, streams and arrays are load_image's; image_dimensions takes bytes
+    try:
+        image_dimensions(source, limits)
+    except FaceprintError as exc:
+        assert type(exc) in (InvalidImageError, ImageTooLargeError)
+    except BaseException as exc:  # pragma: no cover - the point of this test
+        pytest.fail(f"{type(exc).__name__} escaped instead of a FaceprintError: {exc!r}")

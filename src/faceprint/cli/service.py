@@ -62,6 +62,9 @@ def serve(
     max_request_mb: float = typer.Option(32.0, "--max-request-mb", min=0.001, help="Largest request body, MiB."),
     max_image_mb: float = typer.Option(10.0, "--max-image-mb", min=0.001, help="Largest encoded image, MiB."),
     max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest decoded image, width x height."),
+    max_request_pixels: int = typer.Option(
+        200_000_000, "--max-request-pixels", min=1,
+        help="Most decoded pixels of all the images of one request together (checked from their headers)."),
     max_faces: int = typer.Option(50, "--max-faces", min=1, help="Most faces handled in one image."),
     max_top_k: int = typer.Option(100, "--max-top-k", min=1, max=1000, help="Largest top_k of identify."),
     max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
@@ -90,7 +93,7 @@ def serve(
             gallery=gallery_file, detector=chosen.detector_card.name, landmarks=chosen.landmarks_card.name,
             embedder=chosen.embedder_card.name, threads=threads,
             max_request_bytes=int(max_request_mb * mib), max_image_bytes=int(max_image_mb * mib),
-            max_pixels=max_pixels, max_faces=max_faces, max_top_k=max_top_k, max_images=max_images,
+            max_pixels=max_pixels, max_request_pixels=max_request_pixels, max_faces=max_faces, max_top_k=max_top_k, max_images=max_images,
             rate_limit=rate_limit, cors_origins=tuple(cors_origin or ()), log_level=log_level,
             keep_thumbnails=keep_thumbnails,
         )

@@ -16,7 +16,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from faceprint.errors import ForbiddenError
 from faceprint.service.auth import ApiKey
-from faceprint.service.middleware import KEY_ID_KEY
+from faceprint.service.middleware import API_KEY_KEY, KEY_ID_KEY
 from faceprint.service.state import Service
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 def require(scope: str | None) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency: the request's API key, which must allow ``scope`` (None: any valid key).
 
-    401 without a valid key, 403 without the scope, 429 over the key's rate limit. The key id
+    401 without a valid key, 403 without the scope, 429 over the key's rate limit. The
+    middleware has authenticated the key already, before the body was read, and left its
+    record in the request's state; only an app run without it authenticates here. The key id
     goes to the request's state for the access log (never the key itself).
     """
 
@@ -48,9 +50,12 @@ def require(scope: str | None) -> Callable[..., Awaitable[ApiKey]]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         header_key: Annotated[str | None, Depends(header_scheme)],
     ) -> ApiKey:
-        presented = bearer.credentials if bearer is not None else header_key
-        key = await svc.db(svc.keys.authenticate, presented)
-        request.scope.setdefault("state", {})[KEY_ID_KEY] = key.key_id
+        state = request.scope.setdefault("state", {})
+        key = state.get(API_KEY_KEY)
+        if not isinstance(key, ApiKey):
+            presented = bearer.credentials if bearer is not None else header_key
+            key = await svc.db(svc.keys.authenticate, presented)
+            state[API_KEY_KEY], state[KEY_ID_KEY] = key, key.key_id
         if scope is not None and not key.allows(scope):
             raise ForbiddenError(f"this key has scopes {', '.join(key.scopes)}; this operation needs {scope!r}",
                                  details={"needed": scope, "scopes": list(key.scopes)})

@@ -69,6 +69,7 @@ HTTP_ERROR_CODES: dict[int, str] = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "request_too_large",
     415: "unsupported_media_type",
     422: "invalid_argument",

@@ -6,10 +6,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from faceprint.errors import RateLimitedError
+from faceprint.errors import FaceprintError, RateLimitedError, RequestTooLargeError
+from faceprint.imageio import ImageLimits, image_dimensions
 
 logger = logging.getLogger(__name__)
 
@@ -54,4 +55,33 @@ class RateLimiter:
         raise RateLimitedError(
             f"rate limit of {self.per_second * 60:g} requests a minute for this key reached; retry in {math.ceil(wait)} s",
             details={"retry_after": math.ceil(wait), "per_minute": self.per_second * 60, "burst": int(self.burst)},
+        )
+
+
+def request_pixels(images: Sequence[bytes], limits: ImageLimits) -> int:
+    """The pixels ``images`` decode to, read from their headers (nothing is decoded). An image
+    that will be refused on its own anyway (unreadable, over ``max_bytes`` or ``max_pixels``)
+    counts 0: it costs no decoding."""
+    total = 0
+    for data in images:
+        try:
+            width, height = image_dimensions(data, limits)
+        except FaceprintError:
+            continue
+        total += width * height
+    return total
+
+
+def check_request_pixels(images: Sequence[bytes], limits: ImageLimits, budget: int) -> None:
+    """:class:`RequestTooLargeError` (413 ``request_too_large``) when ``images`` together decode
+    to more than ``budget`` pixels (the service's ``max_request_pixels``): the work of one
+    request is bounded before any image is decoded, whatever the number and size of its images
+    within the other limits (20 grey 6300x6300 PNGs are 1 MB of body but 794 MP to decode)."""
+    total = request_pixels(images, limits)
+    if total > budget:
+        logger.info("refused a request of %d image(s) decoding to %d pixels (budget %d)", len(images), total, budget)
+        raise RequestTooLargeError(
+            f"the images of this request decode to {total:,} pixels; at most {budget:,} are handled in one "
+            "request (max_request_pixels): send fewer or smaller images, in several requests",
+            details={"pixels": total, "max_request_pixels": budget, "images": len(images)},
         )

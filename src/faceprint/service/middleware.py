@@ -1,8 +1,10 @@
-"""The service's own ASGI middleware: request ids, the body limit, last-resort errors, the access
-log and the security headers; and CORS when origins are configured.
+"""The service's own ASGI middleware: request ids, the API key, the body limit, last-resort errors,
+the access log and the security headers; and CORS when origins are configured.
 
-The per-key rate limit is not here: it needs the authenticated key, so the auth dependency
-(:func:`faceprint.service.deps.require`) applies it.
+The key is authenticated here, before a byte of the body is read: a client without a valid key
+gets its 401 (or, after too many invalid keys from its address, 429) without the service reading,
+let alone parsing, what it sent. The scope check and the per-key rate limit need the route, so
+the auth dependency (:func:`faceprint.service.deps.require`) applies them to the key found here.
 """
 
 from __future__ import annotations
@@ -16,25 +18,65 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from faceprint.errors import FaceprintError, RequestTooLargeError
+from faceprint.errors import FaceprintError, RequestTooLargeError, UnauthorizedError
+from faceprint.gallery.types import ApiKey
 from faceprint.service.errors import REQUEST_ID_KEY, envelope, error_headers, http_status, jsonable
 from faceprint.service.settings import Settings
+from faceprint.service.state import Service
 
 logger = logging.getLogger(__name__)
 #: One JSON line per request; named so that an operator can route it apart from the rest.
 access_log = logging.getLogger("faceprint.service.access")
 
-#: The scope-state key under which the auth dependency records the key id, for the access log.
+#: The scope-state key under which the key id is recorded, for the access log.
 KEY_ID_KEY = "key_id"
+#: The scope-state key of the authenticated key's record (:class:`~faceprint.service.auth.ApiKey`).
+API_KEY_KEY = "api_key"
+#: The only ``/v1/`` routes that need no key.
+PUBLIC_PATHS = frozenset({"/v1/health"})
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 #: Not the API: the web page and its assets get a content security policy instead of no-store.
 API_DOCS = ("/docs", "/redoc", "/openapi.json")
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key a request presents: ``Authorization: Bearer KEY``, else ``X-API-Key: KEY``."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key") or None
+
+
+def needs_key(scope: Scope) -> bool:
+    """Every ``/v1/`` route but :data:`PUBLIC_PATHS` needs a key (a CORS preflight carries none)."""
+    path = str(scope.get("path", ""))
+    return path.startswith("/v1/") and path not in PUBLIC_PATHS and scope.get("method") != "OPTIONS"
+
+
+def service_of(scope: Scope) -> Service | None:
+    """The :class:`Service` of the app this request is for (None around another ASGI app)."""
+    service = getattr(getattr(scope.get("app"), "state", None), "service", None)
+    return service if isinstance(service, Service) else None
+
+
+async def authenticate(svc: Service, scope: Scope, headers: Headers) -> ApiKey:
+    """The request's key, or :class:`UnauthorizedError`; an invalid key also takes a token from
+    its address's bucket of failed attempts (:class:`RateLimitedError` once it is empty)."""
+    presented = presented_key(headers)
+    try:
+        return await run_in_threadpool(svc.keys.authenticate, presented)  # SQLite: off the event loop
+    except UnauthorizedError:
+        if presented:
+            client = scope.get("client") or ("", 0)
+            svc.auth_failures.check(str(client[0]))
+        raise
 
 
 def security_headers(rid: str, page: bool) -> list[tuple[bytes, bytes]]:
@@ -69,7 +111,8 @@ class ServiceMiddleware:
     """Pure ASGI, outermost of the app's own middleware.
 
     Gives every request an id (``X-Request-ID``: the client's if it is a plain token, else a
-    new one) and puts it on every response; refuses bodies over ``max_request_bytes``
+    new one) and puts it on every response; authenticates the API key of a ``/v1/`` route
+    (:func:`authenticate`) before reading its body; refuses bodies over ``max_request_bytes``
     (from ``Content-Length`` before reading anything, or while streaming, with 413); turns
     any unexpected exception into a 500 envelope (the traceback goes to the log, never to
     the client); writes one JSON access-log line per request.
@@ -139,6 +182,11 @@ class ServiceMiddleware:
             return message
 
         try:
+            svc = service_of(scope)
+            if svc is not None and needs_key(scope):
+                key = await authenticate(svc, scope, headers)  # before any of the body is read
+                state[API_KEY_KEY] = key
+                state[KEY_ID_KEY] = key.key_id
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.limit:
                 ex.too_large = True  # refused before a byte of the body is read

@@ -3,6 +3,10 @@ JSON body with base64 images, checked against the service's limits before any de
 
 Both forms carry the same fields, so a route reads :class:`Parsed` and never the raw request.
 :func:`body_doc` publishes the two forms in the OpenAPI schema.
+
+Every JSON the service reads (bodies, the routes' pydantic bodies through :class:`StrictJSONRoute`,
+JSON form fields) goes through :func:`loads_strict`: no NaN or Infinity (which Python's parser
+accepts and SQLite's JSON functions reject) and at most :data:`MAX_JSON_DEPTH` levels of nesting.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
@@ -34,6 +41,91 @@ logger = logging.getLogger(__name__)
 
 #: Text fields of a form besides the images (far, top_k, where ...).
 MAX_FORM_FIELDS = 100
+#: Objects and arrays nest at most this deep in a request's JSON (a body or a form field).
+MAX_JSON_DEPTH = 32
+
+
+class NonFiniteNumberError(ValueError):
+    """A JSON number that is not finite (``NaN``, ``Infinity`` or one like ``1e999``)."""
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonFiniteNumberError(text)
+    return value
+
+
+def refuse_constant(text: str) -> float:
+    raise NonFiniteNumberError(text)
+
+
+def json_depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (0 for a scalar), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                break  # deep enough to refuse
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def loads_strict(data: str | bytes, what: str = "the request body") -> Any:
+    """JSON as the service accepts it: :class:`InvalidArgumentError` for text that is not JSON,
+    for NaN and Infinity (and numbers too large for a float), and for nesting over
+    :data:`MAX_JSON_DEPTH` levels (deeper than Python's parser can go included)."""
+    try:
+        value = json.loads(data, parse_float=finite_float, parse_constant=refuse_constant)
+    except NonFiniteNumberError as exc:
+        raise InvalidArgumentError(f"{what} holds a number that is not finite ({str(exc)[:20]}); JSON has no NaN "
+                                   "or Infinity", details={"reason": "non_finite_number"}) from None
+    except RecursionError:
+        raise InvalidArgumentError(f"{what} nests over {MAX_JSON_DEPTH} levels deep",
+                                   details={"reason": "too_deep", "max_depth": MAX_JSON_DEPTH}) from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise InvalidArgumentError(f"{what} is not valid JSON", details={"reason": "invalid_json"}) from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise InvalidArgumentError(f"{what} nests over {MAX_JSON_DEPTH} levels deep",
+                                   details={"reason": "too_deep", "max_depth": MAX_JSON_DEPTH})
+    return value
+
+
+class StrictJSONRequest(Request):
+    """A request whose :meth:`json` is :func:`loads_strict` (parsed once)."""
+
+    parsed: tuple[Any] | None = None
+
+    async def json(self) -> Any:
+        if self.parsed is None:
+            self.parsed = (loads_strict(await self.body()),)
+        return self.parsed[0]
+
+
+def is_json(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))
+
+
+class StrictJSONRoute(APIRoute):
+    """The route class of the service's routers: a JSON body is read by :func:`loads_strict`
+    before FastAPI validates it, so its errors are the service's own (``invalid_argument``
+    with the envelope's details), not FastAPI's generic 400."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            strict = StrictJSONRequest(request.scope, request.receive)
+            if is_json(strict) and await strict.body():
+                await strict.json()  # refused here, with the envelope
+            return await handler(strict)
+
+        return strict_handler
 
 
 @dataclass
@@ -125,10 +217,8 @@ async def parse_json(
     single: tuple[str, ...],
     multiple: str | None,
 ) -> Parsed:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidArgumentError("the request body is not valid JSON") from None
+    # StrictJSONRoute has parsed it already
+    body = await request.json() if isinstance(request, StrictJSONRequest) else loads_strict(await request.body())
     if not isinstance(body, dict):
         raise InvalidArgumentError("the request body must be a JSON object")
     doc = validate(json_model, body)
@@ -181,10 +271,7 @@ async def parse_form(
                 raise InvalidArgumentError(f"unexpected file field {key!r}; expected {', '.join(names)}",
                                            details={"field": key})
             elif key in json_fields and value.strip():
-                try:
-                    params[key] = json.loads(value)
-                except ValueError:
-                    raise InvalidArgumentError(f"{key} must be a JSON object", details={"field": key}) from None
+                params[key] = loads_strict(value, key)
             elif value != "":
                 params[key] = value
     finally:

@@ -5,11 +5,22 @@ The values come from the library's own ``to_dict()`` results; these models descr
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from faceprint.gallery.storage.base import MAX_FILTER_KEYS, check_filter_keys
 
 Box = list[float]
+
+#: The largest integer a request's id, index or offset may be: JSON's interoperable range
+#: (RFC 7493: exact in every client's doubles, and in the schema's own ``maximum``), well within
+#: the 64 bits SQLite holds. A larger number is refused as invalid, never sent to the database.
+MAX_REQUEST_INT = 2**53 - 1
+#: A subject's or face's id as a request names it (a path, ``subject_id``).
+DbId = Annotated[int, Field(ge=1, le=MAX_REQUEST_INT)]
+#: A non-negative index or offset in a request.
+Count = Annotated[int, Field(ge=0, le=MAX_REQUEST_INT)]
 
 
 class _Strict(BaseModel):
@@ -34,11 +45,11 @@ class ImageJSON(_Strict):
 
 
 class VerifyParams(_Strict):
-    subject_id: Optional[int] = Field(None, description="compare image_a with this enrolled subject instead of image_b")
+    subject_id: Optional[DbId] = Field(None, description="compare image_a with this enrolled subject instead of image_b")
     far: Optional[float] = Field(None, gt=0, lt=1, description="false-accept rate to decide at (default 1e-3)")
     threshold: Optional[float] = Field(None, ge=-1, le=1, description="explicit cosine-similarity threshold")
-    face_a: Optional[int] = Field(None, ge=0, description="face index in image_a (default: the largest)")
-    face_b: Optional[int] = Field(None, ge=0, description="face index in image_b (default: the largest)")
+    face_a: Optional[Count] = Field(None, description="face index in image_a (default: the largest)")
+    face_b: Optional[Count] = Field(None, description="face index in image_b (default: the largest)")
 
 
 class VerifyJSON(VerifyParams):
@@ -51,8 +62,17 @@ class IdentifyParams(_Strict):
     far: Optional[float] = Field(None, gt=0, lt=1, description="false-accept rate to decide at (default 1e-3)")
     threshold: Optional[float] = Field(None, ge=-1, le=1, description="explicit cosine-similarity threshold")
     where: Optional[dict[str, Any]] = Field(
-        None, description="only subjects whose metadata has these key = value pairs (a JSON object; in a form, as text)"
+        None, description="only subjects whose metadata has these key = value pairs (a JSON object; in a form, as "
+        f"text): at most {MAX_FILTER_KEYS} keys, plain names; integers within 64 bits"
     )
+
+    @field_validator("where")
+    @classmethod
+    def check_where(cls, where: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Checked here, whatever the gallery holds (an empty gallery never reaches the store)."""
+        if where is not None:
+            check_filter_keys(where)
+        return where
 
 
 class IdentifyJSON(IdentifyParams):

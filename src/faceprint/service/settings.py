@@ -39,6 +39,10 @@ class Settings:
     max_image_bytes: int = 10 * MiB
     #: One decoded image (width x height).
     max_pixels: int = 40_000_000
+    #: All the images of one request together, decoded (summed from their headers before any
+    #: is decoded; 413 request_too_large above): one request's work is bounded, not only each
+    #: image's. 200 MP: five images at ``max_pixels``, or 16 photos of a 12-MP phone camera.
+    max_request_pixels: int = 200_000_000
     #: Faces one image may show in detect, embed and identify.
     max_faces: int = 50
     max_top_k: int = 100

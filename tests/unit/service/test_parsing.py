@@ -9,7 +9,7 @@ import pytest
 
 from faceprint.errors import ImageTooLargeError, InvalidArgumentError, InvalidImageError
 from faceprint.service import Settings
-from faceprint.service.parsing import Parsed, Upload, body_doc, decode_base64
+from faceprint.service.parsing import MAX_JSON_DEPTH, Parsed, Upload, body_doc, decode_base64, loads_strict
 from faceprint.service.schemas import IdentifyJSON, IdentifyParams
 
 SETTINGS = Settings(gallery=Path("unused.db"), max_image_bytes=100)
@@ -48,3 +48,28 @@ def test_the_documented_body_offers_both_forms():
     form = content["multipart/form-data"]["schema"]
     assert form["properties"]["image"]["format"] == "binary" and form["properties"]["where"]["type"] == "string"
     assert form["required"] == ["image"] and "image" in content["application/json"]["schema"]["properties"]
+
+
+# --- strict JSON ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ['{"x": NaN}', '{"x": Infinity}', '[-Infinity]', '{"x": 1e999}', '[-1e400]'])
+def test_non_finite_numbers_are_refused(text):
+    with pytest.raises(InvalidArgumentError) as info:
+        loads_strict(text)
+    assert info.value.details["reason"] == "non_finite_number"
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 100_000])
+def test_nesting_over_the_limit_is_refused(depth):
+    with pytest.raises(InvalidArgumentError) as info:
+        loads_strict("[" * depth + "]" * depth)
+    assert info.value.details == {"reason": "too_deep", "max_depth": MAX_JSON_DEPTH}
+
+
+def test_json_within_the_limits_and_what_is_not_json():
+    assert loads_strict(b'{"a": [1, 2.5e300, -0.0, "NaN"], "b": {"c": null}}') == {
+        "a": [1, 2.5e300, -0.0, "NaN"], "b": {"c": None}}
+    assert loads_strict("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is not None
+    for bad in (b"{", b"\xff\xfe", "1" * 5000, ""):
+        with pytest.raises(InvalidArgumentError) as info:
+            loads_strict(bad, "where")
+        assert info.value.details["reason"] == "invalid_json" and "where" in info.value.message

@@ -10,10 +10,11 @@ from fastapi import APIRouter
 from faceprint.service import schemas as S
 from faceprint.service.deps import AdminKey, ServiceDep
 from faceprint.service.errors import ERROR_RESPONSES
+from faceprint.service.parsing import StrictJSONRoute
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(tags=["keys"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["keys"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 @router.get("/v1/keys", response_model=S.KeyList)

@@ -1,7 +1,9 @@
 """``/v1/detect``, ``/v1/embed``, ``/v1/verify``, ``/v1/identify`` (scope ``recognize``).
 
-Each route parses its input on the event loop, then decodes and runs the models in the
-service's worker pool (one model call at a time per process: :attr:`Service.model_lock`).
+Each route parses its input on the event loop, then, in the service's worker pool, checks the
+request's pixel budget from the image headers, decodes, and runs the models in one turn of
+:attr:`Service.model_lock` per image (one model call at a time per process); decoding and the
+gallery search run outside the lock.
 """
 
 from __future__ import annotations
@@ -17,17 +19,21 @@ from faceprint.imageio import load_image
 from faceprint.service import schemas as S
 from faceprint.service.deps import RecognizeKey, ServiceDep
 from faceprint.service.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSES
+from faceprint.service.limits import check_request_pixels
 from faceprint.service.parsing import Upload, body_doc, parse_input
 from faceprint.service.state import Service
-from faceprint.types import Face
+from faceprint.types import EmbeddedFace, Face
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["recognition"], responses=ERROR_RESPONSES)
 
 
-def decode(svc: Service, upload: Upload) -> np.ndarray:
-    return load_image(upload.data, svc.limits)
+def decode(svc: Service, *uploads: Upload) -> list[np.ndarray]:
+    """The request's images decoded (outside the model lock), once their headers show them
+    within the service's ``max_request_pixels`` together."""
+    check_request_pixels([u.data for u in uploads], svc.limits, svc.settings.max_request_pixels)
+    return [load_image(u.data, svc.limits) for u in uploads]
 
 
 def image_size(rgb: np.ndarray) -> list[int]:
@@ -50,24 +56,31 @@ def detect_checked(svc: Service, rgb: np.ndarray) -> list[Face]:
     return faces
 
 
+def detect_and_embed(svc: Service, rgb: np.ndarray) -> list[EmbeddedFace]:
+    """The faces in ``rgb`` with their embeddings, in one turn of the model lock (a second
+    turn would queue behind every other request's image), refused above ``max_faces`` before
+    any is embedded."""
+    with svc.model_lock:
+        faces = svc.analyzer.detect_array(rgb)
+        check_face_count(svc, len(faces))
+        return svc.analyzer.embed_faces(rgb, faces)
+
+
 def detect_work(svc: Service, upload: Upload) -> dict[str, Any]:
-    rgb = decode(svc, upload)
+    [rgb] = decode(svc, upload)
     faces = detect_checked(svc, rgb)
     return {"image_size": image_size(rgb), "faces": [f.to_dict() for f in faces]}
 
 
 def embed_work(svc: Service, upload: Upload) -> dict[str, Any]:
-    rgb = decode(svc, upload)
-    faces = detect_checked(svc, rgb)
-    with svc.model_lock:
-        embedded = svc.analyzer.embed_faces(rgb, faces)
+    [rgb] = decode(svc, upload)
+    embedded = detect_and_embed(svc, rgb)
     return {"model": svc.analyzer.model_id, "image_size": image_size(rgb), "faces": [e.to_dict() for e in embedded]}
 
 
 def verify_work(svc: Service, a: Upload, b: Upload | None, p: dict[str, Any]) -> dict[str, Any]:
-    rgb_a = decode(svc, a)
     if b is not None:
-        rgb_b = decode(svc, b)
+        rgb_a, rgb_b = decode(svc, a, b)
         with svc.model_lock:
             result = svc.analyzer.verify(rgb_a, rgb_b, far=p["far"], threshold=p["threshold"],
                                          face_a=p["face_a"], face_b=p["face_b"])
@@ -77,6 +90,7 @@ def verify_work(svc: Service, a: Upload, b: Upload | None, p: dict[str, Any]) ->
         for face, upload in zip(out["faces"], (a, b)):
             face["path"] = upload.label  # the file names, not the analyzer's "<array>"
         return out
+    [rgb_a] = decode(svc, a)
     with svc.model_lock:
         found = svc.gallery.verify_subject(rgb_a, p["subject_id"], far=p["far"], threshold=p["threshold"],
                                            face=p["face_a"], label=a.label)
@@ -85,10 +99,8 @@ def verify_work(svc: Service, a: Upload, b: Upload | None, p: dict[str, Any]) ->
 
 
 def identify_work(svc: Service, upload: Upload, p: dict[str, Any]) -> dict[str, Any]:
-    rgb = decode(svc, upload)
-    faces = detect_checked(svc, rgb)
-    with svc.model_lock:
-        embedded = svc.analyzer.embed_faces(rgb, faces)
+    [rgb] = decode(svc, upload)
+    embedded = detect_and_embed(svc, rgb)
     found = svc.gallery.identify_faces(embedded, top_k=p["top_k"], far=p["far"], threshold=p["threshold"],
                                        where=p["where"])
     out = []

@@ -6,17 +6,19 @@ here and by name in the library, so each route first looks its subject up by id.
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from faceprint.errors import InvalidArgumentError, SubjectNotFoundError, TemplateNotFoundError
-from faceprint.gallery import Subject, Template
+from faceprint.batch import image_sha256
+from faceprint.errors import FaceprintError, InvalidArgumentError, SubjectNotFoundError, TemplateNotFoundError
+from faceprint.gallery import Enrolled, EnrollmentReport, Rejected, Subject, Template
+from faceprint.imageio import load_image
 from faceprint.service import schemas as S
 from faceprint.service.deps import ManageKey, ServiceDep
 from faceprint.service.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSES
+from faceprint.service.limits import check_request_pixels
 from faceprint.service.parsing import Upload, body_doc, parse_input
 from faceprint.service.state import Service
 
@@ -113,16 +115,19 @@ async def forget_subject(subject_id: int, svc: ServiceDep, key: ManageKey) -> di
     return await svc.db(work)
 
 
-def enrol_work(svc: Service, subject_id: int, uploads: list[Upload]) -> dict[str, Any]:
-    subject = svc.gallery.subject_by_id(subject_id)
-    sources = []
-    for u in uploads:
-        f = io.BytesIO(u.data)
-        f.name = u.label  # the label each outcome reports
-        sources.append(f)
+def enrol_work(svc: Service, subject_id: int, upload: Upload) -> Enrolled | Rejected:
+    """One image of an enrolment: decoded and committed outside the model lock, detected,
+    aligned and embedded in one turn of it (see :mod:`faceprint.service.state`)."""
+    try:
+        rgb = load_image(upload.data, svc.limits)
+    except FaceprintError as exc:  # this image's problem: rejected, the others go on
+        return Rejected(upload.label, exc.code, exc.message)
+    sha256 = image_sha256(upload.data)  # of the bytes sent, as the library's enroll() hashes them
     with svc.model_lock:
-        report = svc.gallery.enroll(subject.name, sources)
-    return {"subject": subject_out(svc, svc.gallery.subject_by_id(subject_id)), **report.to_dict()}
+        prepared, analysis = svc.gallery.analyze_for_enrollment(upload.label, rgb, sha256=sha256)
+    logger.debug("enrolment for subject %d: %s analysed", subject_id, upload.label)
+    # the name now, not before the first image: a rename during the enrolment is followed
+    return svc.gallery.commit_enrollment(svc.gallery.subject_by_id(subject_id).name, prepared, analysis)
 
 
 @router.post("/v1/subjects/{subject_id}/faces", response_model=S.EnrolOut, responses=NOT_FOUND_RESPONSES,
@@ -130,12 +135,21 @@ def enrol_work(svc: Service, subject_id: int, uploads: list[Upload]) -> dict[str
 async def enrol(subject_id: int, request: Request, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
     """Enrol one or more images of this person (one face each). Partial success: each
     rejected image has its reason (no_face, multiple_faces, face_too_small, low_quality,
-    duplicate_image, invalid_image, image_too_large); the others are enrolled."""
+    duplicate_image, invalid_image, image_too_large); the others are enrolled. All the images
+    together decode to at most the service's ``max_request_pixels`` (413 request_too_large,
+    from their headers, before any is decoded)."""
     parsed = await parse_input(request, svc.settings, S.NoParams, S.EnrolJSON, multiple="images")
     uploads = parsed.images.get("images") or []
     if not uploads:
         raise InvalidArgumentError("give at least one image in the field 'images'", details={"field": "images"})
-    return await svc.run(enrol_work, svc, subject_id, uploads)
+    await svc.db(svc.gallery.subject_by_id, subject_id)  # not found: before any work
+    await svc.run(check_request_pixels, [u.data for u in uploads], svc.limits, svc.settings.max_request_pixels)
+    # One pool task per image: other requests' tasks queue between two images of this one.
+    outcomes = [await svc.run(enrol_work, svc, subject_id, upload) for upload in uploads]
+    report = EnrollmentReport(tuple(o for o in outcomes if isinstance(o, Enrolled)),
+                              tuple(o for o in outcomes if isinstance(o, Rejected)))
+    subject = await svc.db(svc.gallery.subject_by_id, subject_id)
+    return {"subject": await svc.db(subject_out, svc, subject), **report.to_dict()}
 
 
 @router.delete("/v1/subjects/{subject_id}/faces/{face_id}", response_model=S.FaceDeleted,
