@@ -59,6 +59,10 @@ def serve(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each loads the models)."),
     threads: int = typer.Option(2, "--threads", min=1, help="Worker threads per process for decoding, models and the database."),
     rate_limit: float = typer.Option(600.0, "--rate-limit", min=0, help="Requests a minute per API key (0: no limit)."),
+    auth_failure_limit: float = typer.Option(30.0, "--auth-failure-limit", min=0,
+                                             help="Invalid API keys a minute from one client address before 429 (0: no limit)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1,
+                                         help="Seconds a connection has to send a request's headers (slow clients are cut off)."),
     max_request_mb: float = typer.Option(32.0, "--max-request-mb", min=0.001, help="Largest request body, MiB."),
     max_image_mb: float = typer.Option(10.0, "--max-image-mb", min=0.001, help="Largest encoded image, MiB."),
     max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest decoded image, width x height."),
@@ -95,6 +99,7 @@ def serve(
             max_request_bytes=int(max_request_mb * mib), max_image_bytes=int(max_image_mb * mib),
             max_pixels=max_pixels, max_request_pixels=max_request_pixels, max_faces=max_faces, max_top_k=max_top_k, max_images=max_images,
             rate_limit=rate_limit, cors_origins=tuple(cors_origin or ()), log_level=log_level,
+            auth_failure_limit=auth_failure_limit, header_timeout=header_timeout,
             keep_thumbnails=keep_thumbnails,
         )
         keys = KeyStore(settings.gallery)

@@ -1,4 +1,5 @@
-"""Limits of the HTTP service: the per-key rate limit and the errors limits answer with."""
+"""Limits of the HTTP service: the per-key rate limit, the per-address limit of invalid keys, and
+the errors limits answer with."""
 
 from __future__ import annotations
 
@@ -21,20 +22,37 @@ class _Bucket:
     stamp: float
 
 
+#: Buckets kept before the full ones (of keys or addresses idle long enough) are dropped.
+MAX_BUCKETS = 10_000
+
+
 class RateLimiter:
-    """A token bucket per key: ``per_minute`` requests a minute on average, bursts of ``burst``.
+    """A token bucket per key (or per client address): ``per_minute`` a minute on average,
+    bursts of ``burst``. ``what`` names the unit in the error (``requests a minute for this key``).
 
     In memory, per process: with ``--workers N`` each worker process keeps its own buckets,
     so a key may make up to N times the rate in total.
     """
 
-    def __init__(self, per_minute: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 what: str = "requests a minute for this key") -> None:
         self.per_second = max(0.0, per_minute) / 60.0
         self.burst = float(burst if burst is not None else max(1, math.ceil(per_minute)))
         self.enabled = per_minute > 0
+        self.what = what
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _prune(self, now: float) -> None:
+        """Drop the buckets that have refilled (as good as new), so that many keys or addresses
+        cannot grow the table without bound."""
+        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.stamp) * self.per_second >= self.burst]
+        for k in full:
+            del self._buckets[k]
 
     def check(self, key_id: str) -> None:
         """Take one token for ``key_id`` or raise :class:`RateLimitedError`."""
@@ -43,6 +61,8 @@ class RateLimiter:
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get(key_id)
+            if bucket is None and len(self._buckets) >= MAX_BUCKETS:
+                self._prune(now)
             if bucket is None:
                 bucket = self._buckets[key_id] = _Bucket(self.burst, now)
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.per_second)
@@ -51,9 +71,9 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return
             wait = (1.0 - bucket.tokens) / self.per_second
-        logger.debug("rate limit reached for key %s", key_id)
+        logger.debug("rate limit reached for %s", key_id)
         raise RateLimitedError(
-            f"rate limit of {self.per_second * 60:g} requests a minute for this key reached; retry in {math.ceil(wait)} s",
+            f"rate limit of {self.per_second * 60:g} {self.what} reached; retry in {math.ceil(wait)} s",
             details={"retry_after": math.ceil(wait), "per_minute": self.per_second * 60, "burst": int(self.burst)},
         )
 

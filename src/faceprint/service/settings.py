@@ -51,6 +51,11 @@ class Settings:
     #: Requests a minute per API key (token bucket; 0: no limit) and the burst allowed.
     rate_limit: float = 600.0
     rate_burst: int | None = None
+    #: Invalid API keys a minute from one client address before it gets 429 (0: no limit).
+    auth_failure_limit: float = 30.0
+    #: Seconds a connection has to send a request's head (line and headers): a client that
+    #: trickles them (slowloris) is disconnected.
+    header_timeout: float = 10.0
     #: Origins allowed by CORS; empty: CORS off (the web page is served from the same origin).
     cors_origins: tuple[str, ...] = ()
     #: The service's log level (debug, info, warning, error), in every worker process.

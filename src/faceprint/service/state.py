@@ -117,6 +117,7 @@ class Service:
         self.analyzer = self.gallery.analyzer
         self.keys = KeyStore(settings.gallery)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        self.auth_failures = RateLimiter(settings.auth_failure_limit, what="invalid API keys a minute from this address")
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.threads), thread_name_prefix="faceprint")
         self.model_lock = FifoLock()
         logger.info("service state for %s: %d worker thread(s), models %s + %s + %s", settings.gallery,

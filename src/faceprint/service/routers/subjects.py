@@ -19,12 +19,12 @@ from faceprint.service import schemas as S
 from faceprint.service.deps import ManageKey, ServiceDep
 from faceprint.service.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSES
 from faceprint.service.limits import check_request_pixels
-from faceprint.service.parsing import Upload, body_doc, parse_input
+from faceprint.service.parsing import StrictJSONRoute, Upload, body_doc, parse_input
 from faceprint.service.state import Service
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(tags=["subjects"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["subjects"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"model": S.ErrorEnvelope, "description": "the name is taken"}}
 
@@ -57,7 +57,7 @@ async def list_subjects(
     svc: ServiceDep,
     key: ManageKey,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: S.Count = 0,
     name: str | None = Query(None, description="only the subject of exactly this name"),
 ) -> dict[str, Any]:
     """Enrolled people, by name, a page at a time."""
@@ -76,7 +76,7 @@ async def list_subjects(
 
 
 @router.get("/v1/subjects/{subject_id}", response_model=S.SubjectDetail, responses=NOT_FOUND_RESPONSES)
-async def get_subject(subject_id: int, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
+async def get_subject(subject_id: S.DbId, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
     """One person and their enrolled faces."""
 
     def work() -> dict[str, Any]:
@@ -88,7 +88,7 @@ async def get_subject(subject_id: int, svc: ServiceDep, key: ManageKey) -> dict[
 
 @router.patch("/v1/subjects/{subject_id}", response_model=S.SubjectOut,
               responses={**NOT_FOUND_RESPONSES, **NAME_TAKEN})
-async def patch_subject(subject_id: int, body: S.SubjectPatch, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
+async def patch_subject(subject_id: S.DbId, body: S.SubjectPatch, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
     """Rename a person and/or replace their metadata."""
 
     def work() -> dict[str, Any]:
@@ -103,7 +103,7 @@ async def patch_subject(subject_id: int, body: S.SubjectPatch, svc: ServiceDep, 
 
 
 @router.delete("/v1/subjects/{subject_id}", response_model=S.Forgotten, responses=NOT_FOUND_RESPONSES)
-async def forget_subject(subject_id: int, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
+async def forget_subject(subject_id: S.DbId, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
     """Forget a person: their faces, thumbnails and index entries are deleted in one
     transaction, the freed pages zeroed; identify never returns them again."""
 
@@ -132,7 +132,7 @@ def enrol_work(svc: Service, subject_id: int, upload: Upload) -> Enrolled | Reje
 
 @router.post("/v1/subjects/{subject_id}/faces", response_model=S.EnrolOut, responses=NOT_FOUND_RESPONSES,
              openapi_extra=body_doc(S.NoParams, S.EnrolJSON, {"images": True}, ["images"]))
-async def enrol(subject_id: int, request: Request, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
+async def enrol(subject_id: S.DbId, request: Request, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
     """Enrol one or more images of this person (one face each). Partial success: each
     rejected image has its reason (no_face, multiple_faces, face_too_small, low_quality,
     duplicate_image, invalid_image, image_too_large); the others are enrolled. All the images
@@ -154,7 +154,7 @@ async def enrol(subject_id: int, request: Request, svc: ServiceDep, key: ManageK
 
 @router.delete("/v1/subjects/{subject_id}/faces/{face_id}", response_model=S.FaceDeleted,
                responses=NOT_FOUND_RESPONSES)
-async def delete_face(subject_id: int, face_id: int, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
+async def delete_face(subject_id: S.DbId, face_id: S.DbId, svc: ServiceDep, key: ManageKey) -> dict[str, Any]:
     """Delete one enrolled face (its template and thumbnail)."""
 
     def work() -> dict[str, Any]:
@@ -170,7 +170,7 @@ async def delete_face(subject_id: int, face_id: int, svc: ServiceDep, key: Manag
                        404: {"model": S.ErrorEnvelope,
                              "description": "no such subject or face, or no thumbnail stored for it "
                                             "(details.reason `no_thumbnail`)"}})
-async def thumbnail(subject_id: int, face_id: int, svc: ServiceDep, key: ManageKey) -> Response:
+async def thumbnail(subject_id: S.DbId, face_id: S.DbId, svc: ServiceDep, key: ManageKey) -> Response:
     """The enrolled face's aligned chip as a JPEG, when one was kept: the gallery keeps none
     unless the service was started with ``--keep-thumbnails`` (a face picture is raw biometric
     data). A subject's ``thumbnail_face_id`` names a face that has one, or is null."""
