@@ -38,19 +38,19 @@ def test_eval_pairs_errors_are_one_json_document(tmp_path, args, code):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("path_a,path_b,same\na.jpg,b.jpg,1\n")
     result = run("eval", "pairs", pairs, "--json", *args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert json.loads(result.stdout)["error"]["code"] == code
 
 
 def test_missing_file_and_wrong_columns(tmp_path):
     result = run("eval", "pairs", tmp_path / "none.csv", "--json")
-    assert result.exit_code == 1 and "does not exist" in json.loads(result.stdout)["error"]["message"]
+    assert result.exit_code == 2 and "does not exist" in json.loads(result.stdout)["error"]["message"]
     ids = tmp_path / "ids.csv"
     ids.write_text("file,who\na.jpg,x\n")
     result = run("eval", "identify", ids, "--json")
-    assert result.exit_code == 1 and "identity" in json.loads(result.stdout)["error"]["message"]
+    assert result.exit_code == 2 and "identity" in json.loads(result.stdout)["error"]["message"]
     result = run("calibrate", ids, "--out", tmp_path / "c.json", "--json")
-    assert result.exit_code == 1 and "expected columns" in json.loads(result.stdout)["error"]["message"]
+    assert result.exit_code == 2 and "expected columns" in json.loads(result.stdout)["error"]["message"]
     assert not (tmp_path / "c.json").exists()
 
 
