@@ -2,7 +2,7 @@
 assembled into one Typer app (as Typer's docs show for an app in several files).
 
 The command groups (:mod:`.images`, :mod:`.gallery`, :mod:`.evaluation`, :mod:`.service`,
-:mod:`.people`) import only :mod:`.common`; only this module knows them all. The order in
+:mod:`.people`, :mod:`.encryption`) import only :mod:`.common`; only this module knows them all. The order in
 which they are added is the order ``faceprint --help`` lists the commands in.
 """
 
@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from faceprint import settings
-from faceprint.cli import evaluation, gallery, images, people, service
+from faceprint.cli import encryption, evaluation, gallery, images, people, service
 from faceprint.cli.common import GlobalOptions
 
 HELP = "Detect, align, embed, verify and identify faces. Thresholds are tied to a stated false-accept rate."
@@ -48,6 +48,7 @@ app.add_typer(service.app)  # serve
 app.add_typer(people.app)  # cluster
 # ... then the command groups.
 app.add_typer(people.people_app, name="people")
+encryption.register(gallery.gallery_app)  # gallery init, encrypt, rotate-key, encryption
 app.add_typer(gallery.gallery_app, name="gallery")
 app.add_typer(evaluation.eval_app, name="eval")
 app.add_typer(service.keys_app, name="keys")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -76,6 +77,10 @@ def serve(
     detector: Optional[str] = DetectorOpt,
     keep_thumbnails: bool = KeepThumbnailsOpt,
     log_level: str = typer.Option("info", "--log-level", envvar=env.LOG_LEVEL, help="debug, info, warning, error."),
+    master_key_file: Optional[Path] = typer.Option(
+        None, "--master-key-file", help=f"The master key of an encrypted gallery (default: ${env.MASTER_KEY_FILE}); "
+        "re-read after a `gallery rotate-key`.",
+    ),
 ) -> None:
     """Run the HTTP service and its web page (FastAPI + uvicorn). API docs at /docs, schema at /openapi.json."""
     with common.errors_to_exit(False):
@@ -89,6 +94,8 @@ def serve(
         # could use it (and a mistyped path would look like lost keys). `keys create` makes one.
         common.existing_gallery_path(ctx, gallery, create_with=_FIRST_KEY)
         gallery_file = _gallery_file(ctx, gallery)
+        if master_key_file is not None:  # the worker processes inherit it
+            os.environ[env.MASTER_KEY_FILE] = str(master_key_file.expanduser().resolve())
         # Fail here, with a one-line message, on a bad gallery; and resolve the models once (the
         # gallery's own), so every worker process runs the same ones.
         with Gallery.open(gallery_file, create=False, detector=detector) as opened:

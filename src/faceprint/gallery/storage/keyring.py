@@ -271,8 +271,8 @@ def require_master_key(master: MasterKey | None, location: str) -> MasterKey:
     """``master``, or :class:`MasterKeyRequiredError` naming how to give one."""
     if master is None:
         raise MasterKeyRequiredError(
-            f"the gallery {location} is encrypted: give its master key (--key-file FILE, or set "
-            "FACEPRINT_MASTER_KEY_FILE)", details={"path": location},
+            f"the gallery {location} is encrypted at rest: give its master key (set FACEPRINT_MASTER_KEY_FILE to its "
+            "key file; faceprint serve --master-key-file; Gallery.open(master_key=...))", details={"path": location},
         )
     return master
 
