@@ -545,6 +545,11 @@ def migrate_gallery(
     _check_folders(images)
     analyzer = to if isinstance(to, Analyzer) else target_analyzer(to)
     source = SQLiteStore(path, create=False)
+    if source.encryption() is not None:  # the new file would be written in plain text
+        source.close()
+        raise GalleryError(f"{path} is encrypted at rest, and migrating an encrypted gallery is not supported yet: "
+                           "export it (--plaintext) into a new gallery, migrate that, then encrypt it",
+                           details={"path": str(path)})
     noop = _nothing_to_do(source, analyzer)
     if noop is not None:
         source.close()
