@@ -111,3 +111,15 @@ def test_a_gallery_already_holding_nan_metadata_still_filters(tmp_path: Path):
     assert math.isnan(g.subject("bob").metadata["x"])  # still readable, and forgettable
     g.forget("bob")
     store.close()
+
+
+def test_non_ascii_keys_and_object_values_filter(gallery):
+    """Metadata is stored with its non-ASCII text as is (an escaped key never matched SQLite's
+    JSON path), and an object or array filter value compares as the minified text SQLite gives."""
+    metadata = {"名": "x", "tags": ["a", "b"], "o": {"k": 1.5, "é": "名"}}
+    face = add(gallery, "ann", unit(np.ones(DIM)), "a" * 64, metadata)
+    assert gallery.store.face_ids_where({"名": "x"}).tolist() == [face]
+    assert gallery.store.face_ids_where({"tags": ["a", "b"]}).tolist() == [face]
+    assert gallery.store.face_ids_where({"o": {"k": 1.5, "é": "名"}}).tolist() == [face]
+    assert gallery.store.face_ids_where({"tags": ["b", "a"]}).tolist() == []
+    assert json.loads(metadata_json(metadata)) == metadata and "名" in metadata_json(metadata)

@@ -581,6 +581,13 @@ def photo_face_template_key(image_sha256: str, face_index: int) -> str:
     return hashlib.sha256(f"{image_sha256}#{face_index}".encode()).hexdigest()
 
 
+def filter_value_json(value: dict[str, Any] | list[Any]) -> str:
+    """An object or array of a metadata filter as the text SQLite's ``json_extract`` gives a
+    stored one (minified, non-ASCII as is), which is how such values compare: by their text,
+    keys in order."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def json_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """RFC 7396 merge patch (SQLite's ``json_patch``): ``patch``'s keys win, ``None`` removes
     a key, objects merge recursively."""
@@ -598,13 +605,16 @@ def json_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str,
 
 def metadata_json(metadata: dict[str, Any] | None) -> str:
     """A subject's metadata as the JSON text every backend stores; :class:`InvalidArgumentError`
-    for what :func:`check_json_value` refuses or text over :data:`MAX_METADATA_BYTES`."""
+    for what :func:`check_json_value` refuses or text over :data:`MAX_METADATA_BYTES`.
+
+    Non-ASCII text is kept as is, not ``\\u``-escaped: SQLite's JSON paths match a key by its
+    text as stored, so an escaped key could never be filtered on."""
     metadata = metadata or {}
     if not isinstance(metadata, dict):
         raise InvalidArgumentError("metadata is a JSON object")
     check_json_value(metadata, "metadata")
     try:
-        text = json.dumps(metadata, allow_nan=False)
+        text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:  # a key that is not a string, say
         raise InvalidArgumentError(f"metadata is not JSON: {exc}") from None
     if len(text.encode()) > MAX_METADATA_BYTES:
@@ -643,6 +653,7 @@ __all__ = [
     "check_filter_keys",
     "check_json_value",
     "check_subject_name",
+    "filter_value_json",
     "json_merge_patch",
     "metadata_json",
     "merge_people_by_parts",

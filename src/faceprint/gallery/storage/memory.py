@@ -51,6 +51,7 @@ from faceprint.gallery.storage.base import (
     TemplateVectors,
     check_filter_keys,
     check_subject_name,
+    filter_value_json,
     json_merge_patch,
     merge_people_by_parts,
     metadata_json,
@@ -629,8 +630,7 @@ def _sql_equal(stored: Any, wanted: Any) -> bool:
     if stored is None or wanted is None:
         return False
     if isinstance(stored, (dict, list)) or isinstance(wanted, (dict, list)):
-        return json.dumps(stored, separators=(",", ":")) == (
-            json.dumps(wanted) if isinstance(wanted, (dict, list)) else wanted)
+        return filter_value_json(stored) == (filter_value_json(wanted) if isinstance(wanted, (dict, list)) else wanted)
     if isinstance(stored, str) or isinstance(wanted, str):
         return isinstance(stored, str) and isinstance(wanted, str) and stored == wanted
     return bool(float(stored) == float(wanted))

@@ -76,6 +76,7 @@ from faceprint.gallery.storage.base import (
     TemplateVectors,
     check_filter_keys,
     check_subject_name,
+    filter_value_json,
     merge_people_by_parts,
     metadata_json,
     utc_now,
@@ -599,7 +600,7 @@ class SQLiteStore:
             db.execute("UPDATE faces SET subject_id = ? WHERE subject_id = ?", (tgt.id, src.id))
             # The target keeps its own metadata where both define a key.
             db.execute("UPDATE subjects SET metadata = json_patch(?, metadata), updated_at = ? WHERE id = ?",
-                       (json.dumps(src.metadata), utc_now(), tgt.id))
+                       (metadata_json(src.metadata), utc_now(), tgt.id))
             db.execute("DELETE FROM subjects WHERE id = ?", (src.id,))
             db.executemany("INSERT INTO changes(op, face_id) VALUES ('add', ?)", [(i,) for i in moved])
             return self.subject(target)
@@ -726,7 +727,7 @@ class SQLiteStore:
             # metadata that is not valid JSON (NaN written by an older version) matches nothing
             # instead of failing the whole query
             clauses.append(f"json_extract(CASE WHEN json_valid(s.metadata) THEN s.metadata END, '$.\"{key}\"') = ?")
-            params.append(json.dumps(value) if isinstance(value, (dict, list)) else value)
+            params.append(filter_value_json(value) if isinstance(value, (dict, list)) else value)
         sql = "SELECT f.id FROM faces f JOIN subjects s ON s.id = f.subject_id"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
