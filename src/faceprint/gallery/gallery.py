@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import zlib
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -667,7 +668,10 @@ class Gallery:
         ``skipped_forgotten``."""
         raw = Path(path).read_bytes()
         if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt: the file's problem
+                raise InvalidArgumentError(f"{path} is not a readable gzip file: {exc}") from None
         try:
             doc = json.loads(raw)
         except ValueError as exc:

@@ -154,7 +154,7 @@ def test_impossible_gallery_paths_are_typed_errors(tmp_path, command):
     assert list(folder.iterdir()) == []
 
 
-def test_export_to_a_folder_that_does_not_exist_is_a_typed_error(tmp_path):
+def test_export_and_import_files_that_cannot_be_used_are_typed_errors(tmp_path):
     gallery = tmp_path / "g.db"
     assert faceprint("--gallery", str(gallery), "keys", "create", "--scope", "admin").returncode == 0
     target = tmp_path / "no" / "such" / "out.json"
@@ -162,6 +162,12 @@ def test_export_to_a_folder_that_does_not_exist_is_a_typed_error(tmp_path):
     assert proc.returncode == 2
     error = one_json(proc)["error"]
     assert error["code"] == "invalid_argument" and str(target) in error["message"]
+    truncated = tmp_path / "cut.json.gz"
+    truncated.write_bytes(b"\x1f\x8b\x08\x00 cut short")
+    proc = faceprint("--gallery", str(gallery), "gallery", "import", str(truncated), "--json")
+    assert proc.returncode == 2, proc.stdout
+    error = one_json(proc)["error"]
+    assert error["code"] == "invalid_argument" and str(truncated) in error["message"]
 
 
 # --- usage errors: exit 2, in the flags' own words ------------------------------------------------
