@@ -37,6 +37,9 @@ NEEDS_A_GALLERY = [
     ["gallery", "stats"],
     ["gallery", "export", "{tmp}/out.json"],
     ["gallery", "migrate", "--to", "dlib-resnet34"],
+    ["gallery", "encryption"],
+    ["gallery", "encrypt", "--key-file", "{tmp}/master.key"],
+    ["gallery", "rotate-key", "--key-file", "{tmp}/master.key"],
     ["keys", "list"],
     ["keys", "revoke", "0123abcd"],
     ["serve", "--port", "0"],  # a service on a new gallery would have no API key: it never creates one
@@ -69,7 +72,7 @@ def test_a_missing_gallery_is_an_error_and_nothing_is_created(tmp_path, command)
     assert CREATES.get(command[0], "enroll") in error["message"]  # says how to make one
     assert "Traceback" not in proc.stderr and "created a new gallery" not in proc.stderr
     assert not (tmp_path / "work").exists()  # no file and no folder
-    assert not (tmp_path / "out.json").exists()
+    assert not (tmp_path / "out.json").exists() and not (tmp_path / "master.key").exists()
 
 
 def test_the_default_gallery_missing_says_it_is_the_default(tmp_path, monkeypatch):
