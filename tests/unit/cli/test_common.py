@@ -185,3 +185,19 @@ def test_read_only_commands_fail_before_loading_anything(tmp_path):
         assert result.exit_code == common.EXIT_USAGE, result.output
         assert json.loads(result.stdout)["error"]["code"] == "gallery_not_found"
     assert not (tmp_path / "work").exists()
+
+
+def test_the_library_behind_it_creates_nothing_either(tmp_path):
+    """The second line of defence (a file removed after the CLI looked; `serve`'s own open):
+    SQLiteStore(create=False) raises the typed error before making any folder."""
+    from faceprint.errors import GalleryError
+    from faceprint.gallery.storage import SQLiteStore
+
+    with pytest.raises(GalleryNotFoundError) as info:
+        SQLiteStore(tmp_path / "a" / "b.db", create=False)
+    assert isinstance(info.value, GalleryError) and str(tmp_path / "a" / "b.db") in info.value.message
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(GalleryError, match="is a folder"):
+        SQLiteStore(tmp_path, create=True)
+    with pytest.raises(GalleryError, match="cannot create a gallery"):
+        SQLiteStore("/proc/nope/x.db")
