@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from faceprint.errors import FaceprintError
 from faceprint.service import schemas as S
@@ -156,12 +157,36 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse(body, 422)
 
 
+def leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """The routes with methods under ``routes``, through included routers (which FastAPI wraps,
+    keeping the router as ``original_router``) and mounts."""
+    for route in routes:
+        if getattr(route, "methods", None):
+            yield route
+            continue
+        inner = getattr(route, "original_router", route)
+        yield from leaf_routes(getattr(inner, "routes", None) or ())
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this request's path (Starlette's 405
+    names only the first matching route's)."""
+    methods: set[str] = set()
+    for route in leaf_routes(request.app.router.routes):
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        headers["Allow"] = ", ".join(methods)
     return JSONResponse(envelope(code, message, {}, request_id(request.scope)), exc.status_code,
-                        headers=exc.headers)
+                        headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -34,6 +34,7 @@ from faceprint.errors import (
     TooManyImagesError,
     UnsupportedMediaTypeError,
 )
+from faceprint.gallery.storage.base import is_unicode
 from faceprint.service.errors import validation_details
 from faceprint.service.settings import Settings
 
@@ -75,10 +76,28 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a string of ``value`` (a key too) holds a lone surrogate (from a ``\\ud800``
+    escape): valid JSON, but not text any database or UTF-8 encoder takes."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not is_unicode(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def loads_strict(data: str | bytes, what: str = "the request body") -> Any:
     """JSON as the service accepts it: :class:`InvalidArgumentError` for text that is not JSON,
-    for NaN and Infinity (and numbers too large for a float), and for nesting over
-    :data:`MAX_JSON_DEPTH` levels (deeper than Python's parser can go included)."""
+    for NaN and Infinity (and numbers too large for a float), for nesting over
+    :data:`MAX_JSON_DEPTH` levels (deeper than Python's parser can go included), and for a lone
+    surrogate in a string."""
     try:
         value = json.loads(data, parse_float=finite_float, parse_constant=refuse_constant)
     except NonFiniteNumberError as exc:
@@ -92,6 +111,9 @@ def loads_strict(data: str | bytes, what: str = "the request body") -> Any:
     if json_depth(value) > MAX_JSON_DEPTH:
         raise InvalidArgumentError(f"{what} nests over {MAX_JSON_DEPTH} levels deep",
                                    details={"reason": "too_deep", "max_depth": MAX_JSON_DEPTH})
+    if has_lone_surrogate(value):
+        raise InvalidArgumentError(f"{what} holds text that is not valid Unicode (a lone surrogate)",
+                                   details={"reason": "invalid_unicode"})
     return value
 
 
@@ -310,7 +332,7 @@ async def parse_input(
 def body_doc(params_model: type[BaseModel], json_model: type[BaseModel], files: dict[str, bool],
              required: list[str], json_fields: tuple[str, ...] = ()) -> dict[str, Any]:
     """The OpenAPI ``requestBody`` of a route that takes a multipart form or JSON (``files``:
-    field name -> whether it takes several files)."""
+    field name -> whether it takes several files), and its 415 for any other content type."""
     form = params_model.model_json_schema()
     props = dict(form.get("properties", {}))
     for name in json_fields:
@@ -325,5 +347,11 @@ def body_doc(params_model: type[BaseModel], json_model: type[BaseModel], files: 
                 "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": required}},
                 "application/json": {"schema": json_model.model_json_schema()},
             },
-        }
+        },
+        "responses": {
+            "415": {
+                "description": "neither multipart/form-data nor application/json",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+            },
+        },
     }

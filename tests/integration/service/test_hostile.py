@@ -364,3 +364,40 @@ def test_the_guarded_server_still_serves(guarded):
     r = guarded.call("POST", "/v1/detect", key=guarded.key,
                      json_body={"image": base64.b64encode(Path(COLLINS).read_bytes()).decode()})
     assert r.status == 200 and len(r.json()["faces"]) == 1
+
+
+# --- found by the fuzzers (tests/fuzz) --------------------------------------------------------------
+@pytest.mark.parametrize(("method", "body"), [
+    ("POST", '{"name": "surrogate", "metadata": {"x": "\\ud800"}}'),
+    ("PATCH", '{"metadata": {"\\udfff": 1}}'),
+    ("POST", '{"name": "surrogate\\ud800"}'),
+])
+def test_lone_surrogates_are_invalid_arguments(hostile, method, body):
+    sid = hostile.call("GET", "/v1/subjects?name=Collins", key=hostile.key).json()["subjects"][0]["id"]
+    path = "/v1/subjects" if method == "POST" else f"/v1/subjects/{sid}"
+    doc = envelope(raw(hostile, method, path, body, key=hostile.key), 422, "invalid_argument")
+    assert doc["error"]["details"]["reason"] == "invalid_unicode"
+    form = {"image": COLLINS_2, "where": '{"team": "\\ud800"}'}
+    envelope(hostile.call("POST", "/v1/identify", key=hostile.key, form=form), 422, "invalid_argument")
+    # a surrogate pair is one character, and fine
+    assert hostile.call("PATCH", f"/v1/subjects/{sid}", key=hostile.key,
+                        data=b'{"metadata": {"team": "apollo", "emoji": "\\ud83d\\ude00"}}',
+                        headers=JSON).json()["metadata"]["emoji"] == "\U0001f600"
+    assert hostile.call("PATCH", f"/v1/subjects/{sid}", key=hostile.key,
+                        json_body={"metadata": {"team": "apollo"}}).status == 200
+
+
+def test_405_names_every_method_of_the_path(hostile):
+    r = hostile.call("PUT", "/v1/subjects", key=hostile.key)
+    envelope(r, 405, "method_not_allowed")
+    assert {m.strip() for m in r.header("allow").split(",")} >= {"GET", "POST"}
+    r = hostile.call("PUT", "/v1/subjects/1", key=hostile.key)
+    assert {m.strip() for m in r.header("allow").split(",")} >= {"GET", "PATCH", "DELETE"}
+
+
+def test_the_image_routes_document_their_415(hostile):
+    envelope(hostile.call("POST", "/v1/detect", key=hostile.key, data=b"x", headers={"Content-Type": "text/plain"}),
+             415, "unsupported_media_type")
+    schema = hostile.call("GET", "/openapi.json").json()
+    for path in ("/v1/detect", "/v1/embed", "/v1/identify", "/v1/verify", "/v1/subjects/{subject_id}/faces"):
+        assert "415" in schema["paths"][path]["post"]["responses"], path

@@ -123,3 +123,13 @@ def test_non_ascii_keys_and_object_values_filter(gallery):
     assert gallery.store.face_ids_where({"o": {"k": 1.5, "é": "名"}}).tolist() == [face]
     assert gallery.store.face_ids_where({"tags": ["b", "a"]}).tolist() == []
     assert json.loads(metadata_json(metadata)) == metadata and "名" in metadata_json(metadata)
+
+
+@pytest.mark.parametrize("metadata", [{"x": "\ud800"}, {"\udfff": 1}, {"x": [{"y": "a\udc00"}]}],
+                         ids=["value", "key", "nested"])
+def test_lone_surrogates_are_refused(gallery, metadata):
+    with pytest.raises(InvalidArgumentError) as info:
+        gallery.create_subject("ann", metadata)
+    assert info.value.details["reason"] == "invalid_unicode"
+    with pytest.raises(InvalidArgumentError):
+        gallery.store.face_ids_where({"x": "\ud800"})

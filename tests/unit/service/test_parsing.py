@@ -73,3 +73,11 @@ def test_json_within_the_limits_and_what_is_not_json():
         with pytest.raises(InvalidArgumentError) as info:
             loads_strict(bad, "where")
         assert info.value.details["reason"] == "invalid_json" and "where" in info.value.message
+
+
+def test_lone_surrogates_are_refused_and_pairs_kept():
+    for text in ('{"x": "\\ud800"}', '{"\\udfff": 1}', '[["a\\udc00"]]'):
+        with pytest.raises(InvalidArgumentError) as info:
+            loads_strict(text)
+        assert info.value.details["reason"] == "invalid_unicode"
+    assert loads_strict('{"x": "\\ud83d\\ude00"}') == {"x": "\U0001f600"}

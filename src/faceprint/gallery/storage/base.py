@@ -507,10 +507,21 @@ MAX_METADATA_BYTES = 64 * 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON's ``\\ud800`` escape gives a lone
+    surrogate, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_json_value(value: Any, what: str) -> None:
     """:class:`InvalidArgumentError` unless ``value`` is JSON every backend stores and compares
     alike: finite numbers only (no NaN or Infinity, which SQLite's JSON functions reject),
-    integers within 64 bits, objects and arrays at most :data:`MAX_METADATA_DEPTH` deep."""
+    integers within 64 bits, objects and arrays at most :data:`MAX_METADATA_DEPTH` deep, text
+    (keys too) that is valid Unicode (no lone surrogate, which no UTF-8 database can hold)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:  # iterative: a hostile value's depth cannot exhaust the call stack
         item, depth = stack.pop()
@@ -520,7 +531,13 @@ def check_json_value(value: Any, what: str) -> None:
                                            details={"max_depth": MAX_METADATA_DEPTH})
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item if isinstance(key, str))
+        elif isinstance(item, str):
+            if not is_unicode(item):
+                raise InvalidArgumentError(f"{what} holds text that is not valid Unicode (a lone surrogate)",
+                                           details={"reason": "invalid_unicode"})
+        elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:
@@ -654,6 +671,7 @@ __all__ = [
     "check_json_value",
     "check_subject_name",
     "filter_value_json",
+    "is_unicode",
     "json_merge_patch",
     "metadata_json",
     "merge_people_by_parts",
