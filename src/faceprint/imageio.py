@@ -277,10 +277,9 @@ def _to_rgb_array(img: Image.Image, fmt: str | None = None) -> np.ndarray:
         # 16-bit (or 32-bit int) greyscale: scale the actual range to 8 bits. Pillow's PPM/PGM
         # decoder always rescales samples to 0..65535 in mode "I", so a dark 16-bit PGM must
         # not be mistaken for 8-bit data.
-        arr = np.asarray(img, dtype=np.int64 if mode == "I" else np.uint16)
+        arr = np.asarray(img)  # int32 ("I") or uint16: no widened copy of the whole image
         top = 65535 if mode != "I" or fmt == "PPM" or arr.max() > 255 else 255
-        grey = (arr.astype(np.float64) * (255.0 / top)).clip(0, 255).round().astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+        return _grey_to_rgb(_scaled_to_uint8(arr, 255.0 / top))
     if mode == "F":
         arr = np.asarray(img, dtype=np.float32)
         return _from_array(arr, DEFAULT_LIMITS)
@@ -290,8 +289,33 @@ def _to_rgb_array(img: Image.Image, fmt: str | None = None) -> np.ndarray:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    rgb = img.convert("RGB")
+    rgb = img if img.mode == "RGB" else img.convert("RGB")  # (convert would copy an RGB image)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+#: Rows of a band scaled at once: the float temporaries stay about 8 MiB whatever the image.
+_SCALE_BAND_PIXELS = 1 << 20
+
+
+def _scaled_to_uint8(arr: np.ndarray, scale: float) -> np.ndarray:
+    """``round(clip(arr * scale, 0, 255))`` as ``uint8``, a band of rows at a time: a float64
+    copy of a whole 40 MP image would be 320 MB per temporary (issue 13: never more memory than
+    the limits imply)."""
+    out = np.empty(arr.shape, np.uint8)
+    rows = max(1, _SCALE_BAND_PIXELS // max(1, arr.shape[1]))
+    for start in range(0, arr.shape[0], rows):
+        band = arr[start : start + rows].astype(np.float64)
+        band *= scale
+        np.clip(band, 0, 255, out=band)
+        np.rint(band, out=band)
+        out[start : start + rows] = band
+    return out
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    rgb = np.empty((*grey.shape, 3), np.uint8)
+    rgb[...] = grey[:, :, None]
+    return rgb
 
 
 def _decode_truncated_jpeg(data: bytes, header: Image.Image) -> np.ndarray:
