@@ -133,3 +133,9 @@ def test_lone_surrogates_are_refused(gallery, metadata):
     assert info.value.details["reason"] == "invalid_unicode"
     with pytest.raises(InvalidArgumentError):
         gallery.store.face_ids_where({"x": "\ud800"})
+
+
+def test_a_name_that_is_not_unicode_is_refused(gallery):
+    with pytest.raises(InvalidArgumentError) as info:
+        gallery.create_subject("ann\udcff")  # what argv gives for an undecodable byte
+    assert info.value.details["reason"] == "invalid_unicode"

@@ -485,12 +485,15 @@ class GalleryStore(TemplateStore, PeopleStore, ApiKeyStore, Protocol):
 
 # --- helpers shared by the implementations --------------------------------------------------
 def check_subject_name(name: str) -> str:
-    """A subject name, stripped; :class:`InvalidArgumentError` when empty or too long."""
+    """A subject name, stripped; :class:`InvalidArgumentError` when empty, too long or not valid
+    Unicode (a command line's undecodable bytes arrive as lone surrogates)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgumentError("a subject name must be a non-empty string")
     name = name.strip()
     if len(name) > 256:
         raise InvalidArgumentError("a subject name is at most 256 characters")
+    if not is_unicode(name):
+        raise InvalidArgumentError("a subject name must be valid Unicode text", details={"reason": "invalid_unicode"})
     return name
 
 
