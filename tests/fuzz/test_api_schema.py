@@ -240,12 +240,13 @@ HOLE = '"@HOSTILE@"'
 OPEN_BUGS = {"lone_surrogate"}
 
 
-def body_requests(tiny_image: str) -> list[tuple[str, str, dict[str, Any], list[str]]]:
-    """(method, path, a valid JSON body, the places a hostile value goes: a field, or field.key)."""
+def body_requests(tiny_image: str, face: str) -> list[tuple[str, str, dict[str, Any], list[str]]]:
+    """(method, path, a valid JSON body, the places a hostile value goes: a field, or field.key).
+    Identify gets a face, so that its search (and so ``where``) runs."""
     return [
         ("POST", "/v1/subjects", {"name": "hostile", "metadata": {}}, ["metadata", "metadata.x", "name"]),
         ("PATCH", "/v1/subjects/1", {"metadata": {}}, ["metadata", "metadata.x", "name"]),
-        ("POST", "/v1/identify", {"image": tiny_image, "where": {"team": "a"}},
+        ("POST", "/v1/identify", {"image": face, "where": {"team": "a"}},
          ["where", "where.team", "top_k", "far", "threshold", "image"]),
         ("POST", "/v1/verify", {"image_a": tiny_image, "subject_id": 1},
          ["subject_id", "far", "threshold", "face_a", "image_a"]),
@@ -273,8 +274,8 @@ INTEGER_PATHS = ["/v1/subjects/{}", "/v1/subjects/1/faces/{}", "/v1/subjects/{}/
 def test_hostile_values(server: Fuzzed) -> None:
     """Every hostile JSON value in every numeric or object field of the JSON bodies, and hostile
     integers in every integer path and query parameter: never a 5xx; a refusal in the envelope."""
-    tiny = b64(face_image("no_face.png"))
-    bodies = [(m, p, body_text, name) for m, p, body, places in body_requests(tiny) for place in places
+    tiny, face = b64(face_image("no_face.png")), b64(face_image("hopper_2.jpg"))
+    bodies = [(m, p, body_text, name) for m, p, body, places in body_requests(tiny, face) for place in places
               for body_text in [with_hole(body, place)] for name in HOSTILE_JSON if name not in OPEN_BUGS]
     paths = [(m, template.format(value)) for template in INTEGER_PATHS for value in HOSTILE_INTEGERS
              for m in (["GET"] if "?" in template or "thumbnail" in template else ["GET", "DELETE"])]
@@ -299,6 +300,9 @@ def test_hostile_values(server: Fuzzed) -> None:
 
     with record("api.hostile_values") as run:
         fuzz()
+    # what was accepted must not break the others' searches (issue 13: one NaN broke every `where`)
+    after = server.call("POST", "/v1/identify", key=server.keys.admin, json_body={"image": face, "where": {"team": "a"}})
+    assert after.status == 200, after.body
 
 
 LONE_SURROGATE_BUG = pytest.mark.xfail(strict=False, reason=(
