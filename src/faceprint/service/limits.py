@@ -1,5 +1,5 @@
-"""Limits of the HTTP service: the per-key rate limit, the per-address limit of invalid keys, and
-the errors limits answer with."""
+"""Limits of the HTTP service: the per-key rate limit, the per-address limit of invalid keys, the
+pixel budget of a request (:func:`check_request_pixels`), and the errors limits answer with."""
 
 from __future__ import annotations
 
