@@ -83,7 +83,7 @@ def has_lone_surrogate(value: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if not is_unicode(item):
+            if not item.isascii() and not is_unicode(item):  # isascii: a fast pass over base64 images
                 return True
         elif isinstance(item, dict):
             stack.extend(item)
