@@ -47,50 +47,47 @@ MAX_JSON_DEPTH = 32
 
 
 class NonFiniteNumberError(ValueError):
-    """A JSON number that is not finite (``NaN``, ``Infinity`` or one like ``1e999``)."""
-
-
-def finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NonFiniteNumberError(text)
-    return value
+    """``NaN``, ``Infinity`` or ``-Infinity`` in JSON text."""
 
 
 def refuse_constant(text: str) -> float:
     raise NonFiniteNumberError(text)
 
 
-def json_depth(value: Any) -> int:
-    """How deep objects and arrays nest in ``value`` (0 for a scalar), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
+def json_problem(value: Any) -> str | None:
+    """What :func:`loads_strict` refuses in a parsed value, in one walk without recursion:
+    ``"too_deep"`` (objects and arrays over :data:`MAX_JSON_DEPTH`), ``"non_finite_number"``
+    (a number like ``1e999`` that overflows to infinity), ``"invalid_unicode"`` (a lone
+    surrogate, from a ``\\ud800`` escape, in a key or a string: valid JSON, but text no UTF-8
+    encoder or database takes); None when there is nothing to refuse.
+
+    Only containers go on the stack; scalars are checked where they are found (the walk is most
+    of the cost for a body of many small values)."""
+    if not isinstance(value, (dict, list)):
+        value = [value]
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth > MAX_JSON_DEPTH:
-                break  # deep enough to refuse
-            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def has_lone_surrogate(value: Any) -> bool:
-    """Whether a string of ``value`` (a key too) holds a lone surrogate (from a ``\\ud800``
-    escape): valid JSON, but not text any database or UTF-8 encoder takes."""
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii() and not is_unicode(item):  # isascii: a fast pass over base64 images
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+        if depth > MAX_JSON_DEPTH:
+            return "too_deep"
+        if isinstance(item, dict):
+            for key in item:
+                if not key.isascii() and not is_unicode(key):
+                    return "invalid_unicode"
+            children: Any = item.values()
+        else:
+            children = item
+        for child in children:
+            kind = type(child)
+            if kind is str:
+                if not child.isascii() and not is_unicode(child):  # isascii: a fast pass over base64
+                    return "invalid_unicode"
+            elif kind is float:
+                if not math.isfinite(child):
+                    return "non_finite_number"
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1))
+    return None
 
 
 def loads_strict(data: str | bytes, what: str = "the request body") -> Any:
@@ -99,21 +96,25 @@ def loads_strict(data: str | bytes, what: str = "the request body") -> Any:
     :data:`MAX_JSON_DEPTH` levels (deeper than Python's parser can go included), and for a lone
     surrogate in a string."""
     try:
-        value = json.loads(data, parse_float=finite_float, parse_constant=refuse_constant)
+        value = json.loads(data, parse_constant=refuse_constant)
     except NonFiniteNumberError as exc:
-        raise InvalidArgumentError(f"{what} holds a number that is not finite ({str(exc)[:20]}); JSON has no NaN "
-                                   "or Infinity", details={"reason": "non_finite_number"}) from None
+        problem: str | None = "non_finite_number"
+        shown = f" ({str(exc)[:20]})"
     except RecursionError:
-        raise InvalidArgumentError(f"{what} nests over {MAX_JSON_DEPTH} levels deep",
-                                   details={"reason": "too_deep", "max_depth": MAX_JSON_DEPTH}) from None
+        problem, shown = "too_deep", ""
     except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise InvalidArgumentError(f"{what} is not valid JSON", details={"reason": "invalid_json"}) from None
-    if json_depth(value) > MAX_JSON_DEPTH:
+    else:
+        problem, shown = json_problem(value), ""
+    if problem == "non_finite_number":
+        raise InvalidArgumentError(f"{what} holds a number that is not finite{shown}; JSON has no NaN or Infinity",
+                                   details={"reason": problem})
+    if problem == "too_deep":
         raise InvalidArgumentError(f"{what} nests over {MAX_JSON_DEPTH} levels deep",
-                                   details={"reason": "too_deep", "max_depth": MAX_JSON_DEPTH})
-    if has_lone_surrogate(value):
+                                   details={"reason": problem, "max_depth": MAX_JSON_DEPTH})
+    if problem == "invalid_unicode":
         raise InvalidArgumentError(f"{what} holds text that is not valid Unicode (a lone surrogate)",
-                                   details={"reason": "invalid_unicode"})
+                                   details={"reason": problem})
     return value
 
 
