@@ -367,3 +367,13 @@ def test_a_sealed_export_restores_a_lost_subject_with_its_thumbnail(tmp_path, ke
     assert g.identify_faces([probe(v)])[0].identity == "ada"
     assert g.thumbnail(g.templates("ada")[0].id) == THUMB
     g.close()
+
+
+def test_migrate_refuses_an_encrypted_gallery(tmp_path, key):
+    from faceprint.errors import GalleryError
+    from faceprint.gallery.migrate import migrate_gallery
+
+    path = tmp_path / "enc.db"
+    encrypted(path, key).close()
+    with pytest.raises(GalleryError, match="encrypted"):
+        migrate_gallery(path, to="dlib-resnet34")
