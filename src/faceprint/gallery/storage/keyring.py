@@ -194,12 +194,19 @@ class Keyring:
             if not missing:
                 return out
             rows: list[tuple[str, bytes]] = []
-            for start in range(0, len(missing), _CHUNK):
-                chunk = missing[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows += self._db.execute(f"SELECT key_id, wrapped FROM data_keys WHERE key_id IN ({marks})", chunk).fetchall()
-            if rows and self._meta("master_fingerprint") != self._master.fingerprint:
-                self._current_master()
+            # One read transaction: the wrapped keys and the fingerprint they are wrapped under
+            # come from the same state, even while another process rotates the master key.
+            self._db.execute("BEGIN")
+            try:
+                for start in range(0, len(missing), _CHUNK):
+                    chunk = missing[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    rows += self._db.execute(f"SELECT key_id, wrapped FROM data_keys WHERE key_id IN ({marks})",
+                                             chunk).fetchall()
+                if rows and self._meta("master_fingerprint") != self._master.fingerprint:
+                    self._current_master()
+            finally:
+                self._db.execute("COMMIT")
             for kid, wrapped in rows:
                 dek = unseal(self._master.secret, bytes(wrapped), data_key_aad(self.keyring_id, kid))
                 self._cache[kid] = dek
