@@ -291,17 +291,20 @@ class Analyzer:
         threshold: float | None = None,
         face_a: int | None = None,
         face_b: int | None = None,
+        labels: tuple[str | None, str | None] = (None, None),
     ) -> Verification:
         """Are the faces in ``image_a`` and ``image_b`` the same person?
 
         Decided at the model's calibrated threshold for ``far`` (default 1e-3), or at an
         explicit ``threshold``. With several faces in an image the largest is used unless
         ``face_a``/``face_b`` picks one (index into the largest-first list).
-        Raises :class:`NoFaceError` when an image has no face.
+        ``labels`` name the images in errors and in the result (default: their paths, or a
+        description such as ``<array 480x640x3>``). Raises :class:`NoFaceError` when an image
+        has no face.
         """
         limit, far_value, source = resolve_threshold(self.embedder_card, far=far, threshold=threshold)
-        emb_a, sel_a = self.pick_face(image_a, face_a)
-        emb_b, sel_b = self.pick_face(image_b, face_b)
+        emb_a, sel_a = self.pick_face(image_a, face_a, labels[0])
+        emb_b, sel_b = self.pick_face(image_b, face_b, labels[1])
         similarity = emb_a.similarity(emb_b)
         return Verification(
             similarity=similarity,

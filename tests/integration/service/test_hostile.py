@@ -26,7 +26,7 @@ import pytest
 
 from faceprint.service.schemas import MAX_REQUEST_INT
 from tests.conftest import face_image
-from tests.integration.service.conftest import InProcess, Server, b64, envelope, mirrored, store_key
+from tests.integration.service.conftest import InProcess, Server, b64, envelope, mirrored, png, store_key
 
 COLLINS, COLLINS_2 = face_image("collins.jpg"), face_image("collins_2.jpg")
 HOPPER, TWO = face_image("hopper.jpg"), face_image("two_people.jpg")
@@ -234,6 +234,22 @@ def test_verify_refuses_images_over_max_faces(hostile):
     same = hostile.call("POST", "/v1/verify", key=k, form={"image_a": COLLINS, "image_b": mirrored(COLLINS_2)})
     assert same.status == 200 and same.json()["match"] is True
 
+
+
+def test_errors_name_the_image_by_its_field_or_file_never_by_its_array(hostile):
+    """A bad or faceless image is named as the client sent it (file name, or JSON field)."""
+    k = hostile.key
+    doc = envelope(hostile.call("POST", "/v1/verify", key=k, form={"image_a": COLLINS, "image_b": ("notes.txt", b"hello")}),
+                   422, "invalid_image")
+    assert doc["error"]["message"].startswith("notes.txt: ") and doc["error"]["details"]["field"] == "notes.txt"
+    doc = envelope(hostile.call("POST", "/v1/verify", key=k, json_body={"image_a": b64(COLLINS), "image_b": "aGVsbG8="}),
+                   422, "invalid_image")
+    assert doc["error"]["message"].startswith("image_b: ")
+    doc = envelope(hostile.call("POST", "/v1/verify", key=k, form={"image_a": COLLINS, "image_b": ("grey.png", png(200, 150))}),
+                   422, "no_face")
+    assert "grey.png" in doc["error"]["message"] and "<array" not in doc["error"]["message"]
+    ok = hostile.call("POST", "/v1/verify", key=k, form={"image_a": COLLINS, "image_b": mirrored(COLLINS_2)}).json()
+    assert [f["path"] for f in ok["faces"]] == [COLLINS.name, mirrored(COLLINS_2)[0]]
 
 # --- over real sockets: auth before the body; slowloris; uvicorn's own 400 ------------------------------
 HEADER_TIMEOUT = 2.0

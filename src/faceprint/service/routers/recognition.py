@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 
-from faceprint.errors import InvalidArgumentError, TooManyFacesError
+from faceprint.errors import ImageTooLargeError, InvalidArgumentError, InvalidImageError, TooManyFacesError
 from faceprint.imageio import load_image
 from faceprint.service import schemas as S
 from faceprint.service.deps import RecognizeKey, ServiceDep
@@ -33,7 +33,15 @@ def decode(svc: Service, *uploads: Upload) -> list[np.ndarray]:
     """The request's images decoded (outside the model lock), once their headers show them
     within the service's ``max_request_pixels`` together."""
     check_request_pixels([u.data for u in uploads], svc.limits, svc.settings.max_request_pixels)
-    return [load_image(u.data, svc.limits) for u in uploads]
+    return [decode_one(svc, u) for u in uploads]
+
+
+def decode_one(svc: Service, upload: Upload) -> np.ndarray:
+    """One image decoded; a bad one is refused naming its field or file name (never the bytes)."""
+    try:
+        return load_image(upload.data, svc.limits)
+    except (InvalidImageError, ImageTooLargeError) as exc:
+        raise type(exc)(f"{upload.label}: {exc.message}", details={**exc.details, "field": upload.label}) from None
 
 
 def image_size(rgb: np.ndarray) -> list[int]:
@@ -83,13 +91,10 @@ def verify_work(svc: Service, a: Upload, b: Upload | None, p: dict[str, Any]) ->
         rgb_a, rgb_b = decode(svc, a, b)
         with svc.model_lock:
             result = svc.analyzer.verify(rgb_a, rgb_b, far=p["far"], threshold=p["threshold"],
-                                         face_a=p["face_a"], face_b=p["face_b"])
+                                         face_a=p["face_a"], face_b=p["face_b"], labels=(a.label, b.label))
         for selected in result.faces:
             check_face_count(svc, selected.faces_found)
-        out = result.to_dict()
-        for face, upload in zip(out["faces"], (a, b)):
-            face["path"] = upload.label  # the file names, not the analyzer's "<array>"
-        return out
+        return result.to_dict()
     [rgb_a] = decode(svc, a)
     with svc.model_lock:
         found = svc.gallery.verify_subject(rgb_a, p["subject_id"], far=p["far"], threshold=p["threshold"],
