@@ -285,10 +285,11 @@ def _to_rgb_array(img: Image.Image, fmt: str | None = None) -> np.ndarray:
         return _from_array(arr, DEFAULT_LIMITS)
     if mode in {"RGBA", "LA", "PA"} or (mode in {"P", "L", "RGB"} and "transparency" in img.info):
         # Composite transparent areas onto white rather than exposing whatever colour
-        # the encoder left under alpha = 0.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
+        # the encoder left under alpha = 0: pasted through its alpha onto a white RGB image,
+        # the same pixels as alpha_composite onto white without its two more RGBA images.
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        img = Image.new("RGB", rgba.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
     rgb = img if img.mode == "RGB" else img.convert("RGB")  # (convert would copy an RGB image)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
@@ -367,7 +368,7 @@ def _from_array(arr: np.ndarray, limits: ImageLimits) -> np.ndarray:
                 f"float images must hold values in [0, 1]; got [{lo:.3g}, {hi:.3g}]",
                 details={"reason": "bad_values"},
             )
-        out = (arr * 255.0).round().astype(np.uint8)
+        out = _scaled_to_uint8(arr, 255.0)
     else:
         raise InvalidImageError(f"unsupported array dtype {arr.dtype}", details={"reason": "bad_dtype"})
     if out.ndim == 2:
