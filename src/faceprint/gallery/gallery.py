@@ -40,7 +40,7 @@ from faceprint.errors import (
 )
 from faceprint.gallery.crypto import SCHEME, MasterKey
 from faceprint.gallery.index import VectorIndex, make_index
-from faceprint.gallery.storage.base import GalleryStore, NewFace, SealedFace, StoredFace
+from faceprint.gallery.storage.base import GalleryStore, NewFace, SealedFace, StoredFace, check_filter_keys
 from faceprint.gallery.storage.memory import MemoryStore
 from faceprint.gallery.storage.sqlite import SQLiteStore
 from faceprint.gallery.thumbnails import thumbnail_jpeg
@@ -449,6 +449,8 @@ class Gallery:
 
     def search(self, queries: np.ndarray, *, top_k: int = 5, where: dict[str, Any] | None = None) -> list[list[Candidate]]:
         """Top-``top_k`` subjects for each query vector, ranked by their best template."""
+        if where:
+            check_filter_keys(where)  # refused alike whether or not the gallery holds anything yet
         with self._lock:
             index = self._synced_index()
             if len(index) == 0:
@@ -678,6 +680,8 @@ class Gallery:
             raise InvalidArgumentError(f"{path} is not a faceprint gallery export: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
             raise InvalidArgumentError(f"{path} is not a faceprint gallery export")
+        if not isinstance(doc.get("model"), str) or not isinstance(doc.get("subjects"), list):
+            raise InvalidArgumentError(f"{path} is not a complete faceprint gallery export (no model or subjects)")
         sealed = doc.get("encryption")
         if sealed is not None:
             self._check_sealed_export(path, sealed)
@@ -691,43 +695,58 @@ class Gallery:
                 f"{path} holds templates of {doc.get('model')}; this gallery uses {self.model_id}",
                 details={"file_model": doc.get("model"), "gallery_model": self.model_id},
             )
-        dim = int(doc["embedding_dim"])
-        added = skipped = forgotten = 0
-        with self._lock:
-            self.store.pin_model(doc["model"], dim)
-            for subject in doc["subjects"]:
-                for face in subject["faces"]:
-                    if self.store.has_image(face["image_sha256"]):
-                        skipped += 1
+        try:
+            dim = int(doc["embedding_dim"])
+            entries = [(subject, face) for subject in doc["subjects"] for face in subject["faces"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"{path} is not a complete faceprint gallery export (missing or bad {exc})") from None
+        # Every entry is read and checked before anything is written; then all are written in
+        # one transaction, so a bad entry or a crash never leaves a half-imported gallery.
+        to_add: list[tuple[str, dict[str, Any] | None, NewFace]] = []
+        skipped = forgotten = 0
+        seen: set[str] = set()
+        for n, (subject, face) in enumerate(entries):
+            try:
+                sha = str(face["image_sha256"])
+                if sha in seen or self.store.has_image(sha):
+                    skipped += 1
+                    continue
+                if sealed is not None:
+                    try:
+                        vector, thumbnail = self._unseal_exported(subject, face)
+                    except DecryptionError as exc:
+                        if exc.details.get("reason") != "data_key_destroyed":
+                            raise
+                        forgotten += 1
                         continue
-                    if sealed is not None:
-                        try:
-                            vector, thumbnail = self._unseal_exported(subject, face)
-                        except DecryptionError as exc:
-                            if exc.details.get("reason") != "data_key_destroyed":
-                                raise
-                            forgotten += 1
-                            continue
-                    else:
-                        vector = np.frombuffer(base64.b64decode(face["embedding"]), dtype="<f4")
-                        thumb = face.get("thumbnail_jpeg")
-                        thumbnail = base64.b64decode(thumb) if thumb else None
-                    if vector.shape != (dim,):
-                        raise InvalidArgumentError(f"a template of {subject['name']!r} has {vector.shape[0]} values, not {dim}")
-                    self.store.add_face(
-                        subject["name"],
-                        subject.get("metadata") or None,
-                        NewFace(
-                            embedding=vector,
-                            image_sha256=face["image_sha256"],
-                            box=Box(*face["box"]) if face.get("box") else None,
-                            detection_score=face.get("detection_score"),
-                            quality=face.get("quality"),
-                            source=face.get("source"),
-                            thumbnail=thumbnail,
-                        ),
-                    )
-                    added += 1
+                else:
+                    vector = np.frombuffer(base64.b64decode(face["embedding"], validate=True), dtype="<f4")
+                    thumb = face.get("thumbnail_jpeg")
+                    thumbnail = base64.b64decode(thumb, validate=True) if thumb else None
+                if vector.shape != (dim,) or not np.isfinite(vector).all():
+                    raise InvalidArgumentError(f"a template of {subject['name']!r} has {vector.shape[0]} values, not {dim} "
+                                               "finite ones")
+                new_face = NewFace(
+                    embedding=vector,
+                    image_sha256=sha,
+                    box=Box(*face["box"]) if face.get("box") else None,
+                    detection_score=face.get("detection_score"),
+                    quality=face.get("quality"),
+                    source=face.get("source"),
+                    thumbnail=thumbnail,
+                )
+                to_add.append((str(subject["name"]), subject.get("metadata") or None, new_face))
+                seen.add(sha)
+            except FaceprintError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InvalidArgumentError(f"{path}: template {n} is malformed ({type(exc).__name__}: {exc})",
+                                           details={"entry": n}) from None
+        with self._lock, self.store.transaction():
+            self.store.pin_model(doc["model"], dim)
+            for name, metadata, new_face in to_add:
+                self.store.add_face(name, metadata, new_face)
+        added = len(to_add)
         counts = {"added": added, "skipped_duplicates": skipped}
         if sealed is not None:
             counts["skipped_forgotten"] = forgotten

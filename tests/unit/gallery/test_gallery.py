@@ -178,6 +178,34 @@ def test_export_import_round_trip(tmp_path, gallery, rng):
         other.close()
 
 
+
+def test_a_malformed_export_imports_nothing_and_says_why(tmp_path, gallery, rng):
+    """A damaged export is an invalid_argument naming the entry, never a KeyError/500, and no
+    template of it is written (the import is one transaction, checked before it writes)."""
+    import gzip
+    import json
+
+    people(gallery, rng, n=3)
+    gallery.export(tmp_path / "out.json.gz", plaintext=True)
+    doc = json.loads(gzip.decompress((tmp_path / "out.json.gz").read_bytes()))
+    broken = json.loads(json.dumps(doc))
+    del broken["subjects"][2]["faces"][1]["embedding"]  # the 9th template of 9
+    bad_vector = json.loads(json.dumps(doc))
+    bad_vector["subjects"][1]["faces"][0]["embedding"] = "AAAA"
+    for n, variant in enumerate(({"format": doc["format"]}, {**doc, "subjects": None}, broken, bad_vector)):
+        path = tmp_path / f"bad{n}.json"
+        path.write_text(json.dumps(variant))
+        target = Gallery.open(tmp_path / f"copy{n}.db")
+        with pytest.raises(InvalidArgumentError):
+            target.import_(path)
+        assert target.stats().faces == 0 and target.subjects() == []
+        target.close()
+
+
+def test_a_filter_is_checked_even_when_the_gallery_is_empty(store):
+    with pytest.raises(InvalidArgumentError):
+        Gallery(store).search(np.zeros((1, DIM), np.float32), where={f"k{i}": i for i in range(999)})
+
 def test_bad_names_and_duplicate_images(gallery, rng):
     with pytest.raises(InvalidArgumentError):
         gallery.store.add_face("   ", None, NewFace(np.zeros(DIM, np.float32), "x"))
