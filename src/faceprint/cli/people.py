@@ -2,27 +2,34 @@
 photos.
 
 ``people list|show|rename|merge|forget|delete-face`` manage enrolled subjects
-(:class:`faceprint.gallery.Gallery`); ``people clusters|suggest|name|move|not`` and ``cluster``
-work on the people :class:`faceprint.clustering.people.People` finds. A clustered person is
-named by its name or ``#ID`` (see ``faceprint people clusters``).
+(:class:`faceprint.gallery.Gallery`); ``people clusters|suggest|name|move|not|face`` and ``cluster``
+work on the people :class:`faceprint.clustering.people.People` finds. Every command names a person
+the same way (:meth:`People.lookup <faceprint.clustering.people.People.lookup>`): ``#ID`` for a
+clustered person (see ``faceprint people clusters``), else the exact name, with "did you mean"
+when it is not found.
+
+Deleting (``forget``, ``delete-face``) asks first at a terminal; ``--yes`` skips the question,
+and without a terminal (a script, a pipe) nothing is deleted unless ``--yes`` is given (exit 2).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceprint.cli import common
-from faceprint.cli.common import JobsOpt, JsonOpt, KeepThumbnailsOpt, out
+from faceprint.cli.common import JobsOpt, JsonOpt, KeepThumbnailsOpt, MinScoreOpt, err, out
 from faceprint.errors import InvalidArgumentError
 from faceprint.imageio import find_images
 
 if TYPE_CHECKING:
-    from faceprint.clustering.people import People
+    from faceprint.clustering.people import PassReport, People, Who
     from faceprint.gallery import Gallery
 
 #: ``cluster``, merged into the root by :mod:`faceprint.cli.root`.
@@ -33,6 +40,14 @@ people_app = typer.Typer(
     no_args_is_help=True,
 )
 
+#: Face ids listed per person by ``people clusters`` (the rest are counted; --json has them all).
+FACE_IDS_SHOWN = 12
+
+YesOpt: Any = typer.Option(
+    False, "--yes", "-y", help="Delete without asking (required when not at a terminal, e.g. in a script).",
+)
+PersonArg: Any = typer.Argument(..., help="A name (exact), or #ID of a clustered person (see `people clusters`).")
+
 
 def _people(gallery: Gallery) -> People:
     from faceprint.clustering.people import People
@@ -42,7 +57,59 @@ def _people(gallery: Gallery) -> People:
 
 def _is_cluster_id(name: str) -> bool:
     """``#ID`` names a clustered person; anything else an enrolled subject."""
-    return name.startswith("#")
+    from faceprint.clustering.people import is_person_id
+
+    return is_person_id(name)
+
+
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 face``, ``2 faces`` (``words``: an irregular plural)."""
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
+
+
+def confirm_deletion(what: str, yes: bool) -> None:
+    """Before deleting for good: ``--yes`` goes ahead; at a terminal (stdin a tty) ask, on
+    stderr, naming ``what`` will be deleted (no: exit 1, nothing deleted); otherwise -- a script,
+    a pipe -- refuse with a usage error naming --yes (exit 2), so that nothing is deleted by
+    accident and a script says so explicitly."""
+    if yes:
+        return
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        if typer.confirm(f"{what}, for good. Delete?", default=False, err=True):
+            return
+        err.print("nothing was deleted")
+        raise typer.Exit(common.EXIT_FAILED)
+    raise InvalidArgumentError(f"{what}: not at a terminal to ask, so nothing was deleted; add --yes to delete",
+                               details={"needs": "--yes"})
+
+
+def _describe(who: Who) -> str:
+    """What forgetting ``who`` deletes, for the question."""
+    parts = []
+    if who.subject is not None:
+        parts.append(_plural(who.subject.face_count, "enrolled face"))
+    if who.person is not None:
+        parts.append(f"{_plural(len(who.person.faces), 'photo face')} of #{who.person.id}")
+    return f"forget {who.label}: " + (" and ".join(parts) if parts else "no faces")
+
+
+def _summary(report: PassReport) -> str:
+    """One line saying what a pass did (what joined whom only where there was someone to join)."""
+    if not report.photos_added and not report.faces_added:
+        head = "no new photos"
+    else:
+        head = f"{_plural(report.photos_added, 'new photo')}, {_plural(report.faces_added, 'face')} found"
+    what = []
+    if report.people_before:
+        what.append(f"{report.assigned} joined the {_plural(report.people_before, 'person', 'people')} found before")
+    if report.new_people:
+        what.append(f"{_plural(report.new_people, 'new person', 'new people')} "
+                    f"({_plural(report.new_people_faces, 'face')})")
+    elif report.faces_added:
+        what.append("no new people")
+    unsorted = f"{_plural(len(report.unsorted), 'face')} unsorted"
+    return f"{head}: " + "; ".join([*what, unsorted]) if what else f"{head}; {unsorted}"
 
 
 @app.command()
@@ -51,6 +118,7 @@ def cluster(
     folders: list[Path] = typer.Argument(..., help="Photos or folders of photos (searched recursively)."),
     sheets_dir: Optional[Path] = typer.Option(None, "--out", help="Write a contact sheet (JPEG) per person into DIR."),
     keep_thumbnails: bool = KeepThumbnailsOpt,
+    min_score: Optional[float] = MinScoreOpt,
     jobs: Optional[int] = JobsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -64,10 +132,19 @@ def cluster(
             raise InvalidArgumentError("no image files found")
         common.some_file_exists(paths)
         workers = common.jobs_for(jobs, len(paths))
-        with common.open_gallery(ctx, create=True) as gallery:
+        with common.open_gallery(ctx, create=True) as gallery, \
+                common.progress(common.show_progress(as_json, len(paths))) as bar:
             gallery.thumbnails = keep_thumbnails
+            common.tune_analyzer(gallery.analyzer, min_score)
             people = _people(gallery)
-            report = people.add_photos(paths, jobs=workers)
+            tasks: dict[str, Any] = {}
+
+            def advance(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            report = people.add_photos(paths, jobs=workers, progress=advance)
             sheets = [str(p) for p in people.write_contact_sheets(sheets_dir)] if sheets_dir else []
         if as_json:
             print(json.dumps({**report.to_dict(), "contact_sheets": sheets}))
@@ -78,10 +155,9 @@ def cluster(
         for col in ("person", "faces", "photos (first 3)"):
             table.add_column(col, overflow="fold")
         for p in report.people:
-            table.add_row(p.label, str(len(p.faces)), ", ".join(Path(f.path).name for f in p.faces[:3]))
+            table.add_row(escape(p.label), str(len(p.faces)), escape(", ".join(Path(f.path).name for f in p.faces[:3])))
         out.print(table)
-        out.print(f"{report.photos_added} new photo(s), {report.faces_added} face(s): {report.assigned} joined "
-                  f"known people, {report.new_people} new people; {len(report.unsorted)} face(s) unsorted")
+        out.print(escape(_summary(report)))
         for e in report.errors:
             out.print(f"[yellow]skipped[/]  {e['path']}: {e['code']}: {e['message']}")
         if sheets:
@@ -109,74 +185,111 @@ def people_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
 
 
 @people_app.command("show")
-def people_show(ctx: typer.Context, name: str, as_json: bool = JsonOpt) -> None:
-    """One person and their enrolled faces."""
+def people_show(ctx: typer.Context, name: str = PersonArg, as_json: bool = JsonOpt) -> None:
+    """One person: their enrolled faces, and the photo faces of the clustered person (#ID)."""
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
-        subject = gallery.subject(name)
-        faces = gallery.templates(name)
+        who = _people(gallery).lookup(name)
+        subject, person = who.subject, who.person
+        faces = gallery.templates_by_id(subject.id) if subject is not None else []
         if as_json:
-            print(json.dumps({**subject.to_dict(), "faces": [t.to_dict() for t in faces]}))
+            doc = subject.to_dict() if subject is not None else {"name": None, "face_count": 0}
+            print(json.dumps({**doc, "label": who.label, "faces": [t.to_dict() for t in faces],
+                              "person": person.to_dict() if person is not None else None}))
             return
-        out.print(f"{subject.name}  ({subject.face_count} faces)  {json.dumps(subject.metadata)}")
-        for t in faces:
-            out.print(f"  face {t.id}: {t.source}  quality {t.quality:.2f}" if t.quality is not None else f"  face {t.id}: {t.source}")
+        if subject is not None:
+            meta = f"  {json.dumps(subject.metadata)}" if subject.metadata else ""
+            out.print(escape(f"{subject.name}  ({_plural(subject.face_count, 'enrolled face')}){meta}"))
+            for t in faces:
+                quality = f"  quality {t.quality:.2f}" if t.quality is not None else ""
+                out.print(escape(f"  face {t.id}: {t.source or t.image_sha256[:12]}{quality}"))
+        if person is not None:
+            out.print(escape(f"#{person.id}{' (' + person.name + ')' if person.name else ''}: "
+                             f"{_plural(len(person.faces), 'photo face')} clustered from photos"))
+            for f in person.faces:
+                out.print(escape(f"  photo face {f.id}: {f.path}  quality {f.quality:.2f}"
+                                 + (f"  ({f.assigned_by})" if f.assigned_by else "")))
 
 
 @people_app.command("rename")
-def people_rename(ctx: typer.Context, old: str, new: str, as_json: bool = JsonOpt) -> None:
-    """Rename a person."""
+def people_rename(ctx: typer.Context, old: str = PersonArg, new: str = typer.Argument(..., help="The new name."),
+                  as_json: bool = JsonOpt) -> None:
+    """Rename a person (an unnamed clustered person #ID is named, as `people name` does)."""
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
-        subject = gallery.rename(old, new)
+        people = _people(gallery)
+        who = people.lookup(old)
+        if who.subject is None and who.person is not None:
+            subject = gallery.subject(people.name(who.person.id, new).label)
+        else:
+            subject = gallery.rename(who.label, new)
         if as_json:
             print(json.dumps(subject.to_dict()))
         else:
-            out.print(f"renamed {old} -> {subject.name}")
+            out.print(escape(f"renamed {old} -> {subject.name}"))
 
 
 @people_app.command("merge")
-def people_merge(ctx: typer.Context, source: str, target: str, as_json: bool = JsonOpt) -> None:
+def people_merge(ctx: typer.Context, source: str = PersonArg, target: str = PersonArg, as_json: bool = JsonOpt) -> None:
     """Move SOURCE's faces to TARGET and remove SOURCE (names, or #ID for clustered people)."""
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
+        people = _people(gallery)
+        for ref in (source, target):  # both must exist (else: did you mean ...?) before anything moves
+            people.lookup(ref)
         if _is_cluster_id(source) or _is_cluster_id(target):
-            person = _people(gallery).merge(source, target)
+            person = people.merge(source, target)
             if as_json:
                 print(json.dumps(person.to_dict()))
             else:
-                out.print(f"merged {source} into {person.label} ({len(person.faces)} faces)")
+                out.print(escape(f"merged {source} into {person.label} ({_plural(len(person.faces), 'face')})"))
             return
         # Through People: a subject that is a clustered person also enrols its matched photo faces.
-        subject = _people(gallery).merge_subjects(source, target)
+        subject = people.merge_subjects(source, target)
         if as_json:
             print(json.dumps(subject.to_dict()))
         else:
-            out.print(f"merged {source} into {subject.name} ({subject.face_count} faces)")
+            out.print(escape(f"merged {source} into {subject.name} ({_plural(subject.face_count, 'face')})"))
 
 
 @people_app.command("forget")
-def people_forget(ctx: typer.Context, name: str, as_json: bool = JsonOpt) -> None:
+def people_forget(ctx: typer.Context, name: str = PersonArg, yes: bool = YesOpt, as_json: bool = JsonOpt) -> None:
     """Forget a person (a name, or #ID of a clustered person): all their faces, for good.
 
-    Templates, photo faces, thumbnails and index entries are deleted in one go."""
+    Templates, photo faces, thumbnails and index entries are deleted in one go. Asks first at
+    a terminal; --yes does not ask (and is required when not at a terminal)."""
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
-        removed = _people(gallery).forget(name) if _is_cluster_id(name) else gallery.forget(name)
+        people = _people(gallery)
+        who = people.lookup(name)
+        confirm_deletion(_describe(who), yes)
+        removed = people.forget(name) if _is_cluster_id(name) else gallery.forget(name)
         if as_json:
             print(json.dumps({"forgotten": name, "faces_removed": removed}))
         else:
-            out.print(f"forgot {name} ({removed} faces removed)")
+            out.print(escape(f"forgot {who.label} ({_plural(removed, 'face')} removed)"))
 
 
 @people_app.command("delete-face")
-def people_delete_face(ctx: typer.Context, face_id: int, as_json: bool = JsonOpt) -> None:
-    """Delete one enrolled face by its id (see `people show`)."""
+def people_delete_face(ctx: typer.Context, face_id: int, yes: bool = YesOpt, as_json: bool = JsonOpt) -> None:
+    """Delete one enrolled face by its id (see `people show`). Asks first at a terminal; --yes
+    does not ask (and is required when not at a terminal)."""
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
+        template = gallery.template(face_id)
+        owner = gallery.subject_by_id(template.subject_id).name
+        confirm_deletion(f"delete enrolled face {face_id} of {owner} ({template.source or template.image_sha256[:12]})",
+                         yes)
         gallery.delete_face(face_id)
         if as_json:
             print(json.dumps({"deleted_face": face_id}))
         else:
-            out.print(f"deleted face {face_id}")
+            out.print(escape(f"deleted face {face_id} of {owner}"))
 
 
 # --- people found by `faceprint cluster` -------------------------------------------------------
+def _face_ids(ids: list[int]) -> str:
+    """The first :data:`FACE_IDS_SHOWN` ids, then how many more."""
+    shown = ", ".join(str(i) for i in ids[:FACE_IDS_SHOWN])
+    more = len(ids) - FACE_IDS_SHOWN
+    return f"{shown} … and {more} more" if more > 0 else shown
+
+
 @people_app.command("clusters")
 def people_clusters(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """The people found by `faceprint cluster` (named or #ID) and the unsorted faces."""
@@ -187,8 +300,11 @@ def people_clusters(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
             print(json.dumps({"people": [p.to_dict() for p in found], "unsorted": [f.to_dict() for f in unsorted]}))
             return
         for p in found:
-            out.print(f"{p.label:>16}  {len(p.faces)} faces  face ids {', '.join(str(f.id) for f in p.faces[:12])}")
-        out.print(f"{len(found)} people, {len(unsorted)} unsorted faces")
+            out.print(escape(f"{p.label:>16}  {_plural(len(p.faces), 'face')}  face ids {_face_ids([f.id for f in p.faces])}"))
+        if unsorted:
+            out.print(escape(f"{'unsorted':>16}  {_plural(len(unsorted), 'face')}  face ids "
+                             f"{_face_ids([f.id for f in unsorted])}"))
+        out.print(f"{_plural(len(found), 'person', 'people')}, {_plural(len(unsorted), 'unsorted face')}")
 
 
 @people_app.command("suggest")
@@ -205,13 +321,37 @@ def people_suggest(
             return
         for q in questions:
             if q.kind == "is_this":
-                out.print(f"is face {q.face_id} #{q.person_id}?  (score {q.score:.4f}; "
+                now = f"now in #{q.current_id}" if q.current_id is not None else "unsorted"
+                out.print(f"is face {q.face_id} #{q.person_id}?  ({now}; score {q.score:.4f}; "
                           f"`people move {q.face_id} #{q.person_id}` or `people not {q.face_id} #{q.person_id}`)")
             else:
                 out.print(f"are #{q.other_id} and #{q.person_id} one person?  (score {q.score:.4f}, "
-                          f"{q.impact} faces; `people merge #{q.other_id} #{q.person_id}`)")
+                          f"{_plural(q.impact, 'face')}; `people merge #{q.other_id} #{q.person_id}`)")
         if not questions:
             out.print("nothing to ask")
+
+
+@people_app.command("face")
+def people_face(
+    ctx: typer.Context,
+    face_id: int = typer.Argument(..., help="A photo face id (see `people clusters`, `people show #ID`)."),
+    dest: Path = typer.Option(..., "--out", "-o", help="The JPEG file to write.", dir_okay=False),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the picture of one clustered face: the one kept (--keep-thumbnails), else cut from its photo."""
+    with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
+        people = _people(gallery)
+        face = people.face(face_id)
+        picture = people.face_picture(face_id)
+        try:
+            dest.write_bytes(picture)
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot write {dest}: {exc.strerror or exc}", details={"out": str(dest)}) from None
+        if as_json:
+            print(json.dumps({**face.to_dict(), "person_id": face.person_id, "out": str(dest)}))
+        else:
+            where = f"#{face.person_id}" if face.person_id is not None else "unsorted"
+            out.print(escape(f"face {face_id} ({where}, {face.path}) -> {dest}"))
 
 
 @people_app.command("name")

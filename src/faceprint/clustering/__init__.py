@@ -18,7 +18,7 @@ from faceprint.clustering.algorithms import (
     threshold_for_far,
 )
 from faceprint.clustering.metrics import PRF, ClusteringScores, bcubed, contingency, pairwise, score_clustering
-from faceprint.clustering.people import PassReport, People, Person, PhotoFace, Question
+from faceprint.clustering.people import PassReport, People, Person, PhotoFace, Question, Who
 
 __all__ = [
     "ALGORITHMS",
@@ -30,6 +30,7 @@ __all__ = [
     "Person",
     "PhotoFace",
     "Question",
+    "Who",
     "Clustering",
     "ClusteringScores",
     "agglomerative",

@@ -27,25 +27,30 @@ One pass (:meth:`People.add_photos`, or :meth:`People.tidy` on its own):
 Corrections: :meth:`People.name`, :meth:`People.merge`, :meth:`People.move` (a face into a
 person, or out: "not this person", remembered), :meth:`People.reject`, :meth:`People.forget`.
 :meth:`People.suggest` lists the questions worth a person's time first.
+
+Naming someone: :meth:`People.lookup` is the one resolver behind every ``people`` command: ``#ID``
+is a clustered person, anything else an exact subject name; a name not found is a
+:class:`~faceprint.errors.SubjectNotFoundError` offering the close names ("did you mean ...").
 """
 
 from __future__ import annotations
 
+import difflib
 import io
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from faceprint.batch import prepare_many
 from faceprint.clustering.algorithms import DEFAULT_ALGORITHM, cluster, threshold_for_far
-from faceprint.errors import DuplicateImageError, InvalidArgumentError, SubjectNotFoundError
+from faceprint.errors import DuplicateImageError, InvalidArgumentError, InvalidImageError, SubjectNotFoundError
 from faceprint.gallery import Gallery, thumbnail_jpeg
 from faceprint.gallery.storage import GalleryStore, NewFace, NewPhotoFace, PeopleStore, PhotoAssignment
 from faceprint.gallery.storage.base import photo_face_template_key
@@ -55,6 +60,9 @@ from faceprint.imageio import ImageSource
 from faceprint.quality import assess
 from faceprint.types import EmbeddedFace
 
+if TYPE_CHECKING:
+    from PIL import ImageFont
+
 logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
@@ -63,6 +71,11 @@ RGB = npt.NDArray[np.uint8]
 
 #: Side in pixels of a face picture :meth:`People.thumbnail` cuts from a photo (as a kept chip).
 THUMBNAIL_SIZE = 150
+#: A contact sheet's title band, and the caption band under each face (pixels), and their text.
+SHEET_HEADER = 24
+TILE_CAPTION = 16
+LABEL_FONT_SIZE = 12
+LABEL_COLOUR = (235, 235, 235)
 
 #: A new person needs at least this many *mutually* close faces: every pair above the
 #: clustering threshold (bench/cluster.py, lfw_dev at FAR 3e-5: such cliques are one person
@@ -83,6 +96,14 @@ FAR_RANGE = (1e-5, 1e-3)
 #: without a question; questions are asked about scores down to the threshold at FAR x ASK_FACTOR.
 ACCEPT_FACTOR = 10.0
 ASK_FACTOR = 30.0
+#: Close names offered when a name is not found (difflib's ratio, case ignored).
+DID_YOU_MEAN_CUTOFF = 0.6
+DID_YOU_MEAN_COUNT = 3
+
+#: ``progress(stage, done, total)``, called as a pass goes: "finding faces" (photos through the
+#: batch pipeline, ``total`` the new photos), then "clustering" (0 of 1, then 1 of 1). An
+#: exception it raises stops the pass; the photos added by then stay added.
+PassProgress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class Person:
@@ -100,8 +121,28 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
+class Who:
+    """Whom a ``#ID`` or a name refers to (:meth:`People.lookup`): an enrolled subject, a
+    clustered person, or both (a named person is linked to the subject of its name)."""
+
+    ref: str
+    subject: Subject | None
+    person: Person | None
+
+    @property
+    def label(self) -> str:
+        """The name, else ``#ID``."""
+        if self.subject is not None:
+            return self.subject.name
+        return self.person.label if self.person is not None else self.ref
+
+
+@dataclass(frozen=True, slots=True)
 class PassReport:
-    """What one pass did; ``people`` and ``unsorted`` are the state after it."""
+    """What one pass did; ``people`` and ``unsorted`` are the state after it.
+
+    ``assigned``: faces that joined people who existed before the pass (``people_before`` of
+    them); ``new_people`` people were formed, holding ``new_people_faces`` faces."""
 
     people: tuple[Person, ...]
     unsorted: tuple[PhotoFace, ...]
@@ -110,13 +151,16 @@ class PassReport:
     assigned: int
     new_people: int
     errors: tuple[dict[str, Any], ...] = ()
+    people_before: int = 0
+    new_people_faces: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "people": [p.to_dict() for p in self.people],
             "unsorted": [f.to_dict() for f in self.unsorted],
             "photos_added": self.photos_added, "faces_added": self.faces_added,
-            "assigned": self.assigned, "new_people": self.new_people, "errors": list(self.errors),
+            "assigned": self.assigned, "new_people": self.new_people, "new_people_faces": self.new_people_faces,
+            "people_before": self.people_before, "errors": list(self.errors),
         }
 
 
@@ -132,11 +176,20 @@ class Question:
     priority: float  # impact x closeness of the score to the threshold: higher is asked first
     face_id: int | None = None
     other_id: int | None = None
+    current_id: int | None = None  # ``is_this``: the person the face is in now (never ``person_id``)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "face_id": self.face_id, "person_id": self.person_id,
-                "other_id": self.other_id, "score": round(self.score, 5), "impact": self.impact,
-                "priority": round(self.priority, 4)}
+                "other_id": self.other_id, "current_id": self.current_id, "score": round(self.score, 5),
+                "impact": self.impact, "priority": round(self.priority, 4)}
+
+
+@dataclass(frozen=True, slots=True)
+class _TidyOutcome:
+    assigned: int  # faces that joined people who existed before
+    new_people: int
+    people_before: int
+    new_people_faces: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +285,17 @@ class People:
         rgb = self._photo(face)
         return thumbnail_jpeg(crop_face(rgb, face.box, THUMBNAIL_SIZE)) if rgb is not None else None
 
+    def face_picture(self, face_id: int) -> bytes:
+        """:meth:`thumbnail`, or :class:`InvalidImageError` saying why there is none (no
+        picture was kept and the photo is gone or changed since)."""
+        picture = self.thumbnail(face_id)
+        if picture is None:
+            face = self.face(face_id)
+            raise InvalidImageError(
+                f"no picture of face {face_id}: none was kept (--keep-thumbnails) and its photo {face.path} "
+                "is gone, unreadable or changed since", details={"face_id": face_id, "path": face.path})
+        return picture
+
     def _photo(self, face: PhotoFace) -> RGB | None:
         """The photo of ``face`` read again (``None``: gone, unreadable or changed)."""
         return read_photo(face.path, face.image_sha256 or None, self.gallery.analyzer.limits)
@@ -257,7 +321,7 @@ class People:
 
     def _resolve(self, ref: int | str) -> int:
         """A person id from ``12``, ``"#12"`` or a name."""
-        if isinstance(ref, str) and ref.startswith("#") and ref[1:].isdigit():
+        if isinstance(ref, str) and is_person_id(ref):
             ref = int(ref[1:])
         if isinstance(ref, int):
             if self.store.person(ref) is not None:
@@ -265,8 +329,28 @@ class People:
             raise SubjectNotFoundError(f"no person #{ref}", details={"person": ref})
         person = self.store.person_named(ref)
         if person is None:
-            raise SubjectNotFoundError(f"no person named {ref!r} among the clustered people", details={"person": ref})
+            named = [p.name for p in self.store.people() if p.name is not None]
+            raise not_found(ref, named, "among the clustered people")
         return person.id
+
+    def lookup(self, ref: str) -> Who:
+        """Whom ``ref`` names, as every ``people`` command reads it: ``#12`` is clustered person
+        12 (and its subject, if named); anything else is the enrolled subject of exactly that
+        name (and the person clustered under it, if any). :class:`SubjectNotFoundError` when
+        there is none, its message and ``details["did_you_mean"]`` offering the close names."""
+        if is_person_id(ref):
+            pid = int(ref[1:])
+            stored = self.store.person(pid)
+            if stored is None:
+                raise SubjectNotFoundError(f"no person #{pid}", details={"person": ref, "did_you_mean": []})
+            subject = self.gallery.subject(stored.name) if stored.name is not None else None
+            return Who(ref, subject, self.person(pid))
+        try:
+            subject = self.gallery.subject(ref)
+        except SubjectNotFoundError:
+            raise not_found(ref, [s.name for s in self.gallery.subjects()]) from None
+        linked = self.store.person_named(subject.name)
+        return Who(ref, subject, self.person(linked.id) if linked is not None else None)
 
     def _subject_exists(self, name: str) -> bool:
         try:
@@ -276,16 +360,23 @@ class People:
         return True
 
     # --- a pass -----------------------------------------------------------------------------
-    def add_photos(self, images: Iterable[ImageSource], *, jobs: int | None = 1) -> PassReport:
+    def add_photos(self, images: Iterable[ImageSource], *, jobs: int | None = 1,
+                   progress: PassProgress | None = None) -> PassReport:
         """Add the faces of new photos, then assign and form people (module docstring). A path
         added before is not read again, and a photo already added under another path (same
-        content) is skipped. Bad files are reported, the rest go on."""
+        content) is skipped. Bad files are reported, the rest go on. ``progress`` is told how
+        far the pass is (:data:`PassProgress`)."""
         analyzer, policy = self.gallery.analyzer, self.gallery.quality
         known = self.store.photo_paths()
         new = [i for i in images if not (isinstance(i, (str, os.PathLike)) and os.fspath(i) in known)]
         errors: list[dict[str, Any]] = []
         photos = faces_added = 0
-        for prepared, analysis in prepare_many(analyzer, new, embed=True, jobs=jobs, digest=True):
+        if progress:
+            progress("finding faces", 0, len(new))
+        for done, (prepared, analysis) in enumerate(
+                prepare_many(analyzer, new, embed=True, jobs=jobs, digest=True), start=1):
+            if progress:
+                progress("finding faces", done, len(new))
             if analysis.error is not None:
                 errors.append({"path": prepared.source, **analysis.error.to_dict()})
                 continue
@@ -309,24 +400,36 @@ class People:
                 continue  # added meanwhile by another process
             photos += 1
             faces_added += len(faces)
-        assigned, new_people = self.tidy()
-        return PassReport(tuple(self.people()), tuple(self.unsorted()), photos, faces_added, assigned, new_people,
-                          tuple(errors))
+        if progress:
+            progress("clustering", 0, 1)
+        outcome = self._tidy()
+        if progress:
+            progress("clustering", 1, 1)
+        return PassReport(tuple(self.people()), tuple(self.unsorted()), photos, faces_added, outcome.assigned,
+                          outcome.new_people, tuple(errors), outcome.people_before, outcome.new_people_faces)
 
     def tidy(self) -> tuple[int, int]:
         """Assign unsorted faces to existing people, then form new people from the rest.
-        Returns (faces assigned to existing people, new people formed)."""
+        Returns (faces that joined people who existed before, new people formed)."""
+        outcome = self._tidy()
+        return outcome.assigned, outcome.new_people
+
+    def _tidy(self) -> _TidyOutcome:
         self._calibrate()
         with self.store.transaction():  # read and decided as one: no other pass in between
             c = _Collection.read(self.store)
             if c is None:
-                return 0, 0
+                return _TidyOutcome(0, 0, 0, 0)
+            before = {int(p) for p in np.unique(c.person[c.person >= 0])}
             # _assign and _form update c.person as they go.
-            assigned = self._assign(c)
+            joined = self._assign(c)
             new_people = self._form(c)
             if new_people:
-                assigned += self._assign(c)
-        return assigned, new_people
+                joined += self._assign(c)
+        assigned = sum(1 for pid in joined if pid in before)
+        # The faces of the new people: their cores, and the faces that joined them just after.
+        new_faces = int(np.count_nonzero((c.person >= 0) & ~np.isin(c.person, list(before))))
+        return _TidyOutcome(assigned, new_people, len(before), new_faces)
 
     def _scores(self, rows: IntArray, person: IntArray, emb: FloatArray) -> tuple[IntArray, FloatArray]:
         """(person ids, scores[len(rows), n_people]): mean of each face's top-3 similarities
@@ -340,12 +443,13 @@ class People:
             scores[:, j] = np.sort(sims, axis=1)[:, -top:].mean(axis=1) if top else -np.inf
         return pids, scores
 
-    def _assign(self, c: _Collection) -> int:
-        """Usable unsorted faces join the person they match confidently (module docstring)."""
+    def _assign(self, c: _Collection) -> list[int]:
+        """Usable unsorted faces join the person they match confidently (module docstring).
+        Returns the person each assigned face joined."""
         ids, photo, person, emb, banned = c.ids, c.photo, c.person, c.emb, c.banned
         todo = np.flatnonzero((person < 0) & c.usable)
         if not len(todo) or not (person >= 0).any():
-            return 0
+            return []
         pids, scores = self._scores(todo, person, emb)
         taken: dict[int, set[int]] = defaultdict(set)  # person id -> photos it already has a face in
         for placed in np.flatnonzero(person >= 0):
@@ -369,7 +473,7 @@ class People:
             person[i] = pid
             moves.append(PhotoAssignment(int(ids[i]), pid, "match", score))
         self.store.assign_photo_faces(moves)
-        return int(np.count_nonzero(person[todo] >= 0))
+        return [m.person_id for m in moves if m.person_id is not None]
 
     def _form(self, c: _Collection) -> int:
         """New people from the usable unsorted faces (module docstring)."""
@@ -565,19 +669,25 @@ class People:
             sizes = {int(p): int(np.count_nonzero(person == p)) for p in pids}
             for a, i in enumerate(ask):
                 s = scores[a].copy()
+                current = int(person[i])
                 for j, pid in enumerate(pids):
                     if int(pid) in c.banned.get(int(i), ()):
                         s[j] = -np.inf
+                if current >= 0:
+                    own = np.flatnonzero(pids == current)
+                    if len(own) and float(s[own[0]]) >= self.accept_threshold:
+                        continue  # confident: auto-accepted
+                    # Never "is it #3?" of a face already in #3: only whether another person fits it.
+                    s[own] = -np.inf
                 j = int(np.argmax(s))
                 best = float(s[j])
-                if person[i] >= 0 and best >= self.accept_threshold:
-                    continue  # confident: auto-accepted
                 if best < self.ask_threshold:
                     continue
                 # A yes/no on a face settles it, and sharpens its person a little.
                 impact = 1 + sizes[int(pids[j])] // 10
                 questions.append(Question("is_this", int(pids[j]), best, impact,
-                                          _priority(impact, best, self.threshold, band), face_id=int(ids[i])))
+                                          _priority(impact, best, self.threshold, band), face_id=int(ids[i]),
+                                          current_id=current if current >= 0 else None))
         # People: pairs whose faces are close (one person split in two).
         pids = np.unique(person[person >= 0])
         if len(pids) > 1:
@@ -595,15 +705,18 @@ class People:
         return questions[: max(0, int(limit))]
 
     # --- contact sheets ---------------------------------------------------------------------
-    def contact_sheet(self, faces: Sequence[PhotoFace], *, columns: int = 8, size: int = 96) -> bytes:
+    def contact_sheet(self, faces: Sequence[PhotoFace], *, columns: int = 8, size: int = 96,
+                      title: str | None = None) -> bytes:
         """A JPEG grid of the faces (at most 8 rows), so a person can look: each face's kept
         thumbnail, else cut from its photo (read again, once per photo), else a placeholder
-        (the photo is gone or changed since)."""
-        from PIL import Image
+        (the photo is gone or changed since). A band on top says ``title`` and how many faces
+        are shown; each face is captioned with its id (what `people move`/`not`/`face` take).
+        Where face ``k`` lies: :func:`contact_sheet_tile_box`."""
+        from PIL import Image, ImageDraw
 
         shown = list(faces)[: columns * 8]
         rows = max(1, -(-len(shown) // columns))
-        sheet = Image.new("RGB", (columns * size, rows * size), (32, 32, 32))
+        sheet = Image.new("RGB", (columns * size, SHEET_HEADER + rows * (size + TILE_CAPTION)), (32, 32, 32))
         tiles: dict[int, RGB] = {}
         to_cut: dict[str, list[tuple[int, PhotoFace]]] = defaultdict(list)  # photo path -> its faces shown
         for k, f in enumerate(shown):
@@ -616,8 +729,16 @@ class People:
             rgb = self._photo(items[0][1])
             for k, f in items:
                 tiles[k] = crop_face(rgb, f.box, size) if rgb is not None else placeholder(size)
+        draw = ImageDraw.Draw(sheet)
+        font = _label_font()
+        count = f"{len(shown)} of {len(faces)} faces" if len(shown) < len(faces) else _plural(len(faces), "face")
+        draw.text((4, SHEET_HEADER // 2), f"{title}: {count}" if title else count, fill=LABEL_COLOUR, font=font,
+                  anchor="lm")
         for k, tile in tiles.items():
-            sheet.paste(Image.fromarray(tile), ((k % columns) * size, (k // columns) * size))
+            left, top, right, bottom = contact_sheet_tile_box(k, columns, size)
+            sheet.paste(Image.fromarray(tile), (left, top))
+            draw.text(((left + right) // 2, bottom + TILE_CAPTION // 2), f"face {shown[k].id}", fill=LABEL_COLOUR,
+                      font=font, anchor="mm")
         buf = io.BytesIO()
         sheet.save(buf, format="JPEG", quality=85)
         return buf.getvalue()
@@ -630,14 +751,58 @@ class People:
         for p in self.people():
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in (p.name or ""))
             path = out / (f"person_{p.id}_{safe}.jpg" if safe else f"person_{p.id}.jpg")
-            path.write_bytes(self.contact_sheet(p.faces))
+            title = f"#{p.id} {p.name}" if p.name else f"#{p.id}"
+            path.write_bytes(self.contact_sheet(p.faces, title=title))
             written.append(path)
         unsorted = self.unsorted()
         if unsorted:
             path = out / "unsorted.jpg"
-            path.write_bytes(self.contact_sheet(unsorted))
+            path.write_bytes(self.contact_sheet(unsorted, title="unsorted"))
             written.append(path)
         return written
+
+
+def contact_sheet_tile_box(k: int, columns: int = 8, size: int = 96) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the ``k``-th face picture on a :meth:`People.contact_sheet`
+    of ``columns`` columns of ``size`` px pictures (its caption lies just below ``bottom``)."""
+    left = (k % columns) * size
+    top = SHEET_HEADER + (k // columns) * (size + TILE_CAPTION)
+    return left, top, left + size, top + size
+
+
+def _label_font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own default font (shipped with Pillow: nothing to download)."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=LABEL_FONT_SIZE)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def is_person_id(ref: str) -> bool:
+    """``#12`` names clustered person 12; anything else is a name."""
+    return ref.startswith("#") and ref[1:].isdigit()
+
+
+def close_names(ref: str, names: Iterable[str]) -> list[str]:
+    """The names most like ``ref`` (case ignored), best first: the "did you mean" of a name
+    that is not found."""
+    by_folded: dict[str, str] = {}
+    for name in names:
+        by_folded.setdefault(name.casefold(), name)
+    close = difflib.get_close_matches(ref.casefold(), list(by_folded), n=DID_YOU_MEAN_COUNT, cutoff=DID_YOU_MEAN_CUTOFF)
+    return [by_folded[c] for c in close]
+
+
+def not_found(ref: str, names: Iterable[str], where: str = "") -> SubjectNotFoundError:
+    """The error for a name that is not there, offering the close ones (:func:`close_names`)."""
+    suggestions = close_names(ref, names)
+    message = f"no person named {ref!r}" + (f" {where}" if where else "")
+    if suggestions:
+        message += "; did you mean " + " or ".join(repr(n) for n in suggestions) + "?"
+    return SubjectNotFoundError(message, details={"person": ref, "did_you_mean": suggestions})
 
 
 def _priority(impact: int, score: float, threshold: float, band: float) -> float:
@@ -646,4 +811,5 @@ def _priority(impact: int, score: float, threshold: float, band: float) -> float
     return impact * (0.25 + closeness)
 
 
-__all__ = ["MIN_NEW_PERSON", "PassReport", "People", "Person", "PhotoFace", "Question"]
+__all__ = ["MIN_NEW_PERSON", "PassProgress", "PassReport", "People", "Person", "PhotoFace", "Question", "Who",
+           "close_names", "contact_sheet_tile_box", "is_person_id", "not_found"]

@@ -47,7 +47,7 @@ def test_cluster_name_merge_into_an_enrolled_subject_and_correct(tmp_path):
     assert rejected["face_id"] == other and rejected["person_id"] != hopper["person_id"]
     assert isinstance(one_json(faceprint("--gallery", db, "people", "suggest", "--json"))["questions"], list)
 
-    gone = one_json(faceprint("--gallery", db, "people", "forget", f"#{hopper['person_id']}", "--json"))
+    gone = one_json(faceprint("--gallery", db, "people", "forget", f"#{hopper['person_id']}", "--yes", "--json"))
     assert gone["forgotten"] == f"#{hopper['person_id']}"
     assert "hopper.jpg" not in _people(db)
     missing = faceprint("--gallery", db, "people", "merge", "Nobody", "Bob", "--json")

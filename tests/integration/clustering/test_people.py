@@ -190,7 +190,7 @@ def test_cluster_command_with_contact_sheets(tmp_path, photos):
     assert isinstance(questions, list)
     subjects = one_json(faceprint("--gallery", str(db), "people", "list", "--json"))["subjects"]
     assert [s["name"] for s in subjects] == ["Someone"] and subjects[0]["face_count"] == len(doc2["people"][0]["faces"])
-    gone = one_json(faceprint("--gallery", str(db), "people", "forget", "Someone", "--json"))
+    gone = one_json(faceprint("--gallery", str(db), "people", "forget", "Someone", "--yes", "--json"))
     assert gone["forgotten"] == "Someone"
     after = one_json(faceprint("--gallery", str(db), "people", "clusters", "--json"))
     assert all(p["person_id"] != pid for p in after["people"])

@@ -95,7 +95,7 @@ def test_identify_manage_and_forget_from_the_command_line(people_dir, tmp_path, 
 
     stats = one_json(faceprint("gallery", "stats", "--json"))
     assert stats["subjects"] == 2 and stats["faces"] == len(enrolled)
-    forgot = one_json(faceprint("people", "forget", "Tony_Blair", "--json"))
+    forgot = one_json(faceprint("people", "forget", "Tony_Blair", "--yes", "--json"))
     assert forgot == {"forgotten": "Tony_Blair", "faces_removed": next(
         s["face_count"] for s in listed if s["name"] == "Tony_Blair")}
     after = one_json(faceprint("identify", given, "--top-k", "5", "--json"))["results"][0]["faces"]
@@ -148,6 +148,6 @@ def test_enrol_identify_and_manage_with_the_shipped_faces(tmp_path):
     assert one_json(faceprint("--gallery", db, "people", "rename", "Hopper", "Grace", "--json"))["name"] == "Grace"
     stats = one_json(faceprint("--gallery", db, "gallery", "stats", "--json"))
     assert stats["subjects"] == 2 and stats["faces"] == 2
-    assert one_json(faceprint("--gallery", db, "people", "forget", "Grace", "--json")) == {"forgotten": "Grace", "faces_removed": 1}
+    assert one_json(faceprint("--gallery", db, "people", "forget", "Grace", "--yes", "--json")) == {"forgotten": "Grace", "faces_removed": 1}
     missing = faceprint("--gallery", db, "people", "show", "Grace")
     assert missing.returncode == 1 and missing.stdout == "" and "subject_not_found" in missing.stderr

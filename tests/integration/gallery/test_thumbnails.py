@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceprint.clustering.people import People
+from faceprint.clustering.people import People, contact_sheet_tile_box
 from faceprint.gallery import Gallery, PhotoFace
 from faceprint.gallery.thumbnails import crop_face, placeholder
 from faceprint.imageio import load_image
@@ -91,8 +91,8 @@ def all_faces(people: People) -> list[PhotoFace]:
 def tiles(sheet: bytes, n: int, columns: int = 8) -> list[np.ndarray]:
     with Image.open(io.BytesIO(sheet)) as im:
         rgb = np.asarray(im.convert("RGB")).astype(np.float32)
-    return [rgb[(k // columns) * TILE:(k // columns + 1) * TILE, (k % columns) * TILE:(k % columns + 1) * TILE]
-            for k in range(n)]
+    boxes = [contact_sheet_tile_box(k, columns, TILE) for k in range(n)]
+    return [rgb[top:bottom, left:right] for left, top, right, bottom in boxes]
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> float:
