@@ -24,7 +24,7 @@ from faceprint.evaluation.identification import IdentificationResult
 from faceprint.evaluation.verification import VerificationResult
 from faceprint.types import Box
 
-__all__ = ["identification_report", "verification_report", "write_report"]
+__all__ = ["identification_report", "pairs_needed", "place_threshold_labels", "verification_report", "write_report"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1100px;color:#1d2330;
@@ -36,6 +36,8 @@ th{background:#f1f3f8}td.l,th.l{text-align:left}.muted{color:#667}.warn{color:#a
 .grid{display:flex;flex-wrap:wrap;gap:10px}.err{border:1px solid #d5d9e2;padding:6px;width:250px;font-size:.8em;overflow-wrap:anywhere}
 .err img{width:112px;height:112px;object-fit:cover;background:#eee}.kpi{display:flex;gap:14px;flex-wrap:wrap}
 .kpi div{background:#f4f6fb;border:1px solid #e0e4ee;border-radius:6px;padding:8px 14px}.kpi b{font-size:1.3em;display:block}
+.kpi div.unresolved{background:#f7f7f7;border-style:dashed;color:#8a8f99}.kpi div.unresolved b{color:#9aa0aa}
+.kpi small{display:block;font-size:.78em;max-width:16em}
 code{background:#f3f4f7;padding:0 3px}
 """
 
@@ -61,6 +63,28 @@ def _ratio(groups: dict[str, Any], which: str) -> str:
     if groups[f"{which}_ratio_unbounded"]:
         return "unbounded (a group has no errors)"
     return _f(groups[f"{which}_max_min_ratio"], 2)
+
+
+def pairs_needed(rate: float) -> int:
+    """The fewest impostor pairs (or non-mated probes) that can show an error rate of ``rate``:
+    at least one of them must be able to pass."""
+    return math.ceil(1.0 / rate - 1e-9)
+
+
+def _kpis(cards: Sequence[tuple[str, str, str | None]]) -> str:
+    """The headline cards; a card with a note is one the data cannot resolve: greyed, and the
+    note says why, so it is not read like the others."""
+    out = []
+    for name, value, note in cards:
+        if note is None:
+            out.append(f"<div>{_e(name)}<b>{value}</b></div>")
+        else:
+            out.append(f'<div class="unresolved" title="{_e(note)}">{_e(name)}<b>{value}</b><small>{_e(note)}</small></div>')
+    return '<div class="kpi">' + "".join(out) + "</div>"
+
+
+def _unresolved_note(rate: float, have: int, what: str) -> str:
+    return f"not resolvable: needs ≥{pairs_needed(rate):,} {what} (has {have:,})"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
@@ -157,23 +181,49 @@ def _roc_det(result: VerificationResult) -> list[str]:
         curves.append((f"budget: {tb.chosen.label}", tb.scores))
     fig1, ax1 = plt.subplots(figsize=(5.4, 4.2))
     fig2, ax2 = plt.subplots(figsize=(5.4, 4.2))
+    at_floor = []  # each curve's TAR where no impostor passes yet: the lowest the plot shows
+    det_points = 0
     for i, (name, scores) in enumerate(curves):
         far, tar, _ = M.roc_curve(scores, same)
         style = {"lw": 2.0 if i == 0 else 1.2, "alpha": 1.0 if i == 0 else 0.8}
         ax1.step(np.maximum(far, floor), tar, where="post", label=name, **style)
+        at_floor.append(float(tar[far == 0].max()) if (far == 0).any() else 0.0)
         frr = 1 - tar
         ok = frr > 0
+        det_points += int((ok & (far > 0)).sum())
         ax2.plot(np.maximum(far[ok], floor), frr[ok], label=name, **style)
+    if det_points == 0:
+        ax2.text(0.5, 0.5, "no genuine pair is rejected\nat any FAR shown: nothing to plot", ha="center",
+                 va="center", fontsize=9, color="dimgrey", transform=ax2.transAxes)
+    # The card's points: at the FAR measured here when the data resolves it; otherwise (no
+    # impostor pair passes) at the card's own FAR, hollow, in the shaded region the data cannot
+    # show -- so FAR 1e-3..1e-5 stand a decade apart instead of piling up at the left edge.
+    xmin = floor
+    card_tars = []
     for row in result.calibration:
-        if row["far_measured"] is None:
+        if row["far_measured"] is None or row["frr_measured"] is None:
             continue
-        ax1.plot(max(row["far_measured"], floor), 1 - row["frr_measured"], "o", color="black", ms=4)
-        ax1.annotate(f"card {row['far_nominal']:g}", (max(row["far_measured"], floor), 1 - row["frr_measured"]),
-                     fontsize=7, xytext=(3, -10), textcoords="offset points")
-    ax1.axvline(1.0 / n_imp, color="grey", ls=":", lw=1)
-    ax1.set(xscale="log", xlim=(floor, 1), ylim=(max(0.0, ax1.get_ylim()[0]), 1.005), xlabel="FAR (false match rate)",
-            ylabel="TAR (true accept rate)", title=f"ROC ({n_gen} genuine, {n_imp} impostor pairs)")
-    ax1.text(1.0 / n_imp, 0.02, " 1 impostor", fontsize=7, color="grey", transform=ax1.get_xaxis_transform())
+        tar_here = 1 - row["frr_measured"]
+        card_tars.append(tar_here)
+        if row["resolvable"] and row["n_false_accepts"] > 0:
+            x, face = max(row["far_measured"], floor), "black"
+        else:
+            x, face = row["far_nominal"], "white"
+            xmin = min(xmin, x)
+        ax1.plot(x, tar_here, "o", mec="black", mfc=face, ms=5, zorder=5)
+        ax1.annotate(f"card {row['far_nominal']:g}", (x, tar_here), fontsize=7, xytext=(3, -10),
+                     textcoords="offset points")
+    xmin = xmin / 2 if xmin < floor else floor
+    resolution = 1.0 / n_imp
+    if xmin < resolution:
+        ax1.axvspan(xmin, resolution, color="grey", alpha=0.12, lw=0)
+    ax1.axvline(resolution, color="grey", ls=":", lw=1)
+    # Zoom on the TARs shown: the curves' lowest (at the floor) and the card's points.
+    lowest = min([*card_tars, *at_floor], default=0.0)
+    ax1.set(xscale="log", xlim=(xmin, 1), ylim=(max(0.0, lowest - 0.15 * max(1.0 - lowest, 0.02)), 1.005),
+            xlabel="FAR (false match rate, log)", ylabel="TAR (true accept rate)",
+            title=f"ROC ({n_gen} genuine, {n_imp} impostor pairs)")
+    ax1.text(resolution, 0.02, " 1 impostor", fontsize=7, color="grey", transform=ax1.get_xaxis_transform())
     ax2.set(xscale="log", yscale="log", xlim=(floor, 1), xlabel="FMR", ylabel="FNMR", title="DET (log axes)")
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.25)
@@ -196,14 +246,42 @@ def _histogram(scores: np.ndarray, mated: np.ndarray, marks: list[tuple[float, s
         if vals.size:
             ax.hist(np.clip(vals, bins[0], bins[-1]), bins=bins, density=True, alpha=0.5, color=colour,
                     label=f"{name}: {vals.size}")
-    for value, name in marks:
-        if value is not None and math.isfinite(value):
-            ax.axvline(value, color="black", lw=1, ls="--")
-            ax.text(value, 0.97, f" {name}", rotation=90, va="top", fontsize=7, transform=ax.get_xaxis_transform())
     ax.set(xlabel="cosine similarity", ylabel="density", title=title)
-    ax.legend(fontsize=8, loc="upper left")
+    legend = ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.25)
+    place_threshold_labels(ax, marks, avoid=[legend])
     return _png(fig, title)
+
+
+def place_threshold_labels(ax: Any, marks: Sequence[tuple[float | None, str]], *, avoid: Sequence[Any] = (),
+                           fontsize: float = 7, max_rows: int = 12) -> list[Any]:
+    """Draw a dashed line at each finite mark of ``marks`` and its label, laid out so that no
+    two labels (nor a label and an ``avoid`` artist, e.g. the legend) overlap: each label goes
+    into the highest row where it fits, measured with the figure's renderer (thresholds a few
+    hundredths apart, like a card's FAR 1e-2 and the EER, get rows of their own). Labels that
+    would run past the right edge are drawn to the left of their line. Returns the labels."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    axes_box = ax.get_window_extent(renderer)
+    taken = [a.get_window_extent(renderer) for a in avoid]
+    labels = []
+    finite = sorted(((v, n) for v, n in marks if v is not None and math.isfinite(v)), key=lambda m: m[0])
+    for value, name in finite:
+        ax.axvline(value, color="black", lw=1, ls="--")
+        for row in range(max_rows):
+            text = ax.text(value, 0.97 - row * 0.08, f" {name} ", va="top", ha="left", fontsize=fontsize,
+                           transform=ax.get_xaxis_transform(),
+                           bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8})
+            box = text.get_window_extent(renderer)
+            if box.x1 > axes_box.x1:
+                text.set_horizontalalignment("right")
+                box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in taken) or row == max_rows - 1:
+                break
+            text.remove()
+        taken.append(box)
+        labels.append(text)
+    return labels
 
 
 def _perturbation_plot(result: VerificationResult) -> str:
@@ -264,38 +342,53 @@ def _worst_pairs(result: VerificationResult, n: int) -> str:
                 + (f' <span class="warn">{_e("; ".join(flags))}</span>' if flags else "")
                 + f'<br><span class="muted">{_e(a)}<br>{_e(b)}</span></div>')
 
-    return ("<h3>Highest-scoring impostor pairs (different people)</h3><div class=\"grid\">"
-            + "".join(card(int(i)) for i in worst_imp) + "</div>"
-            "<h3>Lowest-scoring genuine pairs (same person)</h3><div class=\"grid\">"
-            + "".join(card(int(i)) for i in worst_gen) + "</div>")
+    return ("<h3>Highest-scoring impostor pairs (different people)</h3>"
+            + _grid([card(int(i)) for i in worst_imp], "No impostor pairs.")
+            + "<h3>Lowest-scoring genuine pairs (same person)</h3>"
+            + _grid([card(int(i)) for i in worst_gen], "No genuine pairs."))
+
+
+def _grid(cards: Sequence[str], when_empty: str) -> str:
+    """A grid of error cards, or one line that says why there is none (never an empty heading)."""
+    if not cards:
+        return f'<p class="muted">{_e(when_empty)}</p>'
+    return '<div class="grid">' + "".join(cards) + "</div>"
 
 
 def verification_report(result: VerificationResult, *, n_worst: int = 8) -> str:
     """The HTML page of a verification run."""
     d = result.to_dict()
     s = result.summary
-    kpis = [
-        ("accuracy", _pct(d["accuracy"]) + (f" ± {_pct(d['accuracy_std'])}" if d["accuracy_std"] is not None else "")),
-        ("AUC", _f(d["auc"], 5)), ("EER", _pct(d["eer"])),
-        *[(f"TAR @ FAR {k}", _pct(v)) for k, v in d["tar_at_far"].items()],
-        ("failures", f"{d['failures']} of {d['n_images']} images"), ("images / s", _f(d["images_per_s"], 1)),
+    tar_notes = {M.far_key(p["far"]): None if p["resolvable"] else _unresolved_note(p["far"], p["n_impostor"], "impostor pairs")
+                 for p in d["tar_at_far_detail"]}
+    kpis: list[tuple[str, str, str | None]] = [
+        ("accuracy", _pct(d["accuracy"]) + (f" ± {_pct(d['accuracy_std'])}" if d["accuracy_std"] is not None else ""), None),
+        ("AUC", _f(d["auc"], 5), None), ("EER", _pct(d["eer"]), None),
+        *[(f"TAR @ FAR {k}", _pct(v), tar_notes.get(k)) for k, v in d["tar_at_far"].items()],
+        ("failures", f"{d['failures']} of {d['n_images']} images", None), ("images / s", _f(d["images_per_s"], 1), None),
     ]
-    sections = ['<div class="kpi">' + "".join(f"<div>{_e(k)}<b>{v}</b></div>" for k, v in kpis) + "</div>"]
+    sections = [_kpis(kpis)]
+    # The protocol is said once; without folds, as the warning.
+    protocol = ('<span class="warn">Accuracy at the best threshold for these same pairs (no folds): the threshold '
+                "is tuned on the very pairs it is scored on, so this accuracy is optimistic.</span>"
+                if s["optimistic"] else f"{_e(s['accuracy_protocol'])}.")
     sections.append(
-        f"<p>{_e(s['accuracy_protocol'])}."
-        + (' <span class="warn">Without folds the threshold is tuned on the very pairs it is scored on: '
-           "this accuracy is optimistic.</span>" if s["optimistic"] else "")
+        f"<p>{protocol}"
         + f" Pairs with a face not found: the centre crop of the expected face size was embedded "
         f"({_e(d['fallback']['source'])}); {d['failures_detail']['pairs_affected']} pair(s) involve such an image.</p>"
     )
     if d["folds"]:
         sections.append(_table(["fold", "pairs", "threshold (from the other folds)", "accuracy"],
                                [[_e(f["fold"]), f["n_pairs"], _f(f["threshold"]), _pct(f["accuracy"])] for f in d["folds"]]))
-    sections.append("<h2>ROC and DET</h2><div class=\"plots\">" + "".join(_roc_det(result)) + "</div>")
+    sections.append("<h2>ROC and DET</h2><div class=\"plots\">" + "".join(_roc_det(result)) + "</div>"
+                    '<p class="muted">ROC: filled points are the model card\'s thresholds at the FAR measured here; '
+                    "hollow ones let no impostor pair through here, so they stand at the card's own FAR, in the "
+                    "shaded region left of one impostor pair that this data cannot resolve.</p>")
     sections.append(_table(
         ["target FAR", "threshold", "TAR", "FAR achieved", "false accepts", "impostor pairs", "resolvable"],
         [[f"{p['far']:g}", _f(p["threshold"]), _pct(p["tar"]), _pct(p["far_achieved"], 3), p["n_false_accepts"],
-          p["n_impostor"], "yes" if p["resolvable"] else '<span class="warn">no: fewer than 1 impostor pair</span>']
+          p["n_impostor"], "yes" if p["resolvable"] else
+          f'<span class="warn">no: needs ≥{pairs_needed(p["far"]):,} impostor pairs</span>']
          for p in d["tar_at_far_detail"]]))
     marks = [(r["threshold"], f"card FAR {r['far_nominal']:g}") for r in result.calibration]
     marks.append((s["eer_threshold"], "EER"))
@@ -360,11 +453,14 @@ def identification_report(result: IdentificationResult, *, n_worst: int = 8) -> 
     """The HTML page of an identification run."""
     plt = _figure()
     d = result.to_dict()
-    kpis = [("rank-1", _pct(d["rank1"])), ("rank-5", _pct(d["rank5"])),
-            *[(f"FNIR @ FPIR {k}", _pct(v)) for k, v in d["fnir_at_fpir"].items()],
-            ("mated / non-mated probes", f"{d['n_mated_probes']} / {d['n_nonmated_probes']}"),
-            ("failures", f"{d['failures']} probes")]
-    sections = ['<div class="kpi">' + "".join(f"<div>{_e(k)}<b>{v}</b></div>" for k, v in kpis) + "</div>"]
+    fnir_notes = {M.far_key(p["fpir"]): None if p["resolvable"]
+                  else _unresolved_note(p["fpir"], p["n_nonmated"], "non-mated probes") for p in d["open_set"]}
+    kpis: list[tuple[str, str, str | None]] = [
+        ("rank-1", _pct(d["rank1"]), None), ("rank-5", _pct(d["rank5"]), None),
+        *[(f"FNIR @ FPIR {k}", _pct(v), fnir_notes.get(k)) for k, v in d["fnir_at_fpir"].items()],
+        ("mated / non-mated probes", f"{d['n_mated_probes']} / {d['n_nonmated_probes']}", None),
+        ("failures", f"{d['failures']} probes", None)]
+    sections = [_kpis(kpis)]
     sections.append(f"<p>{d['n_subjects_enrolled']} subjects enrolled with up to {d['enrol_per_subject']} image(s) each "
                     f"({d['n_templates']} templates, {d['enrolment_rejected']} enrolment image(s) rejected, "
                     f"{d['failed_to_enrol_subjects']} subject(s) failed to enrol). {_e(d['notes'])}</p>")
@@ -387,7 +483,8 @@ def identification_report(result: IdentificationResult, *, n_worst: int = 8) -> 
     sections.append(_table(
         ["FPIR target", "threshold", "FNIR", "DIR", "FPIR achieved", "non-mated probes", "resolvable"],
         [[f"{p['fpir']:g}", _f(p["threshold"]), _pct(p["fnir"]), _pct(p["dir"]), _pct(p["fpir_achieved"], 3),
-          p["n_nonmated"], "yes" if p["resolvable"] else '<span class="warn">no</span>'] for p in d["open_set"]]))
+          p["n_nonmated"], "yes" if p["resolvable"] else
+          f'<span class="warn">no: needs ≥{pairs_needed(p["fpir"]):,} non-mated probes</span>'] for p in d["open_set"]]))
     if d["at_calibrated_threshold"]:
         c = d["at_calibrated_threshold"]
         sections.append(f"<p>At the model card's 1:1 threshold for FAR {c['far']:g} ({_f(c['threshold'])}): "
@@ -400,19 +497,22 @@ def identification_report(result: IdentificationResult, *, n_worst: int = 8) -> 
     def probe_img(p: str) -> str:
         return _jpeg_data(_thumbnail(result.ids.resolve(p), rec[p].box), p)
 
-    def cards(items: list[dict[str, Any]], extra) -> str:
-        return "".join(
+    def cards(items: list[dict[str, Any]], extra) -> list[str]:
+        return [
             f'<div class="err">{probe_img(it["probe"])} {_jpeg_data(it.get("candidate_thumbnail"), it["candidate"])}'
             f'<br><b>{it["score"]:.4f}</b> {extra(it)}<br><span class="muted">{_e(it["probe"])} '
             f'({_e(it["probe_identity"])}) → {_e(it["candidate"])}</span></div>'
-            for it in items[:n_worst])
+            for it in items[:n_worst]]
 
-    sections.append("<h2>Worst errors</h2><h3>Strangers with the highest top score</h3><div class=\"grid\">"
-                    + cards(result.worst["nonmated"], lambda it: "") + "</div>"
-                    "<h3>Mated probes not found at rank 1 (highest wrong score first)</h3><div class=\"grid\">"
-                    + cards(result.worst["mated_misses"],
-                            lambda it: "true subject at rank " + (str(int(it["mated_rank"])) if it["mated_rank"] else f"&gt; {len(result.cmc)}"))
-                    + "</div>")
+    def rank_note(it: dict[str, Any]) -> str:
+        return "true subject at rank " + (str(int(it["mated_rank"])) if it["mated_rank"] else f"&gt; {len(result.cmc)}")
+
+    sections.append(
+        "<h2>Worst errors</h2><h3>Strangers with the highest top score</h3>"
+        + _grid(cards(result.worst["nonmated"], lambda it: ""), "No non-mated probes (strangers) to show.")
+        + "<h3>Mated probes not found at rank 1 (highest wrong score first)</h3>"
+        + _grid(cards(result.worst["mated_misses"], rank_note),
+                f"None: every one of the {d['n_mated_probes']} mated probes found its true subject at rank 1."))
     if d["enrolment_rejections"]:
         sections.append("<h2>Enrolment rejections</h2>" + _table(
             ["image", "identity", "reason"],
