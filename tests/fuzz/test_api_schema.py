@@ -29,7 +29,6 @@ from hypothesis import settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     ignored_auth,
-    negative_data_rejection,
     positive_data_acceptance,
 )
 
@@ -110,11 +109,6 @@ def server_log_tail(server: Server) -> str:
     return "\n".join(server.log().splitlines()[-60:])
 
 
-#: An open bug the fuzzer found (NEW in issue 13's fuzzing; its xfail test below shows the fix
-#: as XPASS): a multipart form that repeats a one-value field (two ``where``, two ``far``) is
-#: accepted (one of the values is used) instead of refused. Until fixed, only multipart requests
-#: that were accepted skip the one check they fail.
-REPEATED_FORM_FIELD_BUG = True
 #: The image routes, which take JSON or multipart bodies (and answer 415 to anything else).
 IMAGE_ROUTES = ["/v1/detect", "/v1/embed", "/v1/identify", "/v1/verify", "/v1/subjects/{subject_id}/faces"]
 
@@ -126,8 +120,6 @@ NOT_PROPERTIES = [positive_data_acceptance, ignored_auth]
 
 def excluded_checks(case: Any, status: int) -> list[Any]:
     excluded = list(NOT_PROPERTIES)
-    if REPEATED_FORM_FIELD_BUG and status < 300 and (case.media_type or "").startswith("multipart/"):
-        excluded.append(negative_data_rejection)
     return excluded
 
 
@@ -204,9 +196,8 @@ def test_405_allow_names_every_method(server: Fuzzed) -> None:
     assert {m.strip() for m in (answer.header("allow") or "").split(",")} >= {"GET", "POST"}
 
 
-# --- open: the fix shows as XPASS ---------------------------------------------------------------
-@pytest.mark.xfail(strict=False, reason="NEW (fuzzer, issue 13): a multipart form repeating a one-value field is accepted")
 def test_repeated_form_field_is_refused(server: Fuzzed) -> None:
+    """A multipart form repeating a one-value field was accepted (one of the values used)."""
     answer = server.call("POST", "/v1/identify", key=server.keys.admin,
                          form={"image": face_image("no_face.png"), "where": ['{"team": "a"}', '{"team": "b"}']})
     envelope(answer, 422, "invalid_argument")

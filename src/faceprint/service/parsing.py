@@ -293,6 +293,8 @@ async def parse_form(
             elif isinstance(value, UploadFile):
                 raise InvalidArgumentError(f"unexpected file field {key!r}; expected {', '.join(names)}",
                                            details={"field": key})
+            elif key in params:  # one value a field: which of two would be meant?
+                raise InvalidArgumentError(f"give the field {key!r} once", details={"field": key})
             elif key in json_fields and value.strip():
                 params[key] = loads_strict(value, key)
             elif value != "":

@@ -602,10 +602,10 @@ def photo_face_template_key(image_sha256: str, face_index: int) -> str:
 
 
 def filter_value_json(value: dict[str, Any] | list[Any]) -> str:
-    """An object or array of a metadata filter as the text SQLite's ``json_extract`` gives a
-    stored one (minified, non-ASCII as is), which is how such values compare: by their text,
-    keys in order."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """An object or array in one canonical text (minified, keys sorted, non-ASCII as is): a
+    filter's value and a stored value are equal when their canonical texts are, whatever
+    order their keys were written in (JSON objects are unordered)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True)
 
 
 def json_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

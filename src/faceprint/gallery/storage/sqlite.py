@@ -723,15 +723,27 @@ class SQLiteStore:
     def face_ids_where(self, metadata: dict[str, Any]) -> IdArray:
         check_filter_keys(metadata)
         clauses, params = [], []
+        structured: dict[str, str] = {}
         for key, value in metadata.items():
             # metadata that is not valid JSON (NaN written by an older version) matches nothing
             # instead of failing the whole query
-            clauses.append(f"json_extract(CASE WHEN json_valid(s.metadata) THEN s.metadata END, '$.\"{key}\"') = ?")
-            params.append(filter_value_json(value) if isinstance(value, (dict, list)) else value)
-        sql = "SELECT f.id FROM faces f JOIN subjects s ON s.id = f.subject_id"
+            path = f"CASE WHEN json_valid(s.metadata) THEN s.metadata END, '$.\"{key}\"'"
+            if isinstance(value, (dict, list)):
+                # objects and arrays compare by their canonical text, below: SQLite keeps the
+                # key order they were written in, which says nothing about equality
+                clauses.append(f"json_type({path}) = ?")
+                params.append("object" if isinstance(value, dict) else "array")
+                structured[key] = filter_value_json(value)
+            else:
+                clauses.append(f"json_extract({path}) = ?")
+                params.append(value)
+        sql = "SELECT f.id, s.metadata FROM faces f JOIN subjects s ON s.id = f.subject_id"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        return np.array([r[0] for r in self._query(sql, params)], dtype=np.int64)
+        rows = self._query(sql, params)
+        if structured:
+            rows = [r for r in rows if _matches_structured(r[1], structured)]
+        return np.array([r[0] for r in rows], dtype=np.int64)
 
     def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -943,6 +955,12 @@ class SQLiteStore:
 
 
 # --- rows -> records ------------------------------------------------------------------------
+def _matches_structured(metadata: str, wanted: dict[str, str]) -> bool:
+    """Whether a subject's stored metadata holds each key's object/array (canonical text)."""
+    stored = json.loads(metadata)
+    return all(filter_value_json(stored.get(key)) == text for key, text in wanted.items())
+
+
 def _box_json(box: Box | None) -> str | None:
     return json.dumps(box.to_list()) if box is not None else None
 
