@@ -58,7 +58,8 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # /docs is web.docs: Swagger UI served from this machine (FastAPI's own takes it from a CDN)
+        docs_url=None,
         redoc_url=None,
     )
     app.state.service = svc

@@ -30,9 +30,9 @@ COLLINS, COLLINS_2 = face_image("collins.jpg"), face_image("collins_2.jpg")
 HOPPER, TWO = face_image("hopper.jpg"), face_image("two_people.jpg")
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """Debian's Chromium launched by Playwright, shared by this module's tests."""
+def launch_chromium():
+    """Debian's Chromium launched by Playwright (a generator: yields the browser, then closes it);
+    skips the test, saying why, without playwright or Chromium."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -43,6 +43,12 @@ def chromium():
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium, shared by this module's tests."""
+    yield from launch_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +91,17 @@ def browser(chromium, site):
     assert problems == []
 
 
-@pytest.fixture()
-def artifacts(tmp_path) -> Path:
+def artifact_folder(tmp_path: Path) -> Path:
+    """Where a test saves its screenshots: ``$FACEPRINT_TEST_ARTIFACTS`` when set, else ``tmp_path``."""
     env = os.environ.get("FACEPRINT_TEST_ARTIFACTS")
     folder = Path(env) if env else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture()
+def artifacts(tmp_path) -> Path:
+    return artifact_folder(tmp_path)
 
 
 def page_state(page) -> dict:

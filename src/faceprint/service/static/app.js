@@ -19,8 +19,7 @@ function getKey() {
   return sessionStorage.getItem(KEY_STORE) || "";
 }
 
-async function api(path, options = {}) {
-  const key = getKey();
+async function api(path, options = {}, key = getKey()) {
   if (!key) throw new ApiError(401, "unauthorized", "Enter an API key first.", "");
   const headers = new Headers(options.headers || {});
   headers.set("Authorization", "Bearer " + key);
@@ -34,8 +33,11 @@ async function api(path, options = {}) {
     let body = null;
     try { body = await res.json(); } catch (_) { /* not JSON */ }
     const e = (body && body.error) || {};
-    throw new ApiError(res.status, e.code || "http_" + res.status, e.message || res.statusText,
-                       (body && body.request_id) || res.headers.get("X-Request-ID") || "");
+    const err = new ApiError(res.status, e.code || "http_" + res.status, e.message || res.statusText,
+                             (body && body.request_id) || res.headers.get("X-Request-ID") || "");
+    // the key in use was turned down (revoked, or never valid): say so where the key is shown
+    if (res.status === 401 && key === getKey()) refuseKey(key, err);
+    throw err;
   }
   return res;
 }
@@ -78,66 +80,142 @@ function el(tag, props = {}, ...children) {
 const fmt = (x) => (x === null || x === undefined ? "-" : Number(x).toFixed(3));
 
 // --- the key -----------------------------------------------------------------------------------
-function showKeyState() {
-  const key = getKey();
-  $("key-state").textContent = key
-    ? `Using key ${key.slice(0, 11)}... (kept in this tab only).`
-    : "No key yet: it is kept only in this browser tab (sessionStorage).";
-  $("api-key").value = "";
+// Only the key's public part is ever shown: "fp_" and its id.
+const keyName = (key) => key.slice(0, 11) + "…";
+
+/** The header's line about the key: state is "none", "checking", "ok", "refused" or "unchecked". */
+function showKeyState(state, key = "", detail = "") {
+  const line = $("key-state");
+  line.dataset.state = state;
+  line.classList.toggle("refused", state === "refused");
+  line.textContent = {
+    none: "No key yet: it is kept only in this browser tab (sessionStorage).",
+    checking: `Checking key ${keyName(key)}`,
+    ok: `Using key ${keyName(key)} (kept in this tab only).`,
+    refused: `Key ${keyName(key)} was refused by the service${detail ? " (" + detail + ")" : ""}: enter a valid key.`,
+    unchecked: `Key ${keyName(key)} kept but not checked: ${detail}`,
+  }[state];
+}
+
+function clearPeople() {
+  $("people-list").replaceChildren();
+  $("people-empty").hidden = false;
+  $("people-page").textContent = "";
+}
+
+/** A key the service turned down: never kept, never shown as in use. */
+function refuseKey(key, err) {
+  if (getKey() === key) sessionStorage.removeItem(KEY_STORE);
+  showKeyState("refused", key, err.code);
+  clearPeople();
+}
+
+/** Checks ``key`` with the cheapest call that needs one (any valid key may list the models) and
+ * keeps it only if the service accepts it. */
+async function useKey(key) {
+  showKeyState("checking", key);
+  try {
+    await api("/v1/models", {}, key);
+  } catch (err) {
+    if (err.status === 401) {
+      refuseKey(key, err);
+    } else {
+      // not a verdict on the key (the service unreachable, rate limited): keep it, say so
+      sessionStorage.setItem(KEY_STORE, key);
+      showKeyState("unchecked", key, err.message);
+    }
+    sayError(err);
+    return false;
+  }
+  sessionStorage.setItem(KEY_STORE, key);
+  showKeyState("ok", key);
+  return true;
 }
 
 $("key-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const value = $("api-key").value.trim();
   if (!value) return;
-  sessionStorage.setItem(KEY_STORE, value);
-  showKeyState();
-  try {
-    await api("/v1/models");
+  $("api-key").value = "";
+  if (await useKey(value)) {
     say("Key accepted.");
     loadPeople();
-  } catch (err) {
-    sayError(err);
   }
 });
 
 $("key-clear").addEventListener("click", () => {
   sessionStorage.removeItem(KEY_STORE);
-  showKeyState();
-  $("people-list").replaceChildren();
-  $("people-empty").hidden = false;
+  showKeyState("none");
+  clearPeople();
   say("Key forgotten.");
 });
 
 // --- identify ------------------------------------------------------------------------------------
-let current = null; // { file, url, size: [w, h], faces }
+// The photo on screen: { file, url, shown (a promise: can this browser display it?), size, faces,
+// identified (the service has read it) }. A reply for a photo that is no longer `current` is dropped.
+let current = null;
 
 function pickPhoto(file) {
   if (!file) return;
   if (current && current.url) URL.revokeObjectURL(current.url);
-  current = { file, url: URL.createObjectURL(file), size: null, faces: [] };
-  $("photo").src = current.url;
+  const img = $("photo");
+  const url = URL.createObjectURL(file);
+  img.src = url;
+  current = { file, url, shown: img.decode().then(() => true, () => false), size: null, faces: [], identified: false };
+  // nothing of the last photo stays, and nothing of this one shows before the service has read it
+  $("result").hidden = true;
   $("boxes").replaceChildren();
   $("faces").replaceChildren();
-  $("result").hidden = false;
   identify();
 }
 
+/** Asks the service who is in the current photo and shows it; the status line tells how it went. */
 async function identify() {
-  if (!current) return;
-  const form = new FormData();
-  form.append("image", current.file, current.file.name || "photo.jpg");
+  const photo = current;
+  if (!photo) return;
   say("Looking for faces...");
   try {
-    const doc = await apiJSON("/v1/identify", { method: "POST", body: form });
-    current.size = doc.image_size;
-    current.faces = doc.faces;
-    drawFaces();
-    const known = doc.faces.filter((f) => f.identity).length;
-    say(`${doc.faces.length} face(s) found, ${known} recognised.`);
+    await readPhoto(photo);
+    if (photo !== current) return;
+    const known = photo.faces.filter((f) => f.identity).length;
+    say(`${photo.faces.length} face(s) found, ${known} recognised.`);
   } catch (err) {
+    if (photo !== current) return;
+    // the error alone: no broken image (hidden or not), no empty list
+    $("result").hidden = true;
+    $("photo").removeAttribute("src");
     sayError(err);
   }
+}
+
+/** After the gallery changed (enrol, rename, forget): the names on the photo already shown,
+ * redrawn without touching the status line. Returns a sentence to add to the caller's message
+ * when that failed, else "". A photo the service could not read is not asked about again. */
+async function refreshPhoto() {
+  const photo = current;
+  if (!photo || !photo.identified) return "";
+  try {
+    await readPhoto(photo);
+    return "";
+  } catch (err) {
+    return ` The names on the photo could not be updated: ${err.message}.`;
+  }
+}
+
+async function readPhoto(photo) {
+  const form = new FormData();
+  form.append("image", photo.file, photo.file.name || "photo.jpg");
+  const doc = await apiJSON("/v1/identify", { method: "POST", body: form });
+  const shown = await photo.shown;
+  if (photo !== current) return;
+  photo.size = doc.image_size;
+  photo.faces = doc.faces;
+  photo.identified = true;
+  if (!shown) $("photo").removeAttribute("src");
+  $("stage").hidden = !shown;
+  $("no-view").hidden = shown;
+  $("result").hidden = false;
+  drawFaces();
 }
 
 function faceLabel(face) {
@@ -152,12 +230,12 @@ function drawFaces() {
   const list = $("faces");
   boxes.replaceChildren();
   list.replaceChildren();
-  if (!current.faces.length) {
-    list.append(el("li", { text: "No face found in this photo." }));
-  }
+  $("faces-none").hidden = current.faces.length > 0;
+  list.hidden = !current.faces.length;
   current.faces.forEach((face, i) => {
     const [x1, y1, x2, y2] = face.box;
     const box = el("div", { class: "face-box " + (face.identity ? "known" : "unknown"), "data-face": String(i) },
+                   el("span", { class: "num", text: String(i + 1) }),
                    el("span", { class: "tag", text: `${i + 1}. ${faceLabel(face)}` }));
     box.style.left = (100 * x1 / w) + "%";
     box.style.top = (100 * y1 / h) + "%";
@@ -181,7 +259,47 @@ function drawFaces() {
       ...(face.note ? [el("div", { class: "muted", text: face.note })] : []),
       enrolForm));
   });
+  layoutTags();
 }
+
+const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+
+/** Places each box's name tag where it covers no other tag: just above its box, else just below,
+ * else inside its top edge, else stacked further above or below (in a group photo of close faces).
+ * A tag moved away from its box is tied to it by the number shown in the box's corner. */
+function layoutTags() {
+  const stage = $("stage");
+  const sw = stage.clientWidth, sh = stage.clientHeight;
+  if (!sw || !sh) return;  // not on screen: laid out when it is (the resize observer)
+  const origin = stage.getBoundingClientRect();
+  const items = [...$("boxes").querySelectorAll(".face-box")].map((box) => {
+    const r = box.getBoundingClientRect();
+    return { box, tag: box.querySelector(".tag"), num: box.querySelector(".num"),
+             x: r.left - origin.left, y: r.top - origin.top, w: r.width, h: r.height };
+  }).sort((a, b) => a.y - b.y || a.x - b.x);
+  const placed = [];
+  for (const it of items) {
+    const { tag } = it;
+    tag.style.maxWidth = sw + "px";
+    const w = tag.offsetWidth, h = tag.offsetHeight;
+    const x = Math.max(0, Math.min(it.x, sw - w));
+    const above = (k) => ({ x, y: it.y - h * (k + 1) - k, w, h, near: k === 0 });
+    const below = (k) => ({ x, y: it.y + it.h + h * k + k, w, h, near: k === 0 });
+    const candidates = [above(0), below(0), { x, y: it.y + it.box.clientTop, w, h, near: true }];
+    for (let k = 1; k <= items.length; k++) candidates.push(above(k), below(k));
+    const inside = (c) => c.y >= 0 && c.y + c.h <= sh;
+    const free = (c) => !placed.some((p) => overlaps(p, c));
+    const spot = candidates.find((c) => inside(c) && free(c)) || candidates.find(free) || candidates[0];
+    placed.push(spot);
+    // the tag is positioned inside its box's border
+    tag.style.left = (spot.x - it.x - it.box.clientLeft) + "px";
+    tag.style.top = (spot.y - it.y - it.box.clientTop) + "px";
+    tag.style.bottom = "auto";
+    it.num.hidden = spot.near;
+  }
+}
+
+new ResizeObserver(layoutTags).observe($("stage"));
 
 async function cropFace(i) {
   // The face with a wide margin, so that the service finds exactly this one face in it.
@@ -221,15 +339,14 @@ async function enrolFace(i, name) {
     const form = new FormData();
     form.append("images", blob, `face-${i + 1}.jpg`);
     const report = await apiJSON(`/v1/subjects/${id}/faces`, { method: "POST", body: form });
-    if (report.enrolled.length) {
-      say(`Enrolled face ${i + 1} as ${report.subject.name}.`);
-    } else {
+    await loadPeople();
+    if (!report.enrolled.length) {
       const r = report.rejected[0];
       say(`Not enrolled: ${r.reason.message} (${r.reason.code}).`, true);
+      return;
     }
-    await loadPeople();
-    await identify();
-    if (report.enrolled.length) say(`Enrolled face ${i + 1} as ${report.subject.name}.`);
+    const note = await refreshPhoto();
+    say(`Enrolled face ${i + 1} as ${report.subject.name}.${note}`, !!note);
   } catch (err) {
     sayError(err);
   }
@@ -295,10 +412,11 @@ function personItem(s) {
     const name = input.value.trim();
     if (!name || name === s.name) return;
     try {
-      await apiJSON(`/v1/subjects/${s.id}`, jsonBody("PATCH", { name }));
-      say(`Renamed ${s.name} to ${name}.`);
+      const renamed = await apiJSON(`/v1/subjects/${s.id}`, jsonBody("PATCH", { name }));
       await loadPeople();
-      await identify();
+      // the message comes last, so that nothing redrawn after the rename covers it
+      const note = await refreshPhoto();
+      say(`Renamed ${s.name} to ${renamed.name}.${note}`, !!note);
     } catch (err) {
       sayError(err);
     }
@@ -336,10 +454,9 @@ function confirmForget(s) {
     if (dialog.returnValue !== "ok") { say(`${s.name} kept.`); return; }
     try {
       const doc = await apiJSON(`/v1/subjects/${s.id}`, { method: "DELETE" });
-      say(`Forgot ${doc.name} (${doc.faces_removed} face(s) deleted).`);
       await loadPeople();
-      await identify();
-      say(`Forgot ${doc.name} (${doc.faces_removed} face(s) deleted).`);
+      const note = await refreshPhoto();
+      say(`Forgot ${doc.name} (${doc.faces_removed} face(s) deleted).${note}`, !!note);
     } catch (err) {
       sayError(err);
     }
@@ -352,15 +469,61 @@ $("people-prev").addEventListener("click", () => { peopleOffset = Math.max(0, pe
 $("people-next").addEventListener("click", () => { peopleOffset += PAGE_SIZE; loadPeople(); });
 
 // --- verify ------------------------------------------------------------------------------------
-for (const side of ["a", "b"]) {
+const SIDES = ["a", "b"];
+
+/** Clears what a comparison drew: the compared faces' boxes, their lines and the verdict. */
+function clearComparison() {
+  for (const side of SIDES) {
+    $(`vbox-${side}`).hidden = true;
+    $(`vface-${side}`).textContent = "";
+  }
+  $("verify-result").textContent = "";
+  $("verify-result").className = "verdict";
+}
+
+for (const side of SIDES) {
   const input = $(`verify-${side}`);
   input.addEventListener("change", () => {
     const img = $(`preview-${side}`);
+    const holder = $(`vstage-${side}`);
     if (img.src) URL.revokeObjectURL(img.src);
-    if (input.files[0]) {
-      img.src = URL.createObjectURL(input.files[0]);
-      img.hidden = false;
-    }
+    holder.hidden = true;
+    clearComparison();
+    const file = input.files[0];
+    if (!file) return;
+    img.src = URL.createObjectURL(file);
+    // shown once it has decoded: never a broken image
+    img.decode().then(() => { if (img.src && input.files[0] === file) holder.hidden = false; },
+                      () => {
+                        if (input.files[0] !== file) return;
+                        img.removeAttribute("src");
+                        $(`vface-${side}`).textContent = "This browser cannot display this file.";
+                      });
+  });
+}
+
+const SELECTION = { only: "the only face found", largest: "the largest", index: "as asked" };
+
+/** Outlines on each photo the face that was compared, and says which of how many it was. */
+function showCompared(faces) {
+  SIDES.forEach((side, i) => {
+    const face = faces[i];
+    if (!face) return;
+    const img = $(`preview-${side}`);
+    const [x1, y1, x2, y2] = face.box;
+    const w = img.naturalWidth, h = img.naturalHeight;
+    const which = face.faces_found > 1
+      ? `face ${face.face_index + 1} of ${face.faces_found} (${SELECTION[face.selection] || face.selection})`
+      : "the only face found";
+    $(`vface-${side}`).textContent = `Compared ${which}.`;
+    const box = $(`vbox-${side}`);
+    if (!w || !h) return;  // not displayed
+    box.style.left = (100 * x1 / w) + "%";
+    box.style.top = (100 * y1 / h) + "%";
+    box.style.width = (100 * (x2 - x1) / w) + "%";
+    box.style.height = (100 * (y2 - y1) / h) + "%";
+    box.querySelector(".tag").textContent = face.faces_found > 1 ? `${face.face_index + 1} of ${face.faces_found}` : "compared";
+    box.hidden = false;
   });
 }
 
@@ -368,7 +531,7 @@ $("verify-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const a = $("verify-a").files[0], b = $("verify-b").files[0];
   const out = $("verify-result");
-  out.className = "verdict";
+  clearComparison();
   if (!a || !b) { out.textContent = "Choose two photos."; return; }
   const form = new FormData();
   form.append("image_a", a, a.name);
@@ -379,11 +542,17 @@ $("verify-form").addEventListener("submit", async (ev) => {
     out.classList.add(r.match ? "match" : "nomatch");
     out.textContent = `${r.match ? "Same person" : "Not the same person"}: similarity ${fmt(r.similarity)} ` +
       `${r.match ? "≥" : "<"} threshold ${fmt(r.threshold)}` + (r.far !== null ? ` (FAR ${r.far})` : "");
+    showCompared(r.faces);
   } catch (err) {
     out.textContent = "";
     sayError(err);
   }
 });
 
-showKeyState();
-loadPeople();
+// --- start ---------------------------------------------------------------------------------------
+// A key kept in this tab from before a reload is checked again, like a newly entered one.
+if (getKey()) {
+  useKey(getKey()).then((ok) => { if (ok) loadPeople(); });
+} else {
+  showKeyState("none");
+}
