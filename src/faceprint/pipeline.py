@@ -27,6 +27,7 @@ from faceprint.errors import FaceIndexError, InvalidArgumentError, NoFaceError
 from faceprint.imageio import DEFAULT_LIMITS, ImageLimits, ImageSource, describe_source, load_image
 from faceprint.models import defaults as model_defaults
 from faceprint.models.base import Detector, Embedder, LandmarkModel, Landmarks68Model, NormReportingEmbedder
+from faceprint.models.card import Calibration
 from faceprint.pose import estimate_pose
 from faceprint.quality import assess as assess_quality
 from faceprint.quality import measure as measure_quality
@@ -124,6 +125,7 @@ class Analyzer:
         limits: ImageLimits = DEFAULT_LIMITS,
         batch_size: int = 32,
         engine: ManyImagesEngine | None = None,
+        min_score: float | None = None,
     ) -> None:
         # Resolve names now so a typo fails here, not on the first image; load lazily.
         chosen = model_defaults.resolve(detector, landmarks, embedder)
@@ -137,6 +139,9 @@ class Analyzer:
             raise InvalidArgumentError("batch_size must be at least 1")
         self.batch_size = batch_size
         self.engine = engine
+        #: Faces the detector scores below this are dropped (None: none are). Default: the
+        #: detector card's ``min_score``, measured to drop its false positives (bench/min_score.py).
+        self.min_score = self.detector_card.min_score if min_score is None else check_min_score(min_score)
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this Analyzer (in a worker process); not the
@@ -149,6 +154,7 @@ class Analyzer:
             "policy": self.policy,
             "limits": self.limits,
             "batch_size": self.batch_size,
+            "min_score": self.min_score,
         }
 
     # --- models (loaded on first use, shared per process) ---------------------------------
@@ -169,22 +175,36 @@ class Analyzer:
         """The embedding model's ``name@version``, recorded with every embedding."""
         return self.embedder_card.id
 
+    def use_calibration(self, calibration: Calibration) -> None:
+        """Decide ``far=`` thresholds with ``calibration`` (a calibration card's, e.g. from
+        :func:`faceprint.evaluation.calibrate.read_card`) instead of the embedder card's own;
+        results name its ``origin`` in ``threshold_source``. :class:`ModelMismatchError` when it
+        was measured with another model than this Analyzer's embedder."""
+        self.embedder_card = self.embedder_card.with_calibration(calibration)
+        logger.info("thresholds of %s from the calibration card %s (%s)", self.model_id, calibration.origin,
+                    calibration.dataset)
+
     # --- single image ---------------------------------------------------------------------
     def load(self, image: ImageSource) -> np.ndarray:
         return load_image(image, self.limits)
 
-    def detect(self, image: ImageSource) -> list[Face]:
-        """Faces in ``image``, largest first. An image with no face gives ``[]``."""
-        return self.detect_array(self.load(image))
+    def detect(self, image: ImageSource, *, min_score: float | None = None) -> list[Face]:
+        """Faces in ``image``, largest first. An image with no face gives ``[]``.
+        ``min_score`` overrides the Analyzer's :attr:`min_score` for this call."""
+        return self.detect_array(self.load(image), min_score=min_score)
 
-    def detect_array(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in an already-decoded RGB image, largest first."""
+    def detect_array(self, rgb: np.ndarray, *, min_score: float | None = None) -> list[Face]:
+        """Faces in an already-decoded RGB image, largest first, scoring at least ``min_score``
+        (default: the Analyzer's :attr:`min_score`)."""
+        floor = self.min_score if min_score is None else check_min_score(min_score)
         h, w = rgb.shape[:2]
         scale, upsample = self.policy.plan(w, h)
         work = rgb if scale >= 1.0 else _resize(rgb, scale)
         raw = self.detector.detect(work, upsample)
         faces: list[Face] = []
         for det in raw:
+            if floor is not None and det.score < floor:
+                continue
             box = (det.box if scale >= 1.0 else det.box.scaled(1.0 / scale)).clipped(w, h)
             if box.width < 2 or box.height < 2:
                 continue
@@ -345,10 +365,26 @@ def select_face(faces: Sequence[Face], index: int | None,
     return index, "index"
 
 
+def check_min_score(value: float) -> float:
+    """``value`` as a detection-score floor; :class:`InvalidArgumentError` when it is NaN."""
+    if math.isnan(value):
+        raise InvalidArgumentError("min_score must be a number", details={"min_score": value})
+    return float(value)
+
+
+def threshold_source(card: models.ModelCard) -> str:
+    """What a ``far=`` decision's threshold came from: ``"calibrated"`` (the model card's own
+    calibration) or ``"card:<file>"`` (a calibration card applied with
+    :meth:`Analyzer.use_calibration`)."""
+    origin = card.calibration.origin if card.calibration else ""
+    return f"card:{origin}" if origin else "calibrated"
+
+
 def resolve_threshold(
     card: models.ModelCard, *, far: float | None, threshold: float | None
 ) -> tuple[float, float | None, str]:
-    """(threshold, the FAR it stands for, "calibrated" | "user") from ``far=`` or ``threshold=``."""
+    """(threshold, the FAR it stands for, its source) from ``far=`` or ``threshold=``: the
+    source is ``"user"`` for ``threshold=``, else :func:`threshold_source`."""
     if far is not None and threshold is not None:
         raise InvalidArgumentError("give far= or threshold=, not both")
     if threshold is not None:
@@ -359,7 +395,7 @@ def resolve_threshold(
         far_value = card.far_for(threshold) if card.calibration else None
         return float(threshold), far_value, "user"
     far = DEFAULT_FAR if far is None else far
-    return card.threshold_for(far), far, "calibrated"
+    return card.threshold_for(far), far, threshold_source(card)
 
 
 def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:

@@ -47,6 +47,7 @@ from faceprint.errors import FaceprintError, GalleryNotFoundError, InvalidArgume
 if TYPE_CHECKING:
     from faceprint.gallery import Gallery
     from faceprint.models import ModelCard
+    from faceprint.pipeline import Analyzer
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,16 @@ LandmarksOpt: Any = typer.Option(
     help="Landmark model run on the detector's boxes (default: the one the embedder was calibrated with).",
 )
 
+MinScoreOpt: Any = typer.Option(
+    None, "--min-score",
+    help="Drop faces the detector scores below this (default: the detector's own, measured to drop its false "
+    "positives: `faceprint models --json`; 0 keeps what the detector gives).",
+)
+CalibrationOpt: Any = typer.Option(
+    None, "--calibration", metavar="CARD.json",
+    help="Decide --far thresholds with this calibration card (`faceprint calibrate --out`) instead of the "
+    "model's own; every result names it (threshold_source card:FILE).",
+)
 #: Below this many files the default is to run in-process: starting workers costs ~1 s.
 SMALL_BATCH = 8
 JobsOpt: Any = typer.Option(
@@ -239,6 +250,17 @@ def file_models(
             raise InvalidArgumentError("give --model or --model-file, not both")
         model = register_onnx_model(model_file, kind="embedder").name
     return detector, model
+
+
+def tune_analyzer(analyzer: Analyzer, min_score: float | None = None, calibration: Path | None = None) -> None:
+    """Apply ``--min-score`` and ``--calibration`` to ``analyzer`` (a command's, or its gallery's)."""
+    from faceprint.evaluation.calibrate import read_card
+    from faceprint.pipeline import check_min_score
+
+    if min_score is not None:
+        analyzer.min_score = check_min_score(min_score)
+    if calibration is not None:
+        analyzer.use_calibration(read_card(calibration))
 
 
 def note_default_models(as_json: bool, *names: str | None) -> None:

@@ -134,6 +134,7 @@ def eval_pairs(
         None, "--time-budget-ms", help="Also evaluate the most accurate configuration measured to fit T ms per image here."
     ),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=2, help="Evaluate an evenly spaced subset of the pairs."),
+    calibration: Optional[Path] = common.CalibrationOpt,
     jobs: Optional[int] = JobsOpt,
     report: Optional[Path] = ReportOpt,
     model_file: Optional[Path] = ModelFileOpt,
@@ -144,6 +145,7 @@ def eval_pairs(
 ) -> None:
     """Verification accuracy on labelled pairs: k-fold accuracy, AUC, EER, TAR@FAR, calibration check."""
     import faceprint.evaluation as evaluation
+    from faceprint.evaluation.calibrate import read_card
     from faceprint.evaluation.perturb import parse_perturbations
 
     with common.errors_to_exit(as_json):
@@ -153,11 +155,12 @@ def eval_pairs(
             raise InvalidArgumentError(f"--time-budget-ms must be positive; got {time_budget_ms}")
         if not 0.0 < group_far < 1.0:  # checked now, not after every pair is embedded
             raise InvalidArgumentError(f"--group-far must be in (0, 1); got {group_far:g}")
+        card_file = read_card(calibration) if calibration is not None else None
         pairs = evaluation.read_pairs(pairs_csv, root, group_by).subsample(max_pairs)
         with _progress_factory(common.show_progress(as_json)) as progress:
             result = evaluation.evaluate_pairs(
                 pairs, spec, jobs=common.jobs_for(jobs), perturbations=perturbations, time_budget_ms=time_budget_ms,
-                group_far=group_far, progress=progress,
+                group_far=group_far, progress=progress, calibration=card_file,
             )
         doc = result.to_dict()
         if report is not None:
@@ -237,6 +240,7 @@ def eval_identify(
     ),
     max_rank: int = typer.Option(20, "--max-rank", min=1, max=1000, help="Longest rank of the CMC curve."),
     max_identities: Optional[int] = typer.Option(None, "--max-identities", min=2, help="Use an evenly spread subset of identities."),
+    calibration: Optional[Path] = common.CalibrationOpt,
     model: Optional[str] = ModelOpt,
     detector: Optional[str] = EvalDetectorOpt,
     select: str = SelectOpt,
@@ -251,14 +255,16 @@ def eval_identify(
 ) -> None:
     """1:N identification through a temporary gallery: rank-1/rank-5, CMC, FNIR at FPIR, DIR."""
     import faceprint.evaluation as evaluation
+    from faceprint.evaluation.calibrate import read_card
 
     with common.errors_to_exit(as_json):
         spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file, landmarks)
+        card_file = read_card(calibration) if calibration is not None else None
         ids = evaluation.read_identities(identities_csv, root).subsample(max_identities)
         with _progress_factory(common.show_progress(as_json)) as progress:
             result = evaluation.evaluate_identification(
                 ids, spec, enrol_per_subject=enrol_per_subject, holdout=holdout, max_rank=max_rank,
-                jobs=common.jobs_for(jobs), progress=progress,
+                jobs=common.jobs_for(jobs), progress=progress, calibration=card_file,
             )
         doc = result.to_dict()
         if report is not None:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from faceprint import settings as env
 from faceprint.cli import common
-from faceprint.cli.common import DetectorOpt, JsonOpt, KeepThumbnailsOpt, err, out
+from faceprint.cli.common import CalibrationOpt, DetectorOpt, JsonOpt, KeepThumbnailsOpt, MinScoreOpt, err, out
 
 if TYPE_CHECKING:
     from faceprint.service.auth import KeyStore
@@ -75,6 +75,8 @@ def serve(
     max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow this origin by CORS (repeatable; default: CORS off)."),
     detector: Optional[str] = DetectorOpt,
+    min_score: Optional[float] = MinScoreOpt,
+    calibration: Optional[Path] = CalibrationOpt,
     keep_thumbnails: bool = KeepThumbnailsOpt,
     log_level: str = typer.Option("info", "--log-level", envvar=env.LOG_LEVEL, help="debug, info, warning, error."),
     master_key_file: Optional[Path] = typer.Option(
@@ -98,8 +100,11 @@ def serve(
             os.environ[env.MASTER_KEY_FILE] = str(master_key_file.expanduser().resolve())
         # Fail here, with a one-line message, on a bad gallery; and resolve the models once (the
         # gallery's own), so every worker process runs the same ones.
+        card = calibration.expanduser().resolve() if calibration is not None else None
         with Gallery.open(gallery_file, create=False, detector=detector) as opened:
             chosen = opened.analyzer
+            # Checked here (a missing file, another model's card) before any worker starts.
+            common.tune_analyzer(chosen, min_score, card)
         settings = Settings(
             gallery=gallery_file, detector=chosen.detector_card.name, landmarks=chosen.landmarks_card.name,
             embedder=chosen.embedder_card.name, threads=threads,
@@ -107,7 +112,7 @@ def serve(
             max_pixels=max_pixels, max_request_pixels=max_request_pixels, max_faces=max_faces, max_top_k=max_top_k, max_images=max_images,
             rate_limit=rate_limit, cors_origins=tuple(cors_origin or ()), log_level=log_level,
             auth_failure_limit=auth_failure_limit, header_timeout=header_timeout,
-            keep_thumbnails=keep_thumbnails,
+            keep_thumbnails=keep_thumbnails, calibration=str(card) if card else None, min_score=min_score,
         )
         keys = KeyStore(settings.gallery)
         try:
@@ -118,6 +123,8 @@ def serve(
         print(f"faceprint service on http://{shown}:{port}/  (gallery {settings.gallery}; models "
               f"{chosen.detector_card.name} + {chosen.landmarks_card.name} + {chosen.model_id}; API docs /docs)",
               file=sys.stderr)
+        if card is not None:
+            print(f"thresholds from the calibration card {card}", file=sys.stderr)
         if not active:
             print("no API keys yet: create one with "
                   f"`faceprint --gallery {settings.gallery} keys create --scope recognize --scope manage`", file=sys.stderr)

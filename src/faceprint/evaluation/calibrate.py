@@ -25,7 +25,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from faceprint.evaluation import metrics as M
 from faceprint.evaluation.datasets import ProgressFactory, csv_kind, read_identities, read_pairs
 from faceprint.evaluation.embedding import PipelineSpec, embed_images
 from faceprint.models.card import Calibration
+from faceprint.models.onnx import calibration_from_dict
 
 __all__ = [
     "CARD_FARS",
@@ -45,6 +46,7 @@ __all__ = [
     "calibrate_csv",
     "calibrate_embeddings",
     "python_literal",
+    "read_card",
     "write_card",
 ]
 
@@ -229,6 +231,7 @@ class CalibrationResult:
             thresholds={f: s.thresholds[f] for f in self.card_fars},
             frr={f: round(s.frr[f], 6) for f in self.card_fars if not math.isnan(s.frr[f])},
             notes=self.notes,
+            model=self.model_id,  # a card applies to this model only (read_card, --calibration)
         )
 
     def sidecar_calibration(self) -> dict[str, Any]:
@@ -387,6 +390,38 @@ def write_card(path: str | os.PathLike, result: CalibrationResult) -> dict[str, 
     tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)
     return doc
+
+
+def read_card(path: str | os.PathLike[str], label: str | None = None) -> Calibration:
+    """The calibration of a card file (:func:`write_card`'s ``{"calibration": ...}``, or an ONNX
+    model's sidecar holding one), to apply with :meth:`faceprint.pipeline.Analyzer.use_calibration`
+    (``--calibration CARD.json``). Its ``origin`` (what results name) is ``label``, default
+    ``path`` as given; its ``model`` the embedder it was measured with (from the card, or a
+    sidecar's name and version).
+    :class:`InvalidArgumentError` when the file is missing, not a card, or names no model."""
+    source = Path(path)
+    try:
+        doc = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"no such calibration card: {source}", details={"path": str(source)}) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgumentError(f"{source} is not a JSON calibration card: {exc}", details={"path": str(source)}) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("calibration"), dict):
+        raise InvalidArgumentError(
+            f"{source} is not a calibration card (no \"calibration\" object); `faceprint calibrate --out` writes one",
+            details={"path": str(source)},
+        )
+    calibration = calibration_from_dict(doc["calibration"])
+    assert calibration is not None  # a dict always gives one (or raises)
+    model = calibration.model
+    if not model and isinstance(doc.get("name"), str) and isinstance(doc.get("version"), str):
+        model = f"{doc['name']}@{doc['version']}"  # an ONNX sidecar: its own model
+    if not model:
+        raise InvalidArgumentError(
+            f"{source} does not name the model it was measured with (cards written before faceprint named it); "
+            "run `faceprint calibrate` again", details={"path": str(source)},
+        )
+    return replace(calibration, model=model, origin=label or str(path))
 
 
 def python_literal(out: dict[str, Any], thresholds: dict[float, float], frr: dict[float, float],

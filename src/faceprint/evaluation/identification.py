@@ -19,6 +19,7 @@ from faceprint.evaluation import metrics as M
 from faceprint.evaluation.datasets import IdentityList, ProgressFactory, no_progress
 from faceprint.evaluation.embedding import EmbeddingRun, PipelineSpec, embed_images
 from faceprint.gallery import Gallery
+from faceprint.models.card import Calibration
 
 __all__ = ["DEFAULT_FPIRS", "IdentificationResult", "evaluate_identification", "held_out_names"]
 
@@ -110,6 +111,7 @@ def evaluate_identification(
     jobs: int = 1,
     progress: ProgressFactory | None = None,
     n_worst: int = 8,
+    calibration: Calibration | None = None,
 ) -> IdentificationResult:
     """Closed- and open-set 1:N identification through a temporary :class:`Gallery`.
 
@@ -121,12 +123,15 @@ def evaluate_identification(
     (strangers). When there are none, ``holdout`` (default 0.2 then, else 0) of the other
     identities, evenly spread in name order, are held out as strangers. A subject none of
     whose enrolment images is accepted has failed to enrol: its other images become
-    non-mated probes, and it is counted.
+    non-mated probes, and it is counted. ``calibration``: the threshold of ``card_far`` from a
+    calibration card (:func:`faceprint.evaluation.calibrate.read_card`), not the model card.
     """
     if enrol_per_subject < 1:
         raise InvalidArgumentError("enrol_per_subject must be at least 1")
     t0 = time.perf_counter()
     card = models.get_card(spec.model, "embedder")
+    if calibration is not None:
+        card = card.with_calibration(calibration)
     groups = ids.by_identity()
     enough = [n for n, ps in groups.items() if len(ps) > enrol_per_subject]
     too_few = [n for n, ps in groups.items() if len(ps) <= enrol_per_subject]
@@ -208,6 +213,7 @@ def evaluate_identification(
             "fpir": M.json_number(float((nonmated_scores >= t).mean())) if nonmated_scores.size else None,
             "fnir": M.json_number(1.0 - float(hits.mean())) if hits.size else None,
             "note": "the 1:1 threshold of the model card used for 1:N: FPIR grows with the gallery size",
+            "threshold_source": f"card:{card.calibration.origin}" if card.calibration.origin else "calibrated",
         }
     sources = {
         "too_few_images": sum(len(groups[n]) for n in too_few),

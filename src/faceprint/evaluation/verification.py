@@ -18,6 +18,7 @@ from faceprint.evaluation.embedding import EmbeddingRun, PipelineSpec, embed_ima
 from faceprint.evaluation.perturb import Perturbation
 from faceprint.evaluation.summary import public_summary, summarize_scores
 from faceprint.evaluation.time_budget import TimeBudgetResult, time_budget
+from faceprint.models.card import Calibration
 
 __all__ = ["DEFAULT_FARS", "PerturbationResult", "VerificationResult", "calibration_check", "evaluate_pairs"]
 
@@ -128,6 +129,15 @@ def calibration_check(card: models.ModelCard, scores: np.ndarray, same: np.ndarr
     return rows
 
 
+def calibration_name(card: models.ModelCard) -> str | None:
+    """Where ``card``'s thresholds come from, for results: its calibration data set, and the
+    calibration card file when one was applied."""
+    cal = card.calibration
+    if cal is None:
+        return None
+    return f"calibration card {cal.origin} ({cal.dataset})" if cal.origin else cal.dataset
+
+
 def evaluate_pairs(
     pairs: PairList,
     spec: PipelineSpec,
@@ -138,22 +148,27 @@ def evaluate_pairs(
     time_budget_ms: float | None = None,
     group_far: float = 1e-3,
     progress: ProgressFactory | None = None,
+    calibration: Calibration | None = None,
 ) -> VerificationResult:
     """The verification protocol on labelled pairs (see the module notes and ``faceprint eval
-    pairs --help``)."""
+    pairs --help``). ``calibration``: check (and decide groups with) a calibration card's
+    thresholds instead of the model card's own (:func:`faceprint.evaluation.calibrate.read_card`)."""
     t0 = time.perf_counter()
     card = models.get_card(spec.model, "embedder")
+    if calibration is not None:
+        card = card.with_calibration(calibration)  # before embedding: a wrong card fails at once
     run = embed_images(pairs.images(), pairs.resolve, spec, jobs=jobs, progress=progress)
     scores = pair_scores(run, run, pairs)
     summary = summarize_scores(scores, pairs.same, pairs.folds, fars)
     result = VerificationResult(
         pairs=pairs, spec=spec, model_id=card.id, run=run, scores=scores, summary=summary,
         calibration=calibration_check(card, scores, pairs.same),
-        calibration_source=card.calibration.dataset if card.calibration else None, fars=tuple(fars),
+        calibration_source=calibration_name(card), fars=tuple(fars),
     )
     if pairs.groups is not None:
         if card.calibration is not None:
-            threshold, source = card.threshold_for(group_far), f"model card, FAR {group_far:g} on {card.calibration.dataset}"
+            where = f"calibration card {card.calibration.origin}" if card.calibration.origin else "model card"
+            threshold, source = card.threshold_for(group_far), f"{where}, FAR {group_far:g} on {card.calibration.dataset}"
         else:
             threshold, _ = M.threshold_at_far(scores[~pairs.same], group_far)
             source = f"FAR {group_far:g} measured on all pairs of this file (the model has no calibration)"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from faceprint.errors import InvalidArgumentError
+from faceprint.errors import InvalidArgumentError, ModelMismatchError
 
 ModelKind = Literal["detector", "landmarks", "embedder"]
 
@@ -47,6 +47,12 @@ class Calibration:
     thresholds: dict[float, float]
     frr: dict[float, float]  # false-reject rate on the genuine pairs at each threshold
     notes: str = ""
+    #: The embedder (``name@version``) these thresholds were measured with: a calibration card
+    #: (``faceprint calibrate --out``) applies only to that model. Empty on built-in cards.
+    model: str = ""
+    #: Where the thresholds came from when not built in: the calibration card file applied
+    #: (``--calibration CARD.json``). Results name it in ``threshold_source``.
+    origin: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,11 +64,14 @@ class Calibration:
             "thresholds": {_far_key(k): v for k, v in sorted(self.thresholds.items(), reverse=True)},
             "frr": {_far_key(k): v for k, v in sorted(self.frr.items(), reverse=True)},
             "notes": self.notes,
+            **({"model": self.model} if self.model else {}),
+            **({"origin": self.origin} if self.origin else {}),
         }
 
 
 def _far_key(far: float) -> str:
-    return f"{far:.0e}".replace("e-0", "e-")
+    key = f"{far:.0e}".replace("e-0", "e-")
+    return key if float(key) == far else f"{far:g}"  # 0.25 is not "2e-1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,10 @@ class ModelCard:
     calibration: Calibration | None = None
     published: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Detectors: faces scoring below this are dropped by default (the Analyzer's
+    #: ``min_score``); chosen per detector on faces of known count (bench/min_score.py).
+    #: None: every face the detector gives is kept.
+    min_score: float | None = None
 
     @property
     def id(self) -> str:
@@ -87,6 +100,19 @@ class ModelCard:
         return f"{self.name}@{self.version}"
 
     # --- thresholds -----------------------------------------------------------------------
+    def with_calibration(self, calibration: Calibration) -> ModelCard:
+        """This card deciding with ``calibration`` (a calibration card's thresholds) instead of
+        its own. :class:`ModelMismatchError` when ``calibration`` was measured with another
+        model (its ``model`` is not this card's ``name@version``)."""
+        if calibration.model != self.id:
+            where = f" {calibration.origin}" if calibration.origin else ""
+            raise ModelMismatchError(
+                f"the calibration card{where} was measured with {calibration.model or 'an unnamed model'}; "
+                f"this pipeline embeds with {self.id}",
+                details={"card_model": calibration.model, "model": self.id, "card": calibration.origin},
+            )
+        return replace(self, calibration=calibration)
+
     def threshold_for(self, far: float) -> float:
         """The similarity threshold that stands for ``far`` on the calibration data.
 
@@ -147,5 +173,6 @@ class ModelCard:
             "files": [f.to_dict() for f in self.files],
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "published": self.published,
+            **({"min_score": self.min_score} if self.kind == "detector" else {}),
             **({"extra": self.extra} if self.extra else {}),
         }

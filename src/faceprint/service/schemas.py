@@ -208,6 +208,9 @@ class IdentityOut(BaseModel):
 
 class IdentifyOut(BaseModel):
     model: str
+    threshold_source: str = Field(
+        "calibrated", description="calibrated (the model card), user (threshold given) or card:FILE (the "
+        "service's --calibration card)")
     image_size: list[int]
     faces: list[IdentityOut]
 

@@ -63,6 +63,11 @@ class Settings:
     #: Keep a JPEG of each enrolled face (``--keep-thumbnails``); off: face pictures are raw
     #: biometric data, and the web page shows a placeholder without them.
     keep_thumbnails: bool = False
+    #: A calibration card (``faceprint calibrate --out``) whose thresholds decide ``far``;
+    #: answers name it in ``threshold_source`` (``card:<file>``). None: the model card's own.
+    calibration: str | None = None
+    #: Faces the detector scores below this are dropped; None: the detector card's default.
+    min_score: float | None = None
 
     def to_json(self) -> str:
         d: dict[str, Any] = asdict(self)

@@ -36,10 +36,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from faceprint.evaluation.calibrate import read_card
 from faceprint.gallery import Gallery
 from faceprint.imageio import ImageLimits
 from faceprint.pipeline import Analyzer
@@ -115,6 +117,11 @@ class Service:
                                     landmarks=settings.landmarks, limits=self.limits,
                                     thumbnails=settings.keep_thumbnails)
         self.analyzer = self.gallery.analyzer
+        if settings.min_score is not None:
+            self.analyzer.min_score = settings.min_score
+        if settings.calibration is not None:
+            # Answers name the file, not where it lies on the server.
+            self.analyzer.use_calibration(read_card(settings.calibration, label=Path(settings.calibration).name))
         self.keys = KeyStore(settings.gallery)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.auth_failures = RateLimiter(settings.auth_failure_limit, what="invalid API keys a minute from this address")

@@ -52,6 +52,7 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {"family": "arcface", "colour": "rgb", "mean
 
 _CALIBRATION_KEYS = {
     "dataset", "thresholds", "frr", "n_images", "n_identities", "n_genuine_pairs", "n_impostor_pairs", "notes",
+    "model",  # the embedder a calibration card was measured with (faceprint calibrate)
 }
 
 
@@ -94,7 +95,9 @@ def calibration_from_dict(value: Any) -> Calibration | None:
         thresholds=thresholds,
         frr=table("frr", 0.0, 1.0),
         notes=str(value.get("notes", "")),
-        **counts,
+        model=str(value.get("model", "")),
+        n_images=counts["n_images"], n_identities=counts["n_identities"],
+        n_genuine_pairs=counts["n_genuine_pairs"], n_impostor_pairs=counts["n_impostor_pairs"],
     )
 
 

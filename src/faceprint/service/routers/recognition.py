@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 
 from faceprint.errors import ImageTooLargeError, InvalidArgumentError, InvalidImageError, TooManyFacesError
 from faceprint.imageio import load_image
+from faceprint.pipeline import resolve_threshold
 from faceprint.service import schemas as S
 from faceprint.service.deps import RecognizeKey, ServiceDep
 from faceprint.service.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSES
@@ -114,7 +115,8 @@ def identify_work(svc: Service, upload: Upload, p: dict[str, Any]) -> dict[str, 
         d["subject_id"] = next(
             (c.subject_id for c in f.candidates if f.identity is not None and c.subject == f.identity), None)
         out.append(d)
-    return {"model": svc.analyzer.model_id, "image_size": image_size(rgb), "faces": out}
+    source = resolve_threshold(svc.analyzer.embedder_card, far=p["far"], threshold=p["threshold"])[2]
+    return {"model": svc.analyzer.model_id, "threshold_source": source, "image_size": image_size(rgb), "faces": out}
 
 
 SINGLE_IMAGE = body_doc(S.NoParams, S.ImageJSON, {"image": False}, ["image"])
