@@ -249,3 +249,29 @@ def test_merge_subjects_also_enrols_faces_matched_after_naming(two_people, galle
     assert merged.name == "Bob" and merged.face_count == 1 + 6
     add(gallery, "Cy", photos.near("cy"), "cy-enrolled")
     assert two_people.merge_subjects("Cy", "Bob").face_count == 8
+
+
+def test_suggest_never_asks_whether_a_face_is_the_person_it_is_in(two_people, photos, store):
+    """Issue 16: an uncertain automatic match used to come back as "is face 12 #3?" while face
+    12 was in #3 already. Questions about a face are about another person, or none."""
+    from faceprint.gallery.storage import PhotoAssignment
+
+    ada, _ = by_size(two_people)
+    table = store.photo_face_table()
+    ada_faces = table.embeddings[table.person == ada]
+    centre = photos.centres["ada"]
+    other = unit(photos.rng.normal(size=DIM))
+    other = unit(other - (other @ centre) * centre)  # orthogonal to Ada
+    wanted = (two_people.ask_threshold + two_people.threshold) / 2  # a match worth a question
+    mix = min((unit(t * centre + np.sqrt(1 - t * t) * other) for t in np.linspace(0.3, 1.0, 701)),
+              key=lambda v: abs(np.sort(ada_faces @ v)[-3:].mean() - wanted))
+    score = float(np.sort(ada_faces @ mix)[-3:].mean())
+    assert two_people.ask_threshold <= score < two_people.accept_threshold
+    sha = f"{10_000:064x}"
+    assert store.add_photo("photos/uncertain.jpg", sha, [NewPhotoFace(0, Box(0, 0, 40, 40), 0.9, True, mix, THUMB)])
+    (face,) = [f for f in store.photo_faces() if f.image_sha256 == sha]
+    store.assign_photo_faces([PhotoAssignment(face.id, ada, "match", score)])  # matched, but not surely
+
+    for q in two_people.suggest(50):
+        if q.kind == "is_this":
+            assert q.person_id != two_people.face(q.face_id).person_id and q.current_id == two_people.face(q.face_id).person_id
