@@ -7,6 +7,7 @@ files) so that memory stays bounded whatever the folder's size.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -16,16 +17,18 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 from rich.progress import Progress
-from rich.table import Table
+from rich.text import Text
 
-from faceprint import models, settings
+from faceprint import draw, models, settings
 from faceprint.cli import common
 from faceprint.cli.common import (
+    CalibrationOpt,
     DetectorFileOpt,
     DetectorOpt,
     JobsOpt,
     JsonOpt,
     LandmarksOpt,
+    MinScoreOpt,
     ModelFileOpt,
     ModelOpt,
     ModelsDirOpt,
@@ -34,7 +37,6 @@ from faceprint.cli.common import (
     out,
 )
 from faceprint.errors import FaceprintError, ImageTooLargeError, InvalidArgumentError, InvalidImageError
-from faceprint.imageio import find_images
 from faceprint.models import defaults as model_defaults
 from faceprint.models import packs
 from faceprint.pipeline import DEFAULT_FAR, Analyzer, DetectionPolicy
@@ -45,18 +47,56 @@ app = typer.Typer()
 
 
 def _analyzer(detector: str | None, model: str | None, upsample: int | None, landmarks: str | None,
-              landmarks68: bool = False) -> Analyzer:
+              landmarks68: bool = False, min_score: float | None = None) -> Analyzer:
     return Analyzer(detector=detector, landmarks=landmarks, embedder=model, landmarks68=landmarks68,
-                    policy=DetectionPolicy(upsample=upsample))
+                    policy=DetectionPolicy(upsample=upsample), min_score=min_score)
+
+
+class _Pictures:
+    """``detect --draw`` and ``--crops``: each image's picture with its boxes, and its faces'
+    aligned crops (the chips the embedder sees), written as the image's entry comes in."""
+
+    def __init__(self, analyzer: Analyzer, drawing: Path | None, crops: Path | None, n_images: int) -> None:
+        self.analyzer = analyzer
+        self.drawing = drawing
+        self.crops = crops
+        self.many = n_images > 1
+        self.used: dict[str, int] = {}
+        self.crop_stems: dict[str, int] = {}
+        self.written = 0
+
+    def __call__(self, analysis: ImageAnalysis) -> dict[str, Any]:
+        """Write ``analysis``'s pictures; what its JSON entry says about them."""
+        if analysis.error is not None or (self.drawing is None and self.crops is None):
+            return {}
+        rgb = self.analyzer.load(analysis.source)
+        faces = [f.face if isinstance(f, EmbeddedFace) else f for f in analysis.faces]
+        extra: dict[str, Any] = {}
+        if self.drawing is not None:
+            marks = [draw.Mark(f.box, f"{i}  {f.score:.2f}") for i, f in enumerate(faces)]
+            target = draw.output_path(self.drawing, analysis.source, self.many, self.used, "_faces")
+            draw.save_jpeg(draw.draw_faces(rgb, marks), target)
+            extra["drawing"] = target
+            self.written += 1
+        if self.crops is not None:
+            stem = Path(draw.output_path(self.crops, analysis.source, True, self.crop_stems)).stem
+            files = []
+            for i, face in enumerate(faces):
+                target = str(self.crops / f"{stem}_face{i}.jpg")
+                draw.save_jpeg(self.analyzer.aligned_chip(rgb, face), target)
+                files.append(target)
+            extra["crops"] = files
+            self.written += len(files)
+        return extra
 
 
 def _box(face: Face) -> str:
-    return "[" + ", ".join(f"{v:.0f}" for v in face.box.to_list()) + "]"
+    return "[" + ",".join(f"{v:.0f}" for v in face.box.to_list()) + "]"  # no spaces: one word, one line
 
 
 def _pose(face: Face) -> str:
     p = face.pose
-    return f"{p.yaw:+.0f} / {p.pitch:+.0f} / {p.roll:+.0f}" if p else "-"
+    return f"{p.yaw:+.0f}/{p.pitch:+.0f}/{p.roll:+.0f}" if p else "-"
 
 
 def _quality(item: Face | EmbeddedFace) -> str:
@@ -66,29 +106,36 @@ def _quality(item: Face | EmbeddedFace) -> str:
     return f"{q.score:.2f}" + (f" ({', '.join(q.reasons)})" if q.reasons else "")
 
 
-def _print_faces_table(results: list[ImageAnalysis], with_embeddings: bool) -> None:
-    table = Table(show_lines=False)
-    table.add_column("image", overflow="fold")  # never cut a path: people copy them
-    for col in ("face", "box (x1, y1, x2, y2)", "score", "yaw / pitch / roll", "quality"):
-        table.add_column(col)
-    if with_embeddings:
-        table.add_column("embedding")
+def _print_faces_table(results: list[ImageAnalysis], with_embeddings: bool, paths: common.ShortPaths) -> None:
+    columns = ["image", "face", "box (x1,y1,x2,y2)", "score", "yaw pitch roll", "quality"]
+    table = common.ResultTable(*columns, *(["embedding"] if with_embeddings else []), keep=columns[:3],
+                               title=paths.heading)
+    blank = [""] * (len(table.columns) - 3)
     for r in results:
-        if r.error is not None:
-            table.add_row(r.source, "-", f"[red]{r.error.code}[/]: {r.error.message}", "", "", "",
-                          *([""] if with_embeddings else []))
+        if r.error is not None:  # the message (often a path) below the table, whole
+            marker = table.note(f"{r.error.code}: {r.error.message}")
+            table.add_row(paths(r.source), "-", Text(f"error {marker}", style="red"), *blank)
             continue
         if not r.faces:
-            table.add_row(r.source, "0", "no face", "", "", "", *([""] if with_embeddings else []))
+            table.add_row(paths(r.source), "-", Text("no face", style="dim"), *blank)
         items: tuple[Face | EmbeddedFace, ...] = r.faces
         for i, item in enumerate(items):
             face = item.face if isinstance(item, EmbeddedFace) else item
-            row = [r.source if i == 0 else "", str(i), _box(face), f"{face.score:.2f}", _pose(face), _quality(item)]
+            row = [paths(r.source) if i == 0 else "", str(i), _box(face), f"{face.score:.2f}", _pose(face), _quality(item)]
             if with_embeddings and isinstance(item, EmbeddedFace):
                 vec = item.embedding
-                row.append(f"{len(vec)}-D [" + ", ".join(f"{v:+.3f}" for v in vec[:3]) + ", ...]")
+                row.append(f"{len(vec)}-D [" + ",".join(f"{v:+.3f}" for v in vec[:3]) + ",...]")
             table.add_row(*row)
-    out.print(table)
+    table.print()
+
+
+def pipeline_head(analyzer: Analyzer) -> dict[str, Any]:
+    """The models of a ``detect``/``embed`` JSON document: ``model`` (the embedder's
+    ``name@version``, whose card names the pipeline; ``detect`` does not run it) and each
+    model in use."""
+    return {"model": analyzer.model_id, "models": {"detector": analyzer.detector_card.id,
+                                                   "landmarks": analyzer.landmarks_card.id,
+                                                   "embedder": analyzer.embedder_card.id}}
 
 
 class _JsonStream:
@@ -101,8 +148,8 @@ class _JsonStream:
         opening = "".join(f"{json.dumps(k)}: {json.dumps(v)}, " for k, v in head.items())
         sys.stdout.write("{" + opening + '"results": [\n')
 
-    def add(self, analysis: ImageAnalysis) -> None:
-        sys.stdout.write((",\n" if self.count else "") + json.dumps(analysis.to_dict()))
+    def add(self, analysis: ImageAnalysis, extra: dict[str, Any] | None = None) -> None:
+        sys.stdout.write((",\n" if self.count else "") + json.dumps({**analysis.to_dict(), **(extra or {})}))
         self.count += 1
 
     def close(self, **tail: Any) -> None:
@@ -117,13 +164,14 @@ class _JsonStream:
 class _TableStream:
     """The readable table, printed every ``chunk`` images so that memory stays bounded."""
 
-    def __init__(self, with_embeddings: bool, chunk: int = 100) -> None:
+    def __init__(self, with_embeddings: bool, paths: common.ShortPaths, chunk: int = 100) -> None:
         self.with_embeddings = with_embeddings
+        self.paths = paths
         self.chunk = chunk
         self.rows: list[ImageAnalysis] = []
         self.progress: Progress | None = None  # paused while a table goes to the same terminal
 
-    def add(self, analysis: ImageAnalysis) -> None:
+    def add(self, analysis: ImageAnalysis, extra: dict[str, Any] | None = None) -> None:
         self.rows.append(analysis)
         if len(self.rows) >= self.chunk:
             self.flush()
@@ -135,7 +183,7 @@ class _TableStream:
         pause = progress is not None and progress.live.is_started and out.is_terminal
         if progress is not None and pause:
             progress.stop()
-        _print_faces_table(self.rows, self.with_embeddings)
+        _print_faces_table(self.rows, self.with_embeddings, self.paths)
         self.rows = []
         if progress is not None and pause:
             progress.start()
@@ -144,14 +192,14 @@ class _TableStream:
         self.flush()
 
 
-def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed: bool, jobs: int | None) -> None:
+def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed: bool, jobs: int | None,
+                   drawing: Path | None = None, crops: Path | None = None) -> None:
     """Analyse every image under ``images``, streaming the results; exit 1 if any file failed,
     130 on Ctrl-C (workers stopped; with --json the document is closed, ``"interrupted": true``)."""
     try:
-        paths = find_images(images)
-        if not paths:
-            common.fail({"code": "invalid_argument", "message": "no image files given"}, as_json, common.EXIT_USAGE)
+        paths = common.find_image_files(images)
         workers = common.jobs_for(jobs, len(paths))
+        pictures = _Pictures(analyzer, drawing, crops, len(paths))
         # Checks the arguments and loads the embedder before any output is written.
         analyses: Iterator[ImageAnalysis] = (
             analyzer.embed_many(paths, jobs=workers) if embed else analyzer.detect_many(paths, jobs=workers)
@@ -160,7 +208,7 @@ def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed:
         err.print("interrupted before any file was analysed")
         raise typer.Exit(common.EXIT_INTERRUPTED) from None
     sink: _JsonStream | _TableStream = (
-        _JsonStream({"model": analyzer.model_id} if embed else {}) if as_json else _TableStream(embed)
+        _JsonStream(pipeline_head(analyzer)) if as_json else _TableStream(embed, common.ShortPaths(images))
     )
     show = common.show_progress(as_json, len(paths))
     done = failed = 0
@@ -171,14 +219,14 @@ def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed:
                 sink.progress = progress
             for analysis in analyses:
                 done += 1
-                sink.add(analysis)
+                sink.add(analysis, pictures(analysis))
                 failed += analysis.error is not None
                 progress.advance(task)
             sink.close()
     except KeyboardInterrupt:
         common.close_iterator(analyses)  # terminates the workers (if the interrupt came outside the generator)
         sink.close(interrupted=True)
-        err.print(f"interrupted: {done} of {len(paths)} file(s) done")
+        err.print(f"interrupted: {done} of {common.plural(len(paths), 'file')} done")
         raise typer.Exit(common.EXIT_INTERRUPTED) from None
     except Exception as exc:
         common.close_iterator(analyses)
@@ -190,9 +238,13 @@ def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed:
             raise typer.Exit(common.EXIT_FAILED if isinstance(exc, FaceprintError) else common.EXIT_INTERNAL) from None
         sink.close()
         raise
+    if not as_json and (drawing or crops):
+        err.print(f"wrote {pictures.written} picture(s)"
+                  + (f" (face crops in {escape(str(crops))})" if crops else "")
+                  + (f" (boxes drawn: {escape(str(drawing))})" if drawing else ""))
     if failed:
         if not as_json:
-            err.print(f"{failed} of {done} file(s) failed")
+            err.print(f"{failed} of {common.plural(done, 'file')} failed")
         raise typer.Exit(common.EXIT_FAILED)
 
 
@@ -203,6 +255,15 @@ def detect(
     landmarks: Optional[str] = LandmarksOpt,
     landmarks68: bool = typer.Option(False, "--landmarks68", help="Also give the 68-point landmarks."),
     upsample: Optional[int] = UpsampleOpt,
+    min_score: Optional[float] = MinScoreOpt,
+    drawing: Optional[Path] = typer.Option(
+        None, "--draw", metavar="OUT.jpg",
+        help="Write the photo with its faces' boxes, indexes and scores (several images: into folder OUT).",
+    ),
+    crops: Optional[Path] = typer.Option(
+        None, "--crops", metavar="DIR",
+        help="Write each face's aligned crop (what the embedder sees) as DIR/<image>_face<N>.jpg.",
+    ),
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
     jobs: Optional[int] = JobsOpt,
@@ -212,8 +273,8 @@ def detect(
     with common.errors_to_exit(as_json):
         detector, _ = common.file_models(models_dir, detector, detector_file)
         common.note_default_models(as_json, detector, landmarks)
-        analyzer = _analyzer(detector, None, upsample, landmarks, landmarks68)
-        _batch_command(images, as_json, analyzer, embed=False, jobs=jobs)
+        analyzer = _analyzer(detector, None, upsample, landmarks, landmarks68, min_score)
+        _batch_command(images, as_json, analyzer, embed=False, jobs=jobs, drawing=drawing, crops=crops)
 
 
 @app.command()
@@ -223,6 +284,7 @@ def embed(
     landmarks: Optional[str] = LandmarksOpt,
     model: Optional[str] = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
+    min_score: Optional[float] = MinScoreOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
@@ -233,7 +295,8 @@ def embed(
     with common.errors_to_exit(as_json):
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
         common.note_default_models(as_json, model)
-        _batch_command(images, as_json, _analyzer(detector, model, upsample, landmarks), embed=True, jobs=jobs)
+        analyzer = _analyzer(detector, model, upsample, landmarks, min_score=min_score)
+        _batch_command(images, as_json, analyzer, embed=True, jobs=jobs)
 
 
 @app.command()
@@ -250,6 +313,8 @@ def verify(
     landmarks: Optional[str] = LandmarksOpt,
     model: Optional[str] = ModelOpt,
     upsample: Optional[int] = UpsampleOpt,
+    min_score: Optional[float] = MinScoreOpt,
+    calibration: Optional[Path] = CalibrationOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
@@ -259,7 +324,8 @@ def verify(
     with common.errors_to_exit(as_json):
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
         common.note_default_models(as_json, model)
-        analyzer = _analyzer(detector, model, upsample, landmarks)
+        analyzer = _analyzer(detector, model, upsample, landmarks, min_score=min_score)
+        common.tune_analyzer(analyzer, calibration=calibration)
         common.check_decision(analyzer.embedder_card, far, threshold)
         try:
             result = analyzer.verify(str(image_a), str(image_b), far=far, threshold=threshold, face_a=face_a, face_b=face_b)
@@ -272,7 +338,9 @@ def verify(
         out.print(f"[bold {colour}]{'MATCH' if result.match else 'NO MATCH'}[/]  similarity {result.similarity:.4f}  "
                   f"threshold {result.threshold:.4f}"
                   + (f" (FAR {result.far:.0e})" if result.far is not None else " (outside the calibrated FAR range)")
-                  + f"  model {result.model}")
+                  + f"  model {result.model}"
+                  + (f"  thresholds from {escape(result.threshold_source[5:])}"
+                     if result.threshold_source.startswith("card:") else ""))
         for name, sel in zip(("A", "B"), result.faces):
             note = {"only": "the only face", "largest": f"largest of {sel.faces_found} faces",
                     "index": f"face {sel.face_index} of {sel.faces_found}, as asked"}[sel.selection]
@@ -314,49 +382,47 @@ def list_models(
             print(json.dumps({"models": [c.to_dict() for c in cards], "packs": [p.to_dict() for p in pack_states],
                               "default": chosen.to_dict()}))
             return
-        table = Table()
-        for col in ("name", "kind", "version", "output", "thresholds (FAR: cosine similarity)"):
-            table.add_column(col)
+        table = common.ResultTable("name", "kind", "version", "thresholds (FAR: cosine similarity)",
+                                   keep=["name", "version", "kind"])
         for c in cards:
             th = "-"
-            if c.calibration:
-                th = "  ".join(f"{f:.0e}: {t:.4f}" for f, t in sorted(c.calibration.thresholds.items(), reverse=True))
-            output = {"detector": "boxes", "landmarks": "points", "embedder": f"{c.embedding_dim}-D"}[c.kind]
+            if c.calibration:  # a line each: a FAR and its threshold never part
+                th = "\n".join(f"{f:.0e}: {t:.4f}" for f, t in sorted(c.calibration.thresholds.items(), reverse=True))
+            kind = f"{c.kind} ({c.embedding_dim}-D)" if c.kind == "embedder" else c.kind
             is_default = c.name == getattr(chosen, c.kind)  # PipelineModels has a field per kind
-            table.add_row(c.name + (" (default)" if is_default else ""), c.kind, c.version, output, th)
-        out.print(table)
+            table.add_row(c.name + (" *" if is_default else ""), kind, c.version, th)
+        table.print()
         hint = model_defaults.upgrade_hint()
-        out.print(f"Default pipeline: {chosen.detector} + {chosen.landmarks} + {chosen.embedder}"
-                  + (f" ({escape(hint)})" if hint else " (the best measured; see README, Models and thresholds)"))
+        say = functools.partial(out.print, soft_wrap=False)  # prose: wrapped at the terminal's width
+        say(f"* the default pipeline: {chosen.detector} + {chosen.landmarks} + {chosen.embedder}"
+            + (f" ({escape(hint)})" if hint else " (the best measured; see README, Models and thresholds)"))
         for c in cards:
             cal = c.calibration
             if cal:
-                out.print(f"{c.name}: thresholds calibrated on {cal.dataset}; {cal.n_genuine_pairs:,} genuine and "
-                          f"{cal.n_impostor_pairs:,} impostor pairs.")
+                say(f"{c.name}: thresholds calibrated on {escape(cal.dataset)}; {cal.n_genuine_pairs:,} genuine and "
+                    f"{cal.n_impostor_pairs:,} impostor pairs.")
         from faceprint.models.onnx import is_file_model
 
         for c in cards:
             if is_file_model(c):
                 uncalibrated = c.kind == "embedder" and not c.calibration
                 note = "; no calibrated thresholds, verify needs --threshold" if uncalibrated else ""
-                out.print(f"{c.name}: ONNX file {c.extra['path']}{note}")
+                say(f"{c.name}: ONNX file {escape(str(c.extra['path']))}{note}")
         _print_packs(pack_states)
-        out.print("Sources, hashes and licences (the packs' licence texts too): faceprint models --json")
+        say("Sources, hashes and licences (the packs' licence texts too): faceprint models --json")
 
 
 def _print_packs(pack_states: list[packs.PackStatus]) -> None:
-    table = Table(title="Model packs")
-    for col in ("pack", "registry package", "state", "folder"):
-        table.add_column(col, overflow="fold")
+    table = common.ResultTable("pack", "registry package", "state", "folder", keep=["pack", "folder"], title="Model packs")
     for st in pack_states:
         if st.installed:
             state = "installed" + (f" {st.installed_at[:10]}" if st.installed_at else "") + (f" from {st.source}" if st.source else "")
         else:
             state = f"{st.problem}: {st.pack.install_command}"
         table.add_row(st.pack.name, f"{st.pack.registry} {st.pack.spec}", state, str(st.path))
-    out.print(table)
+    table.print()
     for st in pack_states:
-        out.print(f"{st.pack.name}: licence {st.pack.licence}. {st.pack.provenance}")
+        out.print(f"{st.pack.name}: licence {escape(st.pack.licence)}. {escape(st.pack.provenance)}", soft_wrap=False)
 
 
 @models_app.command("install")
