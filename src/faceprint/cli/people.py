@@ -101,7 +101,7 @@ def _summary(report: PassReport) -> str:
     else:
         head = f"{_plural(report.photos_added, 'new photo')}, {_plural(report.faces_added, 'face')} found"
     what = []
-    if report.people_before:
+    if report.people_before and (report.faces_added or report.assigned):
         what.append(f"{report.assigned} joined the {_plural(report.people_before, 'person', 'people')} found before")
     if report.new_people:
         what.append(f"{_plural(report.new_people, 'new person', 'new people')} "
@@ -253,8 +253,9 @@ def people_merge(ctx: typer.Context, source: str = PersonArg, target: str = Pers
 def people_forget(ctx: typer.Context, name: str = PersonArg, yes: bool = YesOpt, as_json: bool = JsonOpt) -> None:
     """Forget a person (a name, or #ID of a clustered person): all their faces, for good.
 
-    Templates, photo faces, thumbnails and index entries are deleted in one go. Asks first at
-    a terminal; --yes does not ask (and is required when not at a terminal)."""
+    Templates, photo faces, thumbnails and index entries are deleted in one go.
+
+    Asks first at a terminal; --yes does not ask (and is needed where there is no terminal)."""
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
         people = _people(gallery)
         who = people.lookup(name)
@@ -268,8 +269,9 @@ def people_forget(ctx: typer.Context, name: str = PersonArg, yes: bool = YesOpt,
 
 @people_app.command("delete-face")
 def people_delete_face(ctx: typer.Context, face_id: int, yes: bool = YesOpt, as_json: bool = JsonOpt) -> None:
-    """Delete one enrolled face by its id (see `people show`). Asks first at a terminal; --yes
-    does not ask (and is required when not at a terminal)."""
+    """Delete one enrolled face by its id (see `people show`).
+
+    Asks first at a terminal; --yes does not ask (and is needed where there is no terminal)."""
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
         template = gallery.template(face_id)
         owner = gallery.subject_by_id(template.subject_id).name
