@@ -118,7 +118,7 @@ def shell_line_rule(line: str) -> tuple[str, str | None]:
         return line, "long-running or machine-wide"
     if re.search(r"\.(onnx|tgz)\b", bare):
         return line, "your own files"
-    if re.search(r"'#\d+'", bare) or (sub[:2] in (["people", "move"], ["people", "not"], ["people", "delete-face"])):
+    if re.search(r"'#\d+'", bare) or (sub[:2] in (["people", "move"], ["people", "not"], ["people", "delete-face"], ["people", "face"])):
         return line, "example ids"
     del words
     return bare, None
