@@ -14,7 +14,7 @@ where they are), so the blocks run with whichever default pipeline this machine 
 * ``sh``/``bash``/``console`` blocks: the block becomes one bash script (``set -e``; a
   ``console`` block's ``$ `` prompts are removed and its output lines dropped) in which a line
   is *run* when it is a ``faceprint`` command (optionally after ``VAR=value`` assignments) or an
-  ``export VAR=...``; every other line (``make``, ``pip``, ``npm``, ``curl``, shell variables,
+  ``export VAR=...``; every other line (``make``, ``pip``, ``npm``, ``curl``, ``docker``, shell variables,
   comments) is left out. A ``faceprint`` line is left out too, by these rules, each named in the
   test's output:
 
