@@ -47,6 +47,8 @@ from tests.integration.service.test_web import (
 HOPPER_2, NO_FACE = face_image("hopper_2.jpg"), face_image("no_face.png")
 #: The page's colours (style.css): a known face's box and tag, an unknown one's.
 KNOWN, UNKNOWN = (0x1B, 0x8A, 0x3A), (0xC2, 0x41, 0x0C)
+#: The outline of a compared face (verify): the accent blue.
+COMPARED = (0x1F, 0x5F, 0xBF)
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +305,7 @@ def test_group_photo_tags_do_not_overlap(offline, site, subjects, tmp_path, arti
 
 
 # --- verify: which faces were compared --------------------------------------------------------
-def test_verify_outlines_the_compared_faces(offline, site):
+def test_verify_outlines_the_compared_faces(offline, site, artifacts):
     page = offline
     use_key(page, site)
     pick(page, "verify-a", TWO)
@@ -328,6 +330,21 @@ def test_verify_outlines_the_compared_faces(offline, site):
         for got, want in ((box["x"], img["x"] + x1 * scale), (box["y"], img["y"] + y1 * scale),
                           (box["x"] + box["width"], img["x"] + x2 * scale), (box["y"] + box["height"], img["y"] + y2 * scale)):
             assert abs(got - want) <= 2, (side, box, img, face["box"])
+    # the screenshot of the section: each outline drawn, in the page's accent blue, where it is said to be
+    shot = artifacts / "web-verify.png"
+    section = page.locator("#verify")
+    section.screenshot(path=str(shot))
+    origin = section.bounding_box()
+    with Image.open(shot) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(np.int16)
+    for side in ("a", "b"):
+        r = page.locator(f"#vbox-{side}").bounding_box()
+        x1, y1 = int(r["x"] - origin["x"]), int(r["y"] - origin["y"])
+        x2, y2 = x1 + int(r["width"]), y1 + int(r["height"])
+        left_edge = rgb[y1 + 4:y2 - 4, x1:x1 + 3]
+        share = float((np.abs(left_edge - np.array(COMPARED)).max(axis=2) <= 24).mean())
+        assert share > 0.8, f"the outline of face {side} is not drawn ({share:.0%})"
+
     # a new photo: the old outline goes with the old answer
     pick(page, "verify-b", COLLINS_2)
     wait(page, lambda p: not visible(p, "#vbox-a") and p.locator("#verify-result").inner_text() == "")
