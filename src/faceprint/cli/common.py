@@ -21,13 +21,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Generator, Iterator
+import os
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -39,6 +43,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from faceprint import settings
@@ -349,3 +354,182 @@ def open_gallery(ctx: typer.Context, create: bool = False) -> Gallery:
     if new:
         note_created(path)
     return gallery
+
+
+# --- words and paths -----------------------------------------------------------------------------
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``"1 face"``, ``"2 faces"``: the count and the word it needs (``many``: an irregular
+    plural, e.g. ``plural(n, "person", "people")``)."""
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
+def when(timestamp: str | None) -> str:
+    """A stored ISO 8601 time as ``2026-11-30 01:52`` in UTC (say "(UTC)" in the column's header);
+    ``-`` for none; a value that is not a time, as it is."""
+    if not timestamp:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return timestamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+class ShortPaths:
+    """File paths shown relative to the folder the user named (the common folder of the command's
+    arguments), so that a table at 80 columns shows ``RD/d1.jpeg``, not a path folded over five
+    lines. ``base`` is that folder, ``None`` when it is the current one or the root (or the
+    arguments share none: an absolute and a relative path): then paths are shown as given."""
+
+    def __init__(self, arguments: Iterable[str | os.PathLike[str]]) -> None:
+        folders = [str(p if p.is_dir() else p.parent) for p in map(Path, arguments)]
+        try:
+            base = os.path.commonpath(folders) if folders else ""
+        except ValueError:  # absolute and relative paths together
+            base = ""
+        # Not the current folder (paths are shown as given), nor the root (as long as they are).
+        self.base: str | None = base if base not in ("", os.curdir) and base != PurePath(base).anchor else None
+
+    def __call__(self, path: str | os.PathLike[str]) -> str:
+        if self.base is None:
+            return str(path)
+        shown = PurePath(path)
+        return str(shown.relative_to(self.base)) if shown.is_relative_to(self.base) else str(path)
+
+    @property
+    def heading(self) -> str | None:
+        """``"in FOLDER/"``, said above a table whose paths are shortened; None when they are not."""
+        return None if self.base is None else f"in {self.base.rstrip(os.sep)}{os.sep}"
+
+
+def find_image_files(arguments: list[Path]) -> list[str]:
+    """The image files the arguments name (folders searched recursively, see
+    :func:`faceprint.imageio.find_images`); an :class:`~faceprint.errors.InvalidArgumentError`
+    (exit 2) when there are none, e.g. an empty folder: every command that reads images refuses
+    alike, rather than printing an empty table."""
+    from faceprint.imageio import find_images
+
+    paths = find_images(arguments)
+    if not paths:
+        shown = ", ".join(map(str, arguments[:3])) + (f" (and {len(arguments) - 3} more)" if len(arguments) > 3 else "")
+        raise InvalidArgumentError(f"no image files found in {shown}", details={"paths": [str(a) for a in arguments[:100]]})
+    return paths
+
+
+# --- tables --------------------------------------------------------------------------------------
+#: The least room a column gets when the table is too wide for the terminal: a short value
+#: (a similarity, a head pose) stays whole; wider ones wrap at spaces and fold longer words.
+_WRAPPED_COLUMN_ROOM = 12
+#: The narrowest a column gets to leave room for the names and paths of the ``keep`` columns.
+_NARROWEST_COLUMN = 6
+
+
+class ResultTable:
+    """A table of results on stdout that reads at any width, 80 columns included.
+
+    - Cells are plain text (names and paths are user input: never read as markup) or rich
+      :class:`~rich.text.Text` for colour; ``None`` is an empty cell.
+    - Nothing is ever cut with "…": a word too long for its column folds onto the next line.
+    - The ``keep`` columns (names, paths), in that order, stay on one line whenever the table
+      can fit them with some room for the others; the other columns wrap first.
+    - Long messages (an error's text, why a face is unknown) go below the table as numbered
+      notes (:meth:`note`), each wrapped under its number; the cell says ``(1)``.
+    - No outer border: a path copied from a row is just the path.
+    """
+
+    def __init__(self, *columns: str, keep: Iterable[str] = (), title: str | None = None,
+                 right: Iterable[str] = ()) -> None:
+        self.columns = columns
+        self.keep = tuple(keep)
+        self.right = frozenset(right)
+        self.title = title
+        self.rows: list[list[Text]] = []
+        self.notes: list[Text] = []
+        unknown = (set(self.keep) | self.right) - set(columns)
+        if unknown:
+            raise ValueError(f"no such column(s): {sorted(unknown)}")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add_row(self, *cells: str | Text | None) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"{len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append([c if isinstance(c, Text) else Text(c or "") for c in cells])
+
+    def note(self, text: str | Text) -> str:
+        """Put ``text`` below the table; the marker to write in the row's cell, e.g. ``"(1)"``."""
+        self.notes.append(text if isinstance(text, Text) else Text(text))
+        return f"({len(self.notes)})"
+
+    def _measure(self, index: int) -> tuple[int, int]:
+        """Column ``index``'s longest line and longest word (its header's included)."""
+        texts = [self.columns[index]] + [row[index].plain for row in self.rows]
+        lines = [line for text in texts for line in text.split("\n")]
+        words = [word for line in lines for word in line.split()]
+        return max(map(cell_len, lines)), max(map(cell_len, words), default=0)
+
+    def widths(self, width: int) -> list[int] | None:
+        """Each column's width for a console ``width`` columns wide; None when every column
+        fits whole. The ``keep`` columns get their longest line, the others their longest word
+        (at most :data:`_WRAPPED_COLUMN_ROOM`: longer words fold); when that is still too wide,
+        the others give room down to :data:`_NARROWEST_COLUMN` (or their header's longest word),
+        then the kept ones, the last named first (one that must fold anyway falls back to the
+        least a column gets); what is left goes to the columns not whole, in proportion to what
+        they lack."""
+        longest, word = zip(*(self._measure(i) for i in range(len(self.columns))))
+        room = width - 2 * (len(self.columns) - 1)  # between two columns: a blank rule and a padding
+        if sum(longest) <= room:
+            return None
+        kept = [self.columns.index(column) for column in self.keep]
+        others = [i for i in range(len(self.columns)) if i not in kept]
+        sizes = [longest[i] if i in kept else min(word[i], _WRAPPED_COLUMN_ROOM, longest[i]) for i in range(len(longest))]
+        # The least a column may get: its header's longest word (never folded) or the floor.
+        headed = [max(map(cell_len, c.split()), default=0) for c in self.columns]
+        for giving, floor in ((others, _NARROWEST_COLUMN), (kept[::-1], _WRAPPED_COLUMN_ROOM)):
+            least = [min(max(floor, header), longest[i]) for i, header in enumerate(headed)]
+            for i in giving:  # the widest other first; the kept ones in reverse order of importance
+                while sum(sizes) > room:
+                    widest = max(giving, key=lambda j: sizes[j] - least[j]) if giving is others else i
+                    if sizes[widest] <= least[widest]:
+                        break
+                    sizes[widest] -= 1
+        for i in kept:  # one that folds anyway shares what is left with the others
+            if sizes[i] < longest[i]:
+                sizes[i] = min(sizes[i], _WRAPPED_COLUMN_ROOM)
+        spare = room - sum(sizes)
+        lacking = [longest[i] - sizes[i] if i not in kept or sizes[i] < longest[i] else 0 for i in range(len(sizes))]
+        if spare > 0 and sum(lacking):
+            shares = [spare * lack // sum(lacking) for lack in lacking]
+            shares[lacking.index(max(lacking))] += spare - sum(shares)  # the rounding, to the neediest
+            sizes = [size + min(share, lack) for size, share, lack in zip(sizes, shares, lacking)]
+        return sizes
+
+    def render(self, width: int) -> Table:
+        """The rich table for a console ``width`` columns wide."""
+        sizes = self.widths(width)
+        table = Table(box=box.SIMPLE_HEAD,
+                      show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+        for i, column in enumerate(self.columns):
+            table.add_column(column, overflow="fold", justify="right" if column in self.right else "left",
+                             width=None if sizes is None else sizes[i])
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def print(self, console: Console | None = None) -> None:
+        """Print the table, then its notes (nothing for a table without rows or notes)."""
+        console = console or out
+        if self.rows:
+            if self.title:  # a line of its own: a table's title is never wider than the table
+                console.print(Text(self.title, style="bold"), soft_wrap=False)
+            console.print(self.render(console.width), soft_wrap=False)
+        if self.notes:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(no_wrap=True, justify="right")
+            grid.add_column(overflow="fold")
+            for number, text in enumerate(self.notes, 1):
+                grid.add_row(f"({number})", text)
+            console.print(grid, soft_wrap=False)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
 from faceprint.cli import common
 from faceprint.cli.common import (
@@ -111,6 +112,15 @@ def _ratio(groups: dict[str, Any], which: str) -> str:
     return _n(groups[f"{which}_max_min_ratio"], 2)
 
 
+def _say(line: str) -> None:
+    """A line of prose (rich markup), wrapped at the terminal's width."""
+    out.print(line, soft_wrap=False)
+
+
+def _warn(text: str) -> Text:
+    return Text(text, style="yellow")
+
+
 def _n(x: Optional[float], digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -176,57 +186,56 @@ def eval_pairs(
 
 def _print_pairs(d: dict[str, Any]) -> None:
     acc = _p(d["accuracy"]) + (f" ± {_p(d['accuracy_std'])}" if d["accuracy_std"] is not None else "")
-    out.print(f"[bold]{d['model']}[/] on {d['pairs_file']}: {d['n_pairs']} pairs, {d['n_images']} images, "
-              f"{d['failures']} without a detected face or unreadable ({d['images_per_s'] or 0:.1f} images/s)")
+    plural = common.plural
+    _say(f"[bold]{escape(d['model'])}[/] on {escape(d['pairs_file'])}: {plural(d['n_pairs'], 'pair')}, "
+         f"{plural(d['n_images'], 'image')}, {d['failures']:,} without a detected face or unreadable "
+         f"({d['images_per_s'] or 0:.1f} images/s)")
     out.print(f"accuracy {acc}  ({d['accuracy_protocol']})")
     out.print(f"AUC {_n(d['auc'], 5)}   EER {_p(d['eer'])}")
-    table = Table(title="TAR at FAR")
-    for col in ("FAR", "threshold", "TAR", "false accepts", "impostor pairs", "resolvable"):
-        table.add_column(col)
+    table = common.ResultTable("FAR", "threshold", "TAR", "false accepts", "impostor pairs", "resolvable", title="TAR at FAR")
     for p in d["tar_at_far_detail"]:
-        table.add_row(f"{p['far']:g}", _n(p["threshold"]), _p(p["tar"]), str(p["n_false_accepts"]), str(p["n_impostor"]),
-                      "yes" if p["resolvable"] else "[yellow]no[/]")
-    out.print(table)
+        table.add_row(f"{p['far']:g}", _n(p["threshold"]), _p(p["tar"]), f"{p['n_false_accepts']:,}", f"{p['n_impostor']:,}",
+                      "yes" if p["resolvable"] else _warn("no"))
+    table.print()
     if d["calibration"]:
-        table = Table(title=f"Calibration check (card: {d['calibration_source']})")
-        for col in ("card FAR", "threshold", "FAR here", "FRR here", "impostor pairs"):
-            table.add_column(col)
+        table = common.ResultTable("card FAR", "threshold", "FAR here", "FRR here", "impostor pairs",
+                                   title=f"Calibration check (card: {d['calibration_source']})")
         for r in d["calibration"]:
-            table.add_row(f"{r['far_nominal']:g}", _n(r["threshold"]), _p(r["far_measured"], 3)
-                          + ("" if r["resolvable"] else " [yellow](below resolution)[/]"),
-                          _p(r["frr_measured"]), str(r["n_impostor"]))
-        out.print(table)
+            far_here = Text(_p(r["far_measured"], 3))
+            if not r["resolvable"]:
+                far_here.append(" (below resolution)", style="yellow")
+            table.add_row(f"{r['far_nominal']:g}", _n(r["threshold"]), far_here, _p(r["frr_measured"]), f"{r['n_impostor']:,}")
+        table.print()
     if d.get("groups"):
         g = d["groups"]
-        table = Table(title=f"Per group ({g['column']}) at threshold {_n(g['threshold'])}")
-        for col in ("group", "genuine", "impostor", "FMR", "FNMR"):
-            table.add_column(col)
+        table = common.ResultTable("group", "genuine", "impostor", "FMR", "FNMR", keep=["group"],
+                                   title=f"Per group ({g['column']}) at threshold {_n(g['threshold'])}")
         for r in g["per_group"]:
-            table.add_row(r["group"], str(r["n_genuine"]), str(r["n_impostor"]), _p(r["fmr"], 3), _p(r["fnmr"]))
-        out.print(table)
+            table.add_row(r["group"], f"{r['n_genuine']:,}", f"{r['n_impostor']:,}", _p(r["fmr"], 3), _p(r["fnmr"]))
+        table.print()
         out.print(f"max/min ratio: FMR {_ratio(g, 'fmr')}, FNMR {_ratio(g, 'fnmr')}")
     if d.get("perturbations"):
         key = list(d["tar_at_far"])[min(1, len(d["tar_at_far"]) - 1)]
-        table = Table(title="Probe side degraded")
-        for col in ("probe", "accuracy", "AUC", f"TAR@FAR {key}", "failures"):
-            table.add_column(col)
+        table = common.ResultTable("probe", "accuracy", "AUC", f"TAR@FAR {key}", "failures", keep=["probe"],
+                                   title="Probe side degraded")
         table.add_row("clean", _p(d["accuracy"]), _n(d["auc"], 5), _p(d["tar_at_far"][key]), str(d["failures"]))
         for p in d["perturbations"]:
             table.add_row(p["label"], _p(p["accuracy"]), _n(p["auc"], 5), _p(p["tar_at_far"][key]), str(p["failures"]))
-        out.print(table)
+        table.print()
     if d.get("time_budget"):
         tb = d["time_budget"]
-        table = Table(title=f"Time budget {tb['budget_ms']:g} ms/image (measured here, one process)")
-        for col in ("configuration", "ms/image", "fits"):
-            table.add_column(col)
+        table = common.ResultTable("configuration", "ms/image", "fits", keep=["configuration"],
+                                   title=f"Time budget {tb['budget_ms']:g} ms/image (measured here, one process)")
         for r in tb["candidates"]:
-            mark = " [green](chosen)[/]" if r["label"] == tb["chosen"]["label"] else ""
-            table.add_row(r["label"] + mark, _n(r["ms_per_image"], 1), "yes" if r["fits"] else "no")
-        out.print(table)
+            label = Text(r["label"])
+            if r["label"] == tb["chosen"]["label"]:
+                label.append(" (chosen)", style="green")
+            table.add_row(label, _n(r["ms_per_image"], 1), "yes" if r["fits"] else "no")
+        table.print()
         out.print(f"accuracy under the budget {_p(tb.get('accuracy'))} vs {_p(d['accuracy'])} unconstrained"
                   + (f" ({tb['note']})" if tb.get("note") else ""))
     if d.get("report"):
-        out.print(f"report: {d['report']}")
+        _say(f"report: {escape(d['report'])}")
 
 
 @eval_app.command("identify")
@@ -276,19 +285,20 @@ def eval_identify(
             _json(doc)
             return
         d = _clean(doc)
-        out.print(f"[bold]{d['model']}[/] on {d['identities_file']}: {d['n_subjects_enrolled']} subjects enrolled "
-                  f"({d['n_templates']} templates, {d['enrolment_rejected']} enrolment images rejected), "
-                  f"{d['n_mated_probes']} mated and {d['n_nonmated_probes']} non-mated probes, {d['failures']} failures")
+        plural = common.plural
+        _say(f"[bold]{escape(d['model'])}[/] on {escape(d['identities_file'])}: "
+             f"{plural(d['n_subjects_enrolled'], 'subject')} enrolled ({plural(d['n_templates'], 'template')}, "
+             f"{plural(d['enrolment_rejected'], 'enrolment image')} rejected), {d['n_mated_probes']:,} mated and "
+             f"{plural(d['n_nonmated_probes'], 'non-mated probe')}, {plural(d['failures'], 'failure')}")
         out.print(f"closed set: rank-1 {_p(d['rank1'])}   rank-5 {_p(d['rank5'])}")
-        table = Table(title="Open set (NIST FRVT style)")
-        for col in ("FPIR", "threshold", "FNIR", "DIR", "non-mated probes", "resolvable"):
-            table.add_column(col)
+        table = common.ResultTable("FPIR", "threshold", "FNIR", "DIR", "non-mated probes", "resolvable",
+                                   title="Open set (NIST FRVT style)")
         for p in d["open_set"]:
-            table.add_row(f"{p['fpir']:g}", _n(p["threshold"]), _p(p["fnir"]), _p(p["dir"]), str(p["n_nonmated"]),
-                          "yes" if p["resolvable"] else "[yellow]no[/]")
-        out.print(table)
+            table.add_row(f"{p['fpir']:g}", _n(p["threshold"]), _p(p["fnir"]), _p(p["dir"]), f"{p['n_nonmated']:,}",
+                          "yes" if p["resolvable"] else _warn("no"))
+        table.print()
         if d.get("report"):
-            out.print(f"report: {d['report']}")
+            _say(f"report: {escape(d['report'])}")
 
 
 @app.command()
@@ -327,15 +337,13 @@ def calibrate(
             _json(doc)
             return
         d = _clean(doc)
-        out.print(f"[bold]{d['model']}[/] on {d['dataset']}")
-        out.print(f"{d['n_embedded']} of {d['n_images']} images embedded ({len(d['no_face'])} without a face, "
-                  f"{len(d['unreadable'])} unreadable, left out); {d['n_identities']} identities; "
-                  f"{d['n_genuine_pairs']:,} genuine and {d['n_impostor_pairs']:,} impostor pairs")
-        table = Table()
-        for col in ("FAR", "threshold", "FAR measured", "FRR", "false accepts", "in card"):
-            table.add_column(col)
+        _say(f"[bold]{escape(d['model'])}[/] on {escape(str(d['dataset']))}")
+        _say(f"{d['n_embedded']:,} of {common.plural(d['n_images'], 'image')} embedded ({len(d['no_face']):,} without a "
+             f"face, {len(d['unreadable']):,} unreadable, left out); {common.plural(d['n_identities'], 'identity', 'identities')}; "
+             f"{d['n_genuine_pairs']:,} genuine and {d['n_impostor_pairs']:,} impostor pairs")
+        table = common.ResultTable("FAR", "threshold", "FAR measured", "FRR", "false accepts", "in card")
         for r in d["rows"]:
             table.add_row(f"{r['far']:g}", _n(r["threshold"], 6), _p(r["far_measured"], 4), _p(r["frr"]),
-                          str(r["n_false_accepts"]), "yes" if r["in_card"] else "[yellow]no: not resolvable[/]")
-        out.print(table)
-        out.print(f"written: {out_file}")
+                          f"{r['n_false_accepts']:,}", "yes" if r["in_card"] else _warn("no: not resolvable"))
+        table.print()
+        _say(f"written: {escape(str(out_file))}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from faceprint import settings as env
 from faceprint.cli import common
@@ -171,13 +171,14 @@ def keys_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
         if as_json:
             print(json.dumps({"keys": [k.to_dict() for k in keys]}))
             return
-        table = Table()
-        for col in ("key id", "name", "scopes", "created", "last used", "state"):
-            table.add_column(col)
+        table = common.ResultTable("key id", "name", "scopes", "created (UTC)", "last used (UTC)", "state",
+                                   keep=["key id", "name"])
         for k in keys:
-            table.add_row(k.key_id, k.name, ", ".join(k.scopes), k.created_at, k.last_used_at or "-",
-                          "revoked" if k.revoked_at else "active")
-        out.print(table)
+            table.add_row(k.key_id, k.name, ", ".join(k.scopes), common.when(k.created_at), common.when(k.last_used_at),
+                          Text("revoked " + common.when(k.revoked_at), style="dim") if k.revoked_at else "active")
+        table.print()
+        if not keys:
+            out.print("no API keys: create one with `faceprint keys create --scope recognize`")
 
 
 @keys_app.command("revoke")
