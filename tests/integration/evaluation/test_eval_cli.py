@@ -80,6 +80,9 @@ def test_eval_pairs_lfw_dev_three_folds(lfw_pairs):
 def test_report_opens_in_headless_chromium_with_its_plots(lfw_pairs, tmp_path):
     _, report = lfw_pairs
     check_in_chromium(report, tmp_path, min_plots=3, min_thumbnails=16)
+    # 900 impostor pairs cannot show FAR 1e-3: its headline card is greyed and says so
+    page = report.read_text(encoding="utf-8")
+    assert 'class="unresolved"' in page and "not resolvable: needs ≥1,000 impostor pairs (has 900)" in page
 
 
 def chromium() -> str:
@@ -192,6 +195,9 @@ def test_eval_identify_orl(orl_identify):
 def test_identify_report_opens_in_chromium(orl_identify, tmp_path):
     _, report = orl_identify
     check_in_chromium(report, tmp_path, min_plots=2, min_thumbnails=8)
+    page = report.read_text(encoding="utf-8")
+    assert "not resolvable: needs ≥100 non-mated probes (has 80)" in page  # FPIR 1e-2 on 80 strangers
+    assert '<div class="grid"></div>' not in page  # no empty worst-error section
 
 
 def test_eval_identify_lfw_subset():
