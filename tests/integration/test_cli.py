@@ -65,10 +65,12 @@ def test_detect_json_shape_and_a_bad_file_in_its_own_entry(tmp_path):
 
 
 def test_detect_all_good_exits_zero_and_prints_a_table():
-    path = str(face_image("collins.jpg"))
-    proc = faceprint("detect", path, columns=len(path) + 80)  # wide enough not to fold the path
+    path = face_image("collins.jpg")
+    proc = faceprint("detect", str(path), columns=80)
     assert proc.returncode == 0, proc.stderr
-    assert path in proc.stdout and "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()  # the folder above the table, the file's name in its row
+    assert lines[0] == f"in {path.parent}/" and any(line.startswith("collins.jpg ") for line in lines)
+    assert "Traceback" not in proc.stderr
 
 
 def test_embed_json_has_unit_embeddings():

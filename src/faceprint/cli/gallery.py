@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
+from faceprint import draw
 from faceprint.cli import common
-from faceprint.cli.common import JobsOpt, JsonOpt, KeepThumbnailsOpt, err, out
+from faceprint.cli.common import CalibrationOpt, JobsOpt, JsonOpt, KeepThumbnailsOpt, MinScoreOpt, err, out
 from faceprint.errors import FaceprintError, InvalidArgumentError
 from faceprint.imageio import find_images
-from faceprint.pipeline import DEFAULT_FAR
+from faceprint.pipeline import DEFAULT_FAR, resolve_threshold
+
+if TYPE_CHECKING:
+    from faceprint.gallery import Enrolled, EnrollmentReport, FaceIdentity, Rejected
 
 #: ``enroll`` and ``identify``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()
@@ -53,7 +57,7 @@ def _enrolment_list(name: str | None, images: list[Path] | None, folders: Path |
         return items
     if not name or not images:
         raise InvalidArgumentError("give a NAME and at least one IMAGE (or --folders DIR)")
-    return [(name, f) for f in find_images(images)]
+    return [(name, f) for f in common.find_image_files(images)]
 
 
 @app.command()
@@ -64,6 +68,7 @@ def enroll(
     folders: Optional[Path] = typer.Option(None, "--folders", help="Enrol every sub-folder of DIR as a person named after it."),
     metadata: Optional[str] = typer.Option(None, "--metadata", help='JSON object stored with the person, e.g. \'{"group": "staff"}\'.'),
     keep_thumbnails: bool = KeepThumbnailsOpt,
+    min_score: Optional[float] = MinScoreOpt,
     jobs: Optional[int] = JobsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -79,13 +84,14 @@ def enroll(
         if not items:
             raise InvalidArgumentError("no image files found")
         common.some_file_exists([path for _, path in items])
-        from faceprint.gallery import Enrolled, EnrollmentReport, Rejected
+        from faceprint.gallery import Enrolled, EnrollmentReport
 
         workers = common.jobs_for(jobs, len(items))
         enrolled: list[Enrolled] = []
         rejected: list[Rejected] = []
         with common.open_gallery(ctx, create=True) as gallery, common.progress(common.show_progress(as_json, len(items))) as progress:
             gallery.thumbnails = keep_thumbnails
+            common.tune_analyzer(gallery.analyzer, min_score)
             task = progress.add_task("enrolling", total=len(items))
             outcomes = gallery.enroll_many(items, metadata=meta, jobs=workers)
             try:
@@ -104,17 +110,34 @@ def enroll(
         if as_json:
             print(json.dumps({**report.to_dict(), **({"interrupted": True} if interrupted else {})}))
         else:
-            for e in report.enrolled:
-                out.print(f"enrolled  {e.path} -> {e.subject} (face {e.face_id})")
-            for r in report.rejected:
-                out.print(f"[yellow]rejected[/]  {r.path}: {r.code}: {r.message}")
-            out.print(f"{len(report.enrolled)} enrolled, {len(report.rejected)} rejected")
+            _print_enrolment(items, report, common.ShortPaths([folders] if folders is not None else images or []))
         if interrupted:
-            err.print(f"interrupted: {len(enrolled) + len(rejected)} of {len(items)} image(s) done; "
+            err.print(f"interrupted: {len(enrolled) + len(rejected)} of {common.plural(len(items), 'image')} done; "
                       "those enrolled are committed")
             raise typer.Exit(common.EXIT_INTERRUPTED)
         if report.rejected:
             raise typer.Exit(common.EXIT_FAILED)
+
+
+def _print_enrolment(items: list[tuple[str, str]], report: EnrollmentReport, paths: common.ShortPaths) -> None:
+    """A row per image, in the order given: the person and the new face's id, or why it was
+    rejected (the message below the table)."""
+    from faceprint.gallery import Rejected
+
+    outcomes: dict[str, Enrolled | Rejected] = {e.path: e for e in report.enrolled}
+    outcomes.update((r.path, r) for r in report.rejected)
+    table = common.ResultTable("image", "person", "enrolled", keep=["person", "image"], title=paths.heading)
+    for person, path in items:
+        outcome = outcomes.get(path)
+        if outcome is None:  # not reached (interrupted)
+            continue
+        if isinstance(outcome, Rejected):
+            result = Text(f"rejected {table.note(f'{outcome.code}: {outcome.message}')}", style="yellow")
+        else:
+            result = Text(f"face {outcome.face_id}")
+        table.add_row(paths(path), person, result)
+    table.print()
+    out.print(f"{len(report.enrolled)} enrolled, {len(report.rejected)} rejected")
 
 
 @app.command()
@@ -125,49 +148,91 @@ def identify(
     far: Optional[float] = typer.Option(None, "--far", help=f"False-accept rate to decide at (default {DEFAULT_FAR:g})."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Explicit cosine-similarity threshold."),
     where: Optional[list[str]] = typer.Option(None, "--where", help="Only subjects whose metadata KEY=VALUE (repeatable)."),
+    min_score: Optional[float] = MinScoreOpt,
+    calibration: Optional[Path] = CalibrationOpt,
+    drawing: Optional[Path] = typer.Option(
+        None, "--draw", metavar="OUT.jpg",
+        help="Write the photo with each face's box, name and similarity (several images: into folder OUT).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Who is in these photos? Unknown faces get identity null."""
     with common.errors_to_exit(as_json):
-        paths = find_images(images)
+        paths = common.find_image_files(images)
         filters = _parse_where(where)
         results: list[dict[str, Any]] = []
         with common.open_gallery(ctx) as gallery, common.progress(common.show_progress(as_json, len(paths))) as progress:
+            common.tune_analyzer(gallery.analyzer, min_score, calibration)
             common.check_decision(gallery.analyzer.embedder_card, far, threshold)
+            source = resolve_threshold(gallery.analyzer.embedder_card, far=far, threshold=threshold)[2]
             task = progress.add_task("identifying", total=len(paths))
+            used: dict[str, int] = {}
             for path in paths:
                 try:
                     faces = gallery.identify(path, top_k=top_k, far=far, threshold=threshold, where=filters)
                     results.append({"path": path, "faces": [f.to_dict() for f in faces], "error": None})
+                    if drawing is not None:
+                        target = draw.output_path(drawing, path, len(paths) > 1, used, "_faces")
+                        draw.save_jpeg(draw.draw_faces(gallery.analyzer.load(path), _identity_marks(faces)), target)
+                        results[-1]["drawing"] = target
                 except FaceprintError as exc:
                     if exc.code not in _PER_FILE_ERRORS:
                         raise  # a bad argument or model is not a per-file problem
                     results.append({"path": path, "faces": [], "error": exc.to_dict()})
                 progress.advance(task)
         if as_json:
-            print(json.dumps({"results": results}))
+            print(json.dumps({"threshold_source": source, "results": results}))
         else:
-            _print_identities(results)
+            _print_identities(results, common.ShortPaths(images))
+            if source.startswith("card:"):
+                out.print(f"thresholds from the calibration card {escape(source[5:])}")
         if any(r["error"] for r in results):
             raise typer.Exit(common.EXIT_FAILED)
 
 
-def _print_identities(results: list[dict[str, Any]]) -> None:
-    table = Table()
-    table.add_column("image", overflow="fold")
-    for col in ("face", "box", "identity", "similarity", "threshold", "next candidates"):
-        table.add_column(col)
+def _identity_marks(faces: list[FaceIdentity]) -> list[draw.Mark]:
+    """Each face's box with its index, name (or "unknown") and similarity, for ``--draw``."""
+    marks = []
+    for i, f in enumerate(faces):
+        sim = "" if f.similarity is None else f" {f.similarity:.2f}"
+        name = f.identity or "unknown"
+        marks.append(draw.Mark(f.box, f"{i} {name}{sim}", draw.KNOWN if f.identity else draw.UNKNOWN))
+    return marks
+
+
+def _why_unknown(face: dict[str, Any]) -> str:
+    """Why a face is unknown, in words: the best candidate went to another face of the photo
+    (the library's note), fell below the threshold, or there was nobody to compare with."""
+    if face["identity"] is not None:
+        return ""
+    if face["note"]:
+        return str(face["note"])
+    if not face["candidates"]:
+        return "nobody enrolled to compare with"
+    return f"below the threshold (closest: {face['candidates'][0]['subject']})"
+
+
+def _print_identities(results: list[dict[str, Any]], paths: common.ShortPaths) -> None:
+    # No box column: at 80 columns it would crowd out the reason; --draw and --json show where each face is.
+    table = common.ResultTable("image", "face", "identity", "similarity", "why unknown / next candidates",
+                               keep=["identity", "image"], title=paths.heading)
     for r in results:
-        if r["error"]:
-            table.add_row(r["path"], "-", f"[red]{r['error']['code']}[/]", "", "", "", "")
-        if not r["faces"] and not r["error"]:
-            table.add_row(r["path"], "0", "no face", "", "", "", "")
+        if r["error"]:  # the message (often a path) below the table, whole
+            marker = table.note(f"{r['error']['code']}: {r['error']['message']}")
+            table.add_row(paths(r["path"]), "-", Text(f"error {marker}", style="red"), "", "")
+        elif not r["faces"]:
+            table.add_row(paths(r["path"]), "-", Text("no face", style="dim"), "", "")
         for i, f in enumerate(r["faces"]):
-            others = ", ".join(f"{c['subject']} {c['similarity']:.3f}" for c in f["candidates"][1:3])
             sim = "-" if f["similarity"] is None else f"{f['similarity']:.4f}"
-            table.add_row(r["path"] if i == 0 else "", str(i), str([round(v) for v in f["box"]]),
-                          f["identity"] or "[dim]unknown[/]", sim, f"{f['threshold']:.4f}", others)
-    out.print(table)
+            why = _why_unknown(f) or ", ".join(f"{c['subject']} {c['similarity']:.3f}" for c in f["candidates"][1:3])
+            table.add_row(paths(r["path"]) if i == 0 else "", str(i), f["identity"] or Text("unknown", style="dim"),
+                          sim, why)
+    table.print()
+    decided = next((f for r in results for f in r["faces"]), None)
+    if decided is not None:
+        far = f" (FAR {decided['far']:g})" if decided["far"] is not None else ""
+        out.print(f"a face is identified at similarity {decided['threshold']:.4f} or more{far}; where each face is: "
+                  "--draw OUT.jpg, or --json", soft_wrap=False)
 
 
 # --- gallery ---------------------------------------------------------------------------------
@@ -195,7 +260,7 @@ def gallery_export(
         if as_json:
             print(json.dumps(doc))
         else:
-            out.print(f"wrote {count} faces to {file}")
+            out.print(f"wrote {common.plural(count, 'face')} to {escape(str(file))}", soft_wrap=False)
 
 
 def _check_writable(file: Path) -> None:
@@ -219,7 +284,24 @@ def gallery_import(ctx: typer.Context, file: Path, as_json: bool = JsonOpt) -> N
         if as_json:
             print(json.dumps(counts))
         else:
-            out.print(f"added {counts['added']} faces, skipped {counts['skipped_duplicates']} already present")
+            out.print(f"added {common.plural(counts['added'], 'face')}, skipped {counts['skipped_duplicates']:,} already present")
+
+
+#: The gallery's search index (``GalleryStats.index``, a class name) in words.
+INDEX_WORDS = {
+    "ExactIndex": "exact search (every face compared)",
+    "HnswIndex": "HNSW (approximate: a graph of near neighbours, for large galleries)",
+}
+
+
+def _size(n_bytes: int) -> str:
+    """``122880`` -> ``"120 KiB"``."""
+    size = float(n_bytes)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" or size >= 10 else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n_bytes} bytes"  # not reached
 
 
 @gallery_app.command("stats")
@@ -230,8 +312,19 @@ def gallery_stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
         if as_json:
             print(json.dumps(stats.to_dict()))
         else:
-            for key, value in stats.to_dict().items():
-                out.print(f"{key:>11}: {value}")
+            doc = stats.to_dict()
+            shown = {
+                "file": f"{doc.pop('path')} ({_size(doc.pop('file_bytes'))})",
+                "model": doc.pop("model"),
+                "enrolled": common.plural(doc.pop("subjects"), "person", "people") + ", "
+                + common.plural(doc.pop("faces"), "face"),
+                "face pictures": f"{doc.pop('thumbnails'):,} (kept with --keep-thumbnails)",
+                "search": INDEX_WORDS.get(doc["index"], doc.pop("index")),
+            }
+            doc.pop("index", None)
+            shown.update((key.replace("_", " "), value) for key, value in doc.items())
+            for key, value in shown.items():
+                out.print(Text.assemble((f"{key:>13}: ", "bold"), str(value)), soft_wrap=False)
 
 
 @gallery_app.command("migrate")
@@ -288,12 +381,14 @@ def gallery_migrate(
             return
         if doc["lost"]:
             _print_lost(doc["lost"])
-        out.print(f"{escape(str(path))}: {report.message}: {report.subjects} subject(s), {report.templates} face(s)"
-                  + (f", {report.photo_faces} photo face(s) of {report.people} clustered people"
+        plural = common.plural
+        out.print(f"{escape(str(path))}: {escape(report.message)}: {plural(report.subjects, 'person', 'people')}, "
+                  f"{plural(report.templates, 'face')}"
+                  + (f", {plural(report.photo_faces, 'photo face')} of {plural(report.people, 'clustered person', 'clustered people')}"
                      f" (+{report.new_photo_faces} found anew)" if report.photo_faces or report.new_photo_faces else "")
-                  + f", {report.api_keys} API key(s)")
+                  + f", {plural(report.api_keys, 'API key')}")
         if report.lost:
-            out.print(f"[yellow]dropped[/] {len(report.lost)} face(s), as --drop-missing asked")
+            out.print(f"[yellow]dropped[/] {plural(len(report.lost), 'face')}, as --drop-missing asked")
         if report.emptied_subjects:
             out.print(f"[yellow]left with no face[/]: {escape(', '.join(report.emptied_subjects))}")
         if report.kept_old:
@@ -301,11 +396,10 @@ def gallery_migrate(
 
 
 def _print_lost(lost: list[dict[str, Any]]) -> None:
-    table = Table(title="faces not re-enrolled")
-    for col in ("subject", "face", "photo", "reason"):
-        table.add_column(col, overflow="fold")
+    table = common.ResultTable("person", "face", "photo", "reason", keep=["person", "photo"], title="faces not re-enrolled")
     for face in lost:
         kind = "" if face["kind"] == "template" else " (photo face)"
-        table.add_row(escape(face["subject"]) if face["subject"] else "[dim]unsorted[/]", f"{face['face_id']}{kind}",
-                      escape(face["path"] or face["image_sha256"]), escape(f"{face['reason']}: {face['message']}"))
-    out.print(table)
+        marker = table.note(face["message"])
+        table.add_row(face["subject"] or Text("unsorted", style="dim"), f"{face['face_id']}{kind}",
+                      face["path"] or face["image_sha256"], Text(f"{face['reason']} {marker}", style="yellow"))
+    table.print()
