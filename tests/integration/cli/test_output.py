@@ -17,7 +17,8 @@ import pytest
 
 import faceprint
 from tests.conftest import face_image, shared
-from tests.integration.test_cli import faceprint as run, one_json
+from tests.integration.test_cli import faceprint as run
+from tests.integration.test_cli import one_json
 
 WIDTH = 80
 
