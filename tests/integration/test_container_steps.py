@@ -33,6 +33,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,9 @@ def test_container_steps_build_and_serve_a_healthy_service(tmp_path):
             assert time.monotonic() < deadline, f"unhealthy after 90 s: {probe.stderr[-1000:]}"
             time.sleep(1)
         assert (data / "gallery.db").is_file()  # made by the entry point on the first start
+        # the web page's static files came with the wheel
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
         # the same check against a port nobody serves is unhealthy
         dead = subprocess.run([w.replace(str(port), str(free_port())) for w in check], env=run_env,
                               capture_output=True, text=True, timeout=30)
@@ -177,3 +181,7 @@ def test_container_steps_build_and_serve_a_healthy_service(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    # A later start finds the gallery (no second `gallery init`, which would refuse).
+    again = subprocess.run(["sh", str(REPO / "scripts" / "container-entrypoint.sh"), "serve", "--help"], cwd=data,
+                           env=run_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already exists" not in again.stderr, again.stderr[-2000:]
