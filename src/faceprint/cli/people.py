@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from faceprint.cli import common
 from faceprint.cli.common import JobsOpt, JsonOpt, KeepThumbnailsOpt, MinScoreOpt, err, out
@@ -62,11 +61,6 @@ def _is_cluster_id(name: str) -> bool:
     return is_person_id(name)
 
 
-def _plural(n: int, word: str, words: str | None = None) -> str:
-    """``1 face``, ``2 faces`` (``words``: an irregular plural)."""
-    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
-
-
 def confirm_deletion(what: str, yes: bool) -> None:
     """Before deleting for good: ``--yes`` goes ahead; at a terminal (stdin a tty) ask, on
     stderr, naming ``what`` will be deleted (no: exit 1, nothing deleted); otherwise -- a script,
@@ -88,9 +82,9 @@ def _describe(who: Who) -> str:
     """What forgetting ``who`` deletes, for the question."""
     parts = []
     if who.subject is not None:
-        parts.append(_plural(who.subject.face_count, "enrolled face"))
+        parts.append(common.plural(who.subject.face_count, "enrolled face"))
     if who.person is not None:
-        parts.append(f"{_plural(len(who.person.faces), 'photo face')} of #{who.person.id}")
+        parts.append(f"{common.plural(len(who.person.faces), 'photo face')} of #{who.person.id}")
     return f"forget {who.label}: " + (" and ".join(parts) if parts else "no faces")
 
 
@@ -99,16 +93,16 @@ def _summary(report: PassReport) -> str:
     if not report.photos_added and not report.faces_added:
         head = "no new photos"
     else:
-        head = f"{_plural(report.photos_added, 'new photo')}, {_plural(report.faces_added, 'face')} found"
+        head = f"{common.plural(report.photos_added, 'new photo')}, {common.plural(report.faces_added, 'face')} found"
     what = []
     if report.people_before and (report.faces_added or report.assigned):
-        what.append(f"{report.assigned} joined the {_plural(report.people_before, 'person', 'people')} found before")
+        what.append(f"{report.assigned} joined the {common.plural(report.people_before, 'person', 'people')} found before")
     if report.new_people:
-        what.append(f"{_plural(report.new_people, 'new person', 'new people')} "
-                    f"({_plural(report.new_people_faces, 'face')})")
+        what.append(f"{common.plural(report.new_people, 'new person', 'new people')} "
+                    f"({common.plural(report.new_people_faces, 'face')})")
     elif report.faces_added:
         what.append("no new people")
-    unsorted = f"{_plural(len(report.unsorted), 'face')} unsorted"
+    unsorted = f"{common.plural(len(report.unsorted), 'face')} unsorted"
     return f"{head}: " + "; ".join([*what, unsorted]) if what else f"{head}; {unsorted}"
 
 
@@ -151,12 +145,10 @@ def cluster(
             if report.errors:  # as `embed` does: the run went on, but a file failed
                 raise typer.Exit(common.EXIT_FAILED)
             return
-        table = Table()
-        for col in ("person", "faces", "photos (first 3)"):
-            table.add_column(col, overflow="fold")
+        table = common.ResultTable("person", "faces", "photos (first 3)", keep=["person"])
         for p in report.people:
-            table.add_row(escape(p.label), str(len(p.faces)), escape(", ".join(Path(f.path).name for f in p.faces[:3])))
-        out.print(table)
+            table.add_row(p.label, str(len(p.faces)), ", ".join(Path(f.path).name for f in p.faces[:3]))
+        table.print()
         out.print(escape(_summary(report)))
         for e in report.errors:
             out.print(f"[yellow]skipped[/]  {e['path']}: {e['code']}: {e['message']}")
@@ -175,13 +167,11 @@ def people_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
         if as_json:
             print(json.dumps({"subjects": [s.to_dict() for s in subjects]}))
             return
-        table = Table()
-        for col in ("name", "faces", "metadata", "updated"):
-            table.add_column(col)
+        table = common.ResultTable("name", "faces", "metadata", "updated (UTC)", keep=["name"])
         for s in subjects:
-            table.add_row(s.name, str(s.face_count), json.dumps(s.metadata) if s.metadata else "", s.updated_at)
-        out.print(table)
-        out.print(f"{len(subjects)} people")
+            table.add_row(s.name, str(s.face_count), json.dumps(s.metadata) if s.metadata else "", common.when(s.updated_at))
+        table.print()
+        out.print(common.plural(len(subjects), "person", "people"))
 
 
 @people_app.command("show")
@@ -198,13 +188,13 @@ def people_show(ctx: typer.Context, name: str = PersonArg, as_json: bool = JsonO
             return
         if subject is not None:
             meta = f"  {json.dumps(subject.metadata)}" if subject.metadata else ""
-            out.print(escape(f"{subject.name}  ({_plural(subject.face_count, 'enrolled face')}){meta}"))
+            out.print(escape(f"{subject.name}  ({common.plural(subject.face_count, 'enrolled face')}){meta}"))
             for t in faces:
                 quality = f"  quality {t.quality:.2f}" if t.quality is not None else ""
                 out.print(escape(f"  face {t.id}: {t.source or t.image_sha256[:12]}{quality}"))
         if person is not None:
             out.print(escape(f"#{person.id}{' (' + person.name + ')' if person.name else ''}: "
-                             f"{_plural(len(person.faces), 'photo face')} clustered from photos"))
+                             f"{common.plural(len(person.faces), 'photo face')} clustered from photos"))
             for f in person.faces:
                 out.print(escape(f"  photo face {f.id}: {f.path}  quality {f.quality:.2f}"
                                  + (f"  ({f.assigned_by})" if f.assigned_by else "")))
@@ -239,14 +229,14 @@ def people_merge(ctx: typer.Context, source: str = PersonArg, target: str = Pers
             if as_json:
                 print(json.dumps(person.to_dict()))
             else:
-                out.print(escape(f"merged {source} into {person.label} ({_plural(len(person.faces), 'face')})"))
+                out.print(escape(f"merged {source} into {person.label} ({common.plural(len(person.faces), 'face')})"))
             return
         # Through People: a subject that is a clustered person also enrols its matched photo faces.
         subject = people.merge_subjects(source, target)
         if as_json:
             print(json.dumps(subject.to_dict()))
         else:
-            out.print(escape(f"merged {source} into {subject.name} ({_plural(subject.face_count, 'face')})"))
+            out.print(escape(f"merged {source} into {subject.name} ({common.plural(subject.face_count, 'face')})"))
 
 
 @people_app.command("forget")
@@ -264,7 +254,7 @@ def people_forget(ctx: typer.Context, name: str = PersonArg, yes: bool = YesOpt,
         if as_json:
             print(json.dumps({"forgotten": name, "faces_removed": removed}))
         else:
-            out.print(escape(f"forgot {who.label} ({_plural(removed, 'face')} removed)"))
+            out.print(escape(f"forgot {who.label} ({common.plural(removed, 'face')} removed)"))
 
 
 @people_app.command("delete-face")
@@ -302,11 +292,11 @@ def people_clusters(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
             print(json.dumps({"people": [p.to_dict() for p in found], "unsorted": [f.to_dict() for f in unsorted]}))
             return
         for p in found:
-            out.print(escape(f"{p.label:>16}  {_plural(len(p.faces), 'face')}  face ids {_face_ids([f.id for f in p.faces])}"))
+            out.print(escape(f"{p.label:>16}  {common.plural(len(p.faces), 'face')}  face ids {_face_ids([f.id for f in p.faces])}"))
         if unsorted:
-            out.print(escape(f"{'unsorted':>16}  {_plural(len(unsorted), 'face')}  face ids "
+            out.print(escape(f"{'unsorted':>16}  {common.plural(len(unsorted), 'face')}  face ids "
                              f"{_face_ids([f.id for f in unsorted])}"))
-        out.print(f"{_plural(len(found), 'person', 'people')}, {_plural(len(unsorted), 'unsorted face')}")
+        out.print(f"{common.plural(len(found), 'person', 'people')}, {common.plural(len(unsorted), 'unsorted face')}")
 
 
 @people_app.command("suggest")
@@ -328,7 +318,7 @@ def people_suggest(
                           f"`people move {q.face_id} #{q.person_id}` or `people not {q.face_id} #{q.person_id}`)")
             else:
                 out.print(f"are #{q.other_id} and #{q.person_id} one person?  (score {q.score:.4f}, "
-                          f"{_plural(q.impact, 'face')}; `people merge #{q.other_id} #{q.person_id}`)")
+                          f"{common.plural(q.impact, 'face')}; `people merge #{q.other_id} #{q.person_id}`)")
         if not questions:
             out.print("nothing to ask")
 
@@ -364,7 +354,7 @@ def people_name(ctx: typer.Context, person: str, name: str, as_json: bool = Json
         if as_json:
             print(json.dumps(named.to_dict()))
         else:
-            out.print(f"#{named.id} is now {named.name} ({len(named.faces)} faces)")
+            out.print(escape(f"#{named.id} is now {named.name} ({common.plural(len(named.faces), 'face')})"))
 
 
 @people_app.command("move")
