@@ -80,7 +80,7 @@ def test_dockerfile_shape():
     assert any(i == "HEALTHCHECK" and "/v1/health" in a for i, a in runtime)
     assert not any(i == "RUN" and "models install" in a for i, a in runtime)  # nothing fetched at start
     ignored = (REPO / ".dockerignore").read_text().split()
-    assert {".venv", "tests", "*.db"} <= set(ignored)
+    assert {".venv", "tests", "**/*.db"} <= set(ignored)
 
 
 def test_container_steps_build_and_serve_a_healthy_service(tmp_path):
