@@ -239,7 +239,7 @@ def _batch_command(images: list[Path], as_json: bool, analyzer: Analyzer, embed:
         sink.close()
         raise
     if not as_json and (drawing or crops):
-        err.print(f"wrote {pictures.written} picture(s)"
+        err.print(f"wrote {common.plural(pictures.written, 'picture')}"
                   + (f" (face crops in {escape(str(crops))})" if crops else "")
                   + (f" (boxes drawn: {escape(str(drawing))})" if drawing else ""))
     if failed:
