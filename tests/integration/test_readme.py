@@ -249,3 +249,19 @@ def test_detect_and_embed_json_name_their_models():
         doc = json.loads(proc.stdout)
         assert doc["model"] == default_model_id() == doc["models"]["embedder"], command
         assert set(doc["models"]) == {"detector", "landmarks", "embedder"} and len(doc["results"]) == 1
+
+
+def test_bald_guys_claim_faceprint_cluster_forms_nobody_from_one_collage(tmp_path):
+    """README, "People from photos": `faceprint cluster bald_guys.jpg` forms nobody (two faces of
+    one photo are never one person); `cluster()` without photo ids finds its 4 people
+    (tests/integration/clustering/test_algorithms_real.py)."""
+    from tests.conftest import shared
+
+    photo = shared("dlib_examples", "images", "bald_guys.jpg")
+    proc = subprocess.run([sys.executable, "-c", "import faceprint.cli; faceprint.cli.main()", "--gallery",
+                           str(tmp_path / "g.db"), "cluster", str(photo), "--json"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["faces_added"] == 24 and doc["new_people"] == 0 and doc["people"] == [], doc
+    assert len(doc["unsorted"]) == 24
