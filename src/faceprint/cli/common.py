@@ -477,8 +477,8 @@ class ResultTable:
         (at most :data:`_WRAPPED_COLUMN_ROOM`: longer words fold); when that is still too wide,
         the others give room down to :data:`_NARROWEST_COLUMN` (or their header's longest word),
         then the kept ones, the last named first (one that must fold anyway falls back to the
-        least a column gets); what is left goes to the columns not whole, in proportion to what
-        they lack."""
+        least a column gets); what is left goes first to the others whose longest word was cut,
+        then to the columns not whole, in proportion to what they lack."""
         longest, word = zip(*(self._measure(i) for i in range(len(self.columns))))
         room = width - 2 * (len(self.columns) - 1)  # between two columns: a blank rule and a padding
         if sum(longest) <= room:
@@ -500,6 +500,10 @@ class ResultTable:
             if sizes[i] < longest[i]:
                 sizes[i] = min(sizes[i], _WRAPPED_COLUMN_ROOM)
         spare = room - sum(sizes)
+        for i in others:  # first the others' words back whole, as far as there is room
+            more = max(0, min(min(word[i], _WRAPPED_COLUMN_ROOM, longest[i]) - sizes[i], spare))
+            sizes[i] += more
+            spare -= more
         lacking = [longest[i] - sizes[i] if i not in kept or sizes[i] < longest[i] else 0 for i in range(len(sizes))]
         if spare > 0 and sum(lacking):
             shares = [spare * lack // sum(lacking) for lack in lacking]

