@@ -216,10 +216,12 @@ def test_a_crowded_table_folds_but_never_cuts(tmp_path):
     name = "Maria_Fernanda_de_la_Cruz_Gonzalez"
     path = "holidays/2024/" + "very_long_folder_name/" * 3 + "IMG_0001.jpg"
     table.add_row(path, name, "0.7123", ", ".join(f"{name}_{i} 0.{i}12" for i in range(3)))
+    table.add_row("[b]x.jpg", "[red]Ada[/]", "0.5", "")  # user input: shown as typed, never read as markup
     table.note("invalid_image: " + "a long message " * 10)
     console = Console(width=WIDTH, record=True, file=open(tmp_path / "out.txt", "w"))
     table.print(console)
     text = console.export_text()
     lines = assert_readable(text)
     assert any(name in line for line in lines)  # a kept name stays on one line
+    assert any("[red]Ada[/]" in line and "[b]x.jpg" in line for line in lines)
     assert words(text).count("a long message") == 10
