@@ -377,6 +377,9 @@ FR_DETECT_CARD = ModelCard(
         "provenance": FACEPLUGIN.provenance,
         "input_size": [INPUT_W, INPUT_H],
     },
+    # Above the network's own 0.7: an ear in face_recognition's obama1.jpg scored 0.993, the
+    # lowest of 560 true faces 0.997 (bench/README.md, section 'Minimum detection score').
+    min_score=0.995,
 )
 
 #: What the registry registers from this family (card, loader, aliases).
