@@ -128,3 +128,10 @@ def test_the_service_decides_with_its_card_and_names_it(card: Path, tmp_path: Pa
         app.close()
     with pytest.raises(ModelMismatchError):
         InProcess(Settings(gallery=gallery, calibration=str(_other_model_card(tmp_path))))
+
+
+def test_serve_refuses_another_models_card_before_starting(tmp_path: Path) -> None:
+    gallery = tmp_path / "serve.db"
+    assert _run("--gallery", str(gallery), "keys", "create", "--scope", "recognize").returncode == 0
+    run = _run("--gallery", str(gallery), "serve", "--port", "0", "--calibration", str(_other_model_card(tmp_path)))
+    assert run.returncode == 1 and "model_mismatch" in run.stderr
