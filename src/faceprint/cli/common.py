@@ -527,8 +527,8 @@ class ResultTable:
         """Print the table, then its notes (nothing for a table without rows or notes)."""
         console = console or out
         if self.rows:
-            if self.title:  # a line of its own: a table's title is never wider than the table
-                console.print(Text(self.title, style="bold"), soft_wrap=False)
+            if self.title:  # a line of its own, never folded: it names a folder to copy whole
+                console.print(Text(self.title, style="bold"), soft_wrap=True)
             console.print(self.render(console.width), soft_wrap=False)
         if self.notes:
             grid = Table.grid(padding=(0, 1))

@@ -28,9 +28,11 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def assert_readable(text: str) -> list[str]:
-    """No line wider than the terminal and nothing cut with an ellipsis; the lines."""
+    """No line wider than the terminal and nothing cut with an ellipsis; the lines. A table's
+    heading ``in FOLDER/`` is the one exception: the folder as the user gave it stays whole on
+    its line, however long (../shared's absolute path differs from machine to machine)."""
     lines = text.splitlines()
-    too_wide = [line for line in lines if len(line) > WIDTH]
+    too_wide = [line for line in lines if len(line) > WIDTH and not (line.startswith("in ") and line.endswith("/"))]
     assert not too_wide, f"{len(too_wide)} line(s) over {WIDTH} columns, e.g. {too_wide[0]!r}"
     assert "…" not in text, "something was cut:\n" + text
     return lines

@@ -224,7 +224,9 @@ def test_calibrate_orl_writes_a_card_an_onnx_model_can_use(tmp_path):
     assert doc["source_kind"] == "identities" and doc["n_identities"] <= 40
     n = doc["n_embedded"]
     assert doc["n_impostor_pairs"] + doc["n_genuine_pairs"] == n * (n - 1) // 2  # every pair
-    assert doc["n_impostor_pairs"] > 70000  # so FAR 1e-4 rests on ~7 impostor pairs
+    # so FAR 1e-4 rests on ~7 impostor pairs (67,413 measured: hog's minimum score 0.25 drops 16 of
+    # ORL's small grey faces, bench/README.md "Minimum detection score"; 70,000+ before it)
+    assert doc["n_impostor_pairs"] > 65000
     written = json.loads(out.read_text())
     cal = calibration_from_dict(written["calibration"])
     assert set(cal.thresholds) == {1e-2, 1e-3, 1e-4}

@@ -377,9 +377,11 @@ FR_DETECT_CARD = ModelCard(
         "provenance": FACEPLUGIN.provenance,
         "input_size": [INPUT_W, INPUT_H],
     },
-    # Above the network's own 0.7: an ear in face_recognition's obama1.jpg scored 0.993, the
-    # lowest of 560 true faces 0.997 (bench/README.md, section 'Minimum detection score').
-    min_score=0.995,
+    # The network's own 0.7, no higher: true faces score down to 0.80 on ORL (400 images) and
+    # 0.93 on lfw_dev (3,825); 0.995 dropped 10 of each. The one false positive measured (an
+    # ear in face_recognition's obama1.jpg, 0.993) scores above those true faces, so no floor
+    # separates it (bench/README.md, section 'Minimum detection score').
+    min_score=0.7,
 )
 
 #: What the registry registers from this family (card, loader, aliases).
