@@ -110,7 +110,7 @@ def gallery_encrypt(
         if as_json:
             print(json.dumps(doc))
             return
-        out.print(f"{escape(str(path))} is encrypted at rest: {counts.faces} face(s) of {counts.subjects} subject(s)"
+        out.print(f"{escape(str(path))} is encrypted at rest: {common.plural(counts.faces, 'face')} of {common.plural(counts.subjects, 'subject')}"
                   f" (keyring {escape(info.keyring if info else '?')}, master key {key.fingerprint})")
         err.print("copies of the gallery made before now (backups) still hold the templates in plain text")
         _report_key(key_path, created, key.fingerprint)
@@ -157,7 +157,7 @@ def gallery_rotate_key(
         if as_json:
             print(json.dumps(doc))
             return
-        out.print(f"re-wrapped {count} data key(s): master key {current.fingerprint} -> {new.fingerprint}, "
+        out.print(f"re-wrapped {common.plural(count, 'data key')}: master key {current.fingerprint} -> {new.fingerprint}, "
                   f"now in {escape(doc['key_file'])}")
         if not in_place:
             err.print(f"the old key file {escape(str(current_file))} opens nothing any more: destroy it, and point "
