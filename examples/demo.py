@@ -27,7 +27,7 @@ def sample_photos(workdir: Path) -> list[Path]:
     img = Image.open(original).convert("RGB")
     w, h = img.size
     varied = ImageOps.mirror(img).resize((int(w * 0.7), int(h * 0.7))).rotate(8, expand=True, fillcolor=(128, 128, 128))
-    varied_path = workdir / "astronaut_mirrored_rotated.jpg"
+    varied_path = workdir / "astronaut_rotated.jpg"  # mirrored too; a short name fits 80 columns
     varied.save(varied_path, quality=80)
     return [copy, varied_path]
 
