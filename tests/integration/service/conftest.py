@@ -274,6 +274,18 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
     service.close()
 
 
+def browser_site(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Iterator[Server]:
+    """A real server over a fresh gallery with one recognize+manage key (``.key``), the web
+    page's browser tests' site; ``args``: more ``serve`` options."""
+    root = tmp_path_factory.mktemp(name)
+    gallery = root / "gallery.db"
+    key = new_key(gallery, "recognize,manage", name="browser")
+    server = Server(gallery, root / "server.log", *args)
+    server.key = key  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real server over a fresh gallery, with keys made by the CLI (``api.keys``)."""

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import face_image
-from tests.integration.service.conftest import Server, call, mirrored, new_key
+from tests.integration.service.conftest import browser_site, call, mirrored
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_S = 60  # a guard against hanging on a loaded machine, not a timing assertion
@@ -53,13 +53,7 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("web")
-    gallery = root / "gallery.db"
-    key = new_key(gallery, "recognize,manage", name="browser")
-    server = Server(gallery, root / "server.log", "--keep-thumbnails")  # the main test checks a kept thumbnail
-    server.key = key  # type: ignore[attr-defined]
-    yield server
-    server.stop()
+    yield from browser_site(tmp_path_factory, "web", "--keep-thumbnails")  # the main test checks a kept thumbnail
 
 
 def open_page(chromium, site, **context_options):
@@ -336,13 +330,7 @@ PLACEHOLDER_TILE, PLACEHOLDER_FIGURE = (0xE8, 0xEB, 0xF0), (0xC3, 0xC9, 0xD3)
 @pytest.fixture(scope="module")
 def bare_site(tmp_path_factory):
     """A service started without --keep-thumbnails, as by default: no face picture is kept."""
-    root = tmp_path_factory.mktemp("web-bare")
-    gallery = root / "gallery.db"
-    key = new_key(gallery, "recognize,manage", name="browser")
-    server = Server(gallery, root / "server.log")
-    server.key = key  # type: ignore[attr-defined]
-    yield server
-    server.stop()
+    yield from browser_site(tmp_path_factory, "web-bare")
 
 
 def enrol(server, name: str, image) -> int:

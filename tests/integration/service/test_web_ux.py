@@ -23,7 +23,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from tests.conftest import face_image
-from tests.integration.service.conftest import Server, call, new_key
+from tests.integration.service.conftest import browser_site, call
 from tests.integration.service.test_web import (
     COLLINS,
     COLLINS_2,
@@ -64,13 +64,7 @@ def artifacts(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A service as started by default (no face pictures kept), with a recognize+manage key."""
-    root = tmp_path_factory.mktemp("web-ux")
-    gallery = root / "gallery.db"
-    key = new_key(gallery, "recognize,manage", name="browser")
-    server = Server(gallery, root / "server.log")
-    server.key = key  # type: ignore[attr-defined]
-    yield server
-    server.stop()
+    yield from browser_site(tmp_path_factory, "web-ux")
 
 
 @pytest.fixture()
