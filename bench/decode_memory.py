@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from machine import machine  # bench/machine.py
+from machine import machine, save_run  # bench/machine.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,12 +55,7 @@ def main() -> None:
         "bytes_per_pixel": {name: max(r[name] for r in rounds) for name in rounds[0]},
         "rounds": rounds,
     }
-    print(json.dumps(run, indent=2))
-    if args.out != "-":
-        out = Path(args.out)
-        doc = json.loads(out.read_text()) if out.exists() else {}
-        doc[args.label] = run
-        out.write_text(json.dumps(doc, indent=2) + "\n")
+    save_run(args.out, args.label, run)
 
 
 if __name__ == "__main__":

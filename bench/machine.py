@@ -54,3 +54,16 @@ def machine(**extra: Any) -> dict[str, Any]:
         **extra,
         "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+def save_run(path: str, label: str, run: dict[str, Any]) -> None:
+    """Print ``run`` as JSON and, unless ``path`` is ``-``, keep it under ``label`` in the JSON
+    file at ``path`` (the other labels' runs stay: "before" and "after" side by side)."""
+    import json
+
+    print(json.dumps(run, indent=2))
+    if path != "-":
+        out = Path(path)
+        runs = json.loads(out.read_text()) if out.exists() else {}
+        runs[label] = run
+        out.write_text(json.dumps(runs, indent=2) + "\n")

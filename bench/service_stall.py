@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import machine  # bench/machine.py
+from machine import machine, save_run  # bench/machine.py
 from service_load import LFW, build_gallery, free_port, log, make_key, multipart, pct, start_server, stop_server, with_a_face
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,12 +244,7 @@ def main() -> int:
         "detect_big": detect_big,
         "stall": stalled,
     }
-    print(json.dumps(doc, indent=2))
-    if args.out != "-":
-        out = Path(args.out)
-        runs = json.loads(out.read_text()) if out.exists() else {}
-        runs[args.label] = doc
-        out.write_text(json.dumps(runs, indent=2) + "\n")
+    save_run(args.out, args.label, doc)
     return 0
 
 
