@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -481,6 +481,35 @@ class ApiKeyStore(Transactional, Protocol):
 class GalleryStore(TemplateStore, PeopleStore, ApiKeyStore, Protocol):
     """Everything a gallery keeps: what :class:`~faceprint.gallery.Gallery`, :class:`People
     <faceprint.clustering.people.People>` and the service's key store are built on."""
+
+
+class FaceMatches(NamedTuple):
+    """The nearest templates of each query, best first: ``(queries, k)`` arrays, rows padded
+    with id ``-1`` (similarity ``-inf``) when fewer than ``k`` templates qualify."""
+
+    face_ids: IdArray
+    similarities: FloatArray
+    subject_ids: IdArray
+
+
+@runtime_checkable
+class SearchingStore(Protocol):
+    """A store that searches its own templates (a database with a vector index, e.g.
+    PostgreSQL + pgvector): :class:`~faceprint.gallery.Gallery` then asks it instead of
+    keeping an index in the process, so every process sees every committed change at once."""
+
+    @property
+    def searches_in_database(self) -> bool:
+        """Whether :meth:`search_faces` can answer (``False``, e.g., when the templates are
+        encrypted at rest: the database holds only ciphertext, and the gallery keeps an
+        in-process index of the decrypted templates, as with SQLite)."""
+        ...
+
+    def search_faces(self, queries: FloatArray, k: int, where: dict[str, Any] | None = None) -> FaceMatches:
+        """The ``k`` templates most similar (cosine: the inner product of unit vectors) to each
+        row of ``queries``, among those whose subject's metadata matches ``where`` (as
+        :meth:`TemplateStore.face_ids_where`)."""
+        ...
 
 
 # --- helpers shared by the implementations --------------------------------------------------
