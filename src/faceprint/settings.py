@@ -20,6 +20,12 @@ variable                         meaning
 ``FACEPRINT_LOG_LEVEL``          the service's log level (``debug``, ``info``, ...; default ``info``)
 ``FACEPRINT_MASTER_KEY_FILE``    the master key file of encrypted galleries (default:
                                  ``master.key`` in the user config folder, if it exists)
+``FACEPRINT_KEYRING_DIR``        where the keyrings of encrypted PostgreSQL galleries are
+                                 (``<keyring id>.keys``; default: ``keyrings`` in the user data
+                                 folder)
+``FACEPRINT_DASK``               the Dask scheduler (``--dask``, e.g. ``tcp://scheduler:8786``)
+                                 that runs ``embed``/``enroll``/``cluster``/``eval``'s image work;
+                                 unset: the local worker pool
 ``FACEPRINT_SHARED_DATA``        the folder of test data sets (tests and benchmarks only; default
                                  ``../shared/data`` beside the repository)
 ===============================  ===============================================================
@@ -44,7 +50,9 @@ DEBUG = "FACEPRINT_DEBUG"
 LOG_LEVEL = "FACEPRINT_LOG_LEVEL"
 SHARED_DATA = "FACEPRINT_SHARED_DATA"
 MASTER_KEY_FILE = "FACEPRINT_MASTER_KEY_FILE"
+KEYRING_DIR = "FACEPRINT_KEYRING_DIR"
 SERVICE_SETTINGS = "FACEPRINT_SERVICE_SETTINGS"
+DASK = "FACEPRINT_DASK"
 
 #: Every variable above, with a one-line description (``faceprint --help`` and docs list them).
 VARIABLES: dict[str, str] = {
@@ -56,6 +64,8 @@ VARIABLES: dict[str, str] = {
     LOG_LEVEL: "the service's log level (default: info)",
     SHARED_DATA: "the test data folder (tests and benchmarks only)",
     MASTER_KEY_FILE: "the master key file of encrypted galleries (default: master.key in the user config folder)",
+    KEYRING_DIR: "the keyrings of encrypted PostgreSQL galleries (default: keyrings in the user data folder)",
+    DASK: "the Dask scheduler (tcp://host:8786) that runs the batch commands' image work (default: local workers)",
     SERVICE_SETTINGS: "the service's settings as JSON, passed by `faceprint serve` to its worker processes",
 }
 
@@ -65,11 +75,12 @@ def _get(name: str) -> str | None:
     return value or None
 
 
-def gallery_path() -> Path:
-    """``$FACEPRINT_GALLERY``, else ``gallery.db`` in the user's data folder."""
+def gallery_path() -> Path | str:
+    """``$FACEPRINT_GALLERY``, else ``gallery.db`` in the user's data folder. A database URL
+    (``postgresql://...``: anything with ``://``) is returned as text, a file as a path."""
     value = _get(GALLERY)
     if value:
-        return Path(value).expanduser()
+        return value if "://" in value else Path(value).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("faceprint")) / "gallery.db"
@@ -122,6 +133,11 @@ def service_settings() -> str | None:
     return _get(SERVICE_SETTINGS)
 
 
+def dask_address() -> str | None:
+    """``$FACEPRINT_DASK`` (a Dask scheduler address, checked where it is used), or None when unset."""
+    return _get(DASK)
+
+
 def master_key_file() -> Path:
     """``$FACEPRINT_MASTER_KEY_FILE``, else ``master.key`` in the user's config folder (which
     may not exist: an encrypted gallery then asks for a key)."""
@@ -131,6 +147,18 @@ def master_key_file() -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("faceprint")) / "master.key"
+
+
+def keyring_dir() -> Path:
+    """``$FACEPRINT_KEYRING_DIR``, else ``keyrings`` in the user's data folder: where an
+    encrypted database gallery's keyring file is (kept out of the database, so that its
+    backups and replicas hold ciphertext only)."""
+    value = _get(KEYRING_DIR)
+    if value:
+        return Path(value).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("faceprint")) / "keyrings"
 
 
 def master_key_file_set() -> bool:

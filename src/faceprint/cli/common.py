@@ -286,7 +286,8 @@ def note_default_models(as_json: bool, *names: str | None) -> None:
 class GlobalOptions:
     """The options given before the command (``faceprint --gallery G COMMAND``), in ``ctx.obj``."""
 
-    gallery: Path | None = None
+    #: As given: a file's path or a database URL (see :func:`gallery_path`).
+    gallery: str | None = None
 
 
 def global_options(ctx: typer.Context) -> GlobalOptions:
@@ -295,24 +296,48 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     return options if options is not None else GlobalOptions()
 
 
-def gallery_path(ctx: typer.Context, override: Path | None = None) -> Path:
-    """The gallery file: ``override`` (a command's own --gallery), the global --gallery (or
-    ``$FACEPRINT_GALLERY``), else the default in the user's data folder."""
-    return override or global_options(ctx).gallery or settings.gallery_path()
+def gallery_path(ctx: typer.Context, override: str | Path | None = None) -> Path | str:
+    """The gallery: ``override`` (a command's own --gallery), the global --gallery (or
+    ``$FACEPRINT_GALLERY``), else the default in the user's data folder. A file's path, or a
+    database URL as text (``postgresql://...``)."""
+    from faceprint.gallery.storage.locate import parse_location
+
+    given = override or global_options(ctx).gallery
+    return parse_location(given) if given else settings.gallery_path()
 
 
-def gallery_exists(path: Path) -> bool:
-    """Whether something is at ``path`` (a path that cannot even be looked at counts as there:
-    opening it then says why)."""
+def shown_gallery(location: str | Path) -> str:
+    """A gallery's location fit to print: a URL's password is never shown."""
+    from faceprint.gallery.storage.locate import describe_location
+
+    return describe_location(location)
+
+
+def gallery_exists(location: str | Path) -> bool:
+    """Whether a gallery file is there (see :func:`faceprint.gallery.location_exists`; a database
+    URL counts as there: opening it says whether it holds a gallery)."""
+    from faceprint.gallery.storage.locate import location_exists
+
+    return location_exists(location)
+
+
+def gallery_holds_one(location: str | Path) -> bool:
+    """Whether a gallery is already there: a file exists, or a database holds faceprint's tables
+    (it is connected to, and nothing is created)."""
+    from faceprint.gallery.storage.locate import is_database_url, open_store
+
+    if not is_database_url(location):
+        return gallery_exists(location)
     try:
-        return path.exists()
-    except OSError:
-        return True
+        open_store(location, create=False).close()
+    except GalleryNotFoundError:
+        return False
+    return True
 
 
-def existing_gallery_path(ctx: typer.Context, override: Path | None = None, *,
-                          create_with: str = "enroll NAME IMAGE...") -> Path:
-    """The gallery file (see :func:`gallery_path`), which must exist: else
+def existing_gallery_path(ctx: typer.Context, override: str | Path | None = None, *,
+                          create_with: str = "enroll NAME IMAGE...") -> Path | str:
+    """The gallery (see :func:`gallery_path`), which must exist: else
     :class:`~faceprint.errors.GalleryNotFoundError` naming the path and the command that makes a
     gallery there (``faceprint --gallery PATH`` + ``create_with``). Nothing is created."""
     path = gallery_path(ctx, override)
@@ -336,9 +361,9 @@ def some_file_exists(paths: list[str]) -> None:
         raise InvalidArgumentError(f"no such file: {shown}", details={"paths": paths[:100]})
 
 
-def note_created(path: Path) -> None:
+def note_created(path: str | Path) -> None:
     """Say on stderr (never in the --json document on stdout) that a command made a new gallery."""
-    err.print(f"created a new gallery at {escape(str(path))}", markup=True, highlight=False, soft_wrap=True)
+    err.print(f"created a new gallery at {escape(shown_gallery(path))}", markup=True, highlight=False, soft_wrap=True)
 
 
 def open_gallery(ctx: typer.Context, create: bool = False) -> Gallery:

@@ -72,19 +72,19 @@ def gallery_init(
         from faceprint.gallery import Gallery
 
         path = common.gallery_path(ctx)
-        if common.gallery_exists(path):
+        if common.gallery_holds_one(path):
             hint = " (to encrypt it: faceprint gallery encrypt)" if encrypt else ""
-            raise InvalidArgumentError(f"a gallery already exists at {path}{hint}", details={"path": str(path)})
+            raise InvalidArgumentError(f"a gallery already exists at {path}{hint}", details={"path": common.shown_gallery(path)})
         key, key_path, created = _key_for_new_encryption(key_file) if encrypt else (None, None, False)
         with Gallery.open(path, master_key=key, keyring=keyring, encrypt=encrypt) as gallery:
             info = gallery.store.encryption()
-        doc: dict[str, Any] = {"gallery": str(path), "encryption": info.to_dict() if info else None}
+        doc: dict[str, Any] = {"gallery": common.shown_gallery(path), "encryption": info.to_dict() if info else None}
         if key_path is not None:
             doc["key_file"], doc["key_file_created"] = str(key_path), created
         if as_json:
             print(json.dumps(doc))
             return
-        out.print(f"created {'an encrypted' if info else 'a'} gallery at {escape(str(path))}"
+        out.print(f"created {'an encrypted' if info else 'a'} gallery at {escape(common.shown_gallery(path))}"
                   + (f" (keyring {escape(info.keyring)}, master key {info.master_fingerprint})" if info else ""))
         if key is not None and key_path is not None:
             _report_key(key_path, created, key.fingerprint)
@@ -105,12 +105,13 @@ def gallery_encrypt(
         with Gallery.open(path, create=False, master_key=key, keyring=keyring, encrypt=True) as gallery:
             info = gallery.store.encryption()
             counts = gallery.store.count()
-        doc = {"gallery": str(path), "encryption": info.to_dict() if info else None, "key_file": str(key_path),
+        doc = {"gallery": common.shown_gallery(path), "encryption": info.to_dict() if info else None, "key_file": str(key_path),
                "key_file_created": created, "subjects": counts.subjects, "faces": counts.faces}
         if as_json:
             print(json.dumps(doc))
             return
-        out.print(f"{escape(str(path))} is encrypted at rest: {common.plural(counts.faces, 'face')} of {common.plural(counts.subjects, 'subject')}"
+        shown = escape(common.shown_gallery(path))
+        out.print(f"{shown} is encrypted at rest: {common.plural(counts.faces, 'face')} of {common.plural(counts.subjects, 'subject')}"
                   f" (keyring {escape(info.keyring if info else '?')}, master key {key.fingerprint})")
         err.print("copies of the gallery made before now (backups) still hold the templates in plain text")
         _report_key(key_path, created, key.fingerprint)
@@ -152,7 +153,7 @@ def gallery_rotate_key(
             count = gallery.store.rotate_master_key(new)
         if in_place:
             os.replace(staged, current_file)  # the old key is gone: it opens nothing any more
-        doc: dict[str, Any] = {"gallery": str(path), "data_keys": count, "old_fingerprint": current.fingerprint,
+        doc: dict[str, Any] = {"gallery": common.shown_gallery(path), "data_keys": count, "old_fingerprint": current.fingerprint,
                "new_fingerprint": new.fingerprint, "key_file": str(current_file if in_place else staged)}
         if as_json:
             print(json.dumps(doc))

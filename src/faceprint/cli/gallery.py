@@ -382,7 +382,7 @@ def gallery_migrate(
         if doc["lost"]:
             _print_lost(doc["lost"])
         plural = common.plural
-        out.print(f"{escape(str(path))}: {escape(report.message)}: {plural(report.subjects, 'person', 'people')}, "
+        out.print(f"{escape(common.shown_gallery(path))}: {escape(report.message)}: {plural(report.subjects, 'person', 'people')}, "
                   f"{plural(report.templates, 'face')}"
                   + (f", {plural(report.photo_faces, 'photo face')} of {plural(report.people, 'clustered person', 'clustered people')}"
                      f" (+{report.new_photo_faces} found anew)" if report.photo_faces or report.new_photo_faces else "")

@@ -8,7 +8,6 @@ which they are added is the order ``faceprint --help`` lists the commands in.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -122,9 +121,10 @@ app = typer.Typer(
 @app.callback()
 def global_options(
     ctx: typer.Context,
-    gallery_file: Optional[Path] = typer.Option(
-        None, "--gallery", envvar=settings.GALLERY,
-        help="Gallery database file (default: gallery.db in your user data folder).",
+    gallery_file: Optional[str] = typer.Option(
+        None, "--gallery", envvar=settings.GALLERY, metavar="PATH|URL",
+        help="Gallery: a SQLite file (default: gallery.db in your user data folder) or a PostgreSQL URL "
+        "(postgresql://user@host/db).",
     ),
     _version: bool = typer.Option(
         False, "--version", is_eager=True, callback=print_version, help="Print the version and the default models, and exit.",

@@ -27,9 +27,11 @@ keys_app = typer.Typer(help="Create, list and revoke API keys of the HTTP servic
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _gallery_file(ctx: typer.Context, override: Path | None = None) -> Path:
-    """The gallery as an absolute path: the service's workers may run from another folder."""
-    return common.gallery_path(ctx, override).expanduser().resolve()
+def _gallery_file(ctx: typer.Context, override: str | Path | None = None) -> Path | str:
+    """The gallery as an absolute path (the service's workers may run from another folder), or
+    its database URL."""
+    location = common.gallery_path(ctx, override)
+    return location if isinstance(location, str) else location.expanduser().resolve()
 
 
 #: What makes a gallery a service can use: one with an API key.
@@ -43,7 +45,7 @@ def _keys(ctx: typer.Context, create: bool = False) -> KeyStore:
 
     path = common.gallery_path(ctx) if create else common.existing_gallery_path(ctx, create_with=_FIRST_KEY)
     new = create and not common.gallery_exists(path)
-    store = KeyStore(path.expanduser().resolve())
+    store = KeyStore(path if isinstance(path, str) else path.expanduser().resolve())
     if new:
         common.note_created(path)
     return store
@@ -53,8 +55,9 @@ def _keys(ctx: typer.Context, create: bool = False) -> KeyStore:
 def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
-    gallery: Optional[Path] = typer.Option(
-        None, "--gallery", help="Gallery database file (as the global --gallery; this one wins when both are given).",
+    gallery: Optional[str] = typer.Option(
+        None, "--gallery", metavar="PATH|URL",
+        help="Gallery: a SQLite file or a PostgreSQL URL (as the global --gallery; this one wins when both are given).",
     ),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each loads the models)."),
@@ -120,14 +123,14 @@ def serve(
         finally:
             keys.close()
         shown = f"[{host}]" if ":" in host else host
-        print(f"faceprint service on http://{shown}:{port}/  (gallery {settings.gallery}; models "
+        print(f"faceprint service on http://{shown}:{port}/  (gallery {common.shown_gallery(settings.gallery)}; models "
               f"{chosen.detector_card.name} + {chosen.landmarks_card.name} + {chosen.model_id}; API docs /docs)",
               file=sys.stderr)
         if card is not None:
             print(f"thresholds from the calibration card {card}", file=sys.stderr)
         if not active:
             print("no API keys yet: create one with "
-                  f"`faceprint --gallery {settings.gallery} keys create --scope recognize --scope manage`", file=sys.stderr)
+                  f"`faceprint --gallery {common.shown_gallery(settings.gallery)} keys create --scope recognize --scope manage`", file=sys.stderr)
         if host not in _LOOPBACK:
             err.print(f"[yellow]listening on {host}: other machines can reach this service; use TLS in front of it[/]")
         sys.stdout.flush()

@@ -1,10 +1,12 @@
 """The gallery: enrol people, identify faces 1:N, manage and forget subjects.
 
-The store (:mod:`faceprint.gallery.storage`: SQLite by default, or any
-:class:`~faceprint.gallery.storage.GalleryStore`) is the source of truth. The vector index is
-derived from it: built on open, and brought up to date from the store's change log before
-every search, so it reflects every committed change -- this process's and other processes' --
-and nothing uncommitted.
+The store (:mod:`faceprint.gallery.storage`: SQLite by default, PostgreSQL + pgvector, or any
+:class:`~faceprint.gallery.storage.GalleryStore`) is the source of truth. A store that searches
+its own templates (:class:`~faceprint.gallery.storage.SearchingStore`: PostgreSQL's pgvector
+index) is asked directly, so every process sees every commit at once. Otherwise the vector index
+is derived from the store in this process: built on open, and brought up to date from the
+store's change log before every search, so it reflects every committed change -- this process's
+and other processes' -- and nothing uncommitted.
 """
 
 from __future__ import annotations
@@ -40,9 +42,17 @@ from faceprint.errors import (
 )
 from faceprint.gallery.crypto import SCHEME, MasterKey
 from faceprint.gallery.index import VectorIndex, make_index
-from faceprint.gallery.storage.base import GalleryStore, NewFace, SealedFace, StoredFace, check_filter_keys
+from faceprint.gallery.storage.base import (
+    FaceMatches,
+    GalleryStore,
+    NewFace,
+    SealedFace,
+    SearchingStore,
+    StoredFace,
+    check_filter_keys,
+)
+from faceprint.gallery.storage.locate import GalleryLocation, open_store
 from faceprint.gallery.storage.memory import MemoryStore
-from faceprint.gallery.storage.sqlite import SQLiteStore
 from faceprint.gallery.thumbnails import thumbnail_jpeg
 from faceprint.gallery.types import (
     Candidate,
@@ -69,7 +79,7 @@ EXPORT_VERSION = 1
 SEALED_EXPORT_VERSION = 2
 
 
-def default_gallery_path() -> Path:
+def default_gallery_path() -> Path | str:
     """The gallery used when none is named: :func:`faceprint.settings.gallery_path`."""
     return settings.gallery_path()
 
@@ -154,7 +164,7 @@ class Gallery:
     @classmethod
     def open(
         cls,
-        path: str | os.PathLike[str] | None = None,
+        path: GalleryLocation | None = None,
         *,
         analyzer: Analyzer | None = None,
         create: bool = True,
@@ -167,7 +177,10 @@ class Gallery:
         keyring: str | os.PathLike[str] | None = None,
         encrypt: bool = False,
     ) -> Gallery:
-        """Open (or create) the SQLite gallery at ``path`` (default: :func:`default_gallery_path`).
+        """Open (or create) the gallery at ``path`` (default: :func:`default_gallery_path`): a
+        SQLite file, or a PostgreSQL database given by its URL (``postgresql://user@host/db``;
+        the ``postgres`` extra). ``create=False``: :class:`GalleryNotFoundError` when there is
+        none there, and nothing is created.
 
         Without an ``analyzer`` it runs the gallery's own model (:func:`analyzer_for`), with
         ``detector``, ``landmarks`` and image ``limits`` when given. ``thumbnails=True`` keeps a
@@ -176,11 +189,11 @@ class Gallery:
 
         An encrypted gallery (:mod:`faceprint.gallery.crypto`) needs its ``master_key`` (default:
         the key file of :func:`faceprint.settings.master_key_file`) and its ``keyring`` (default
-        ``<path>.keys``): without them :class:`MasterKeyRequiredError` or
+        ``<path>.keys``; for PostgreSQL, in :func:`faceprint.settings.keyring_dir`): without them :class:`MasterKeyRequiredError` or
         :class:`MasterKeyInvalidError` is raised here, never later. ``encrypt=True`` creates an
         encrypted gallery, or encrypts an existing plain one in place."""
-        store = SQLiteStore(path or default_gallery_path(), create=create, master_key=master_key, keyring=keyring,
-                            encrypt=encrypt)
+        store = open_store(path or default_gallery_path(), create=create, master_key=master_key, keyring=keyring,
+                           encrypt=encrypt)
         try:
             store.unlock()
             chosen = analyzer or analyzer_for(store, detector=detector, landmarks=landmarks, limits=limits)
@@ -451,6 +464,8 @@ class Gallery:
         """Top-``top_k`` subjects for each query vector, ranked by their best template."""
         if where:
             check_filter_keys(where)  # refused alike whether or not the gallery holds anything yet
+        if self._database_searches():
+            return self._candidates(self._search_in_database(queries, top_k, where), top_k)
         with self._lock:
             index = self._synced_index()
             if len(index) == 0:
@@ -459,20 +474,34 @@ class Gallery:
             if allowed is not None and len(allowed) == 0:
                 return [[] for _ in range(len(queries))]
             pool = len(index) if allowed is None else len(allowed)
-            # Several templates per subject: fetch enough templates to fill top_k subjects.
-            k = min(pool, max(top_k * 8, 64))
+            k = min(pool, _templates_for(top_k))
             ids, sims = index.search(queries, k, allowed)
             # Read the subjects now: once the lock is released, a forget in another thread
             # takes its templates out of the map.
             subject_of = {int(i): self._subject_of[int(i)] for i in ids.ravel() if i >= 0}
-        names = self.store.subject_names(sorted(set(subject_of.values())))
+        subjects = np.array([[subject_of.get(int(i), -1) for i in row] for row in ids], dtype=np.int64).reshape(ids.shape)
+        return self._candidates(FaceMatches(ids, sims, subjects), top_k)
+
+    def _database_searches(self) -> bool:
+        """Whether the store searches its own templates (then no index is kept here)."""
+        return isinstance(self.store, SearchingStore) and self.store.searches_in_database
+
+    def _search_in_database(self, queries: np.ndarray, top_k: int, where: dict[str, Any] | None) -> FaceMatches:
+        assert isinstance(self.store, SearchingStore)
+        # Several templates per subject: fetch enough templates to fill top_k subjects.
+        return self.store.search_faces(np.ascontiguousarray(queries, dtype=np.float32), _templates_for(top_k), where)
+
+    def _candidates(self, matches: FaceMatches, top_k: int) -> list[list[Candidate]]:
+        """Each query's best ``top_k`` subjects (by their best template) from its nearest templates."""
+        ids, sims, subjects = matches
+        names = self.store.subject_names(sorted({int(s) for s in subjects.ravel() if s >= 0}))
         out: list[list[Candidate]] = []
-        for row_ids, row_sims in zip(ids, sims):
+        for row_ids, row_sims, row_subjects in zip(ids, sims, subjects):
             seen: dict[int, Candidate] = {}
-            for fid, sim in zip(row_ids, row_sims):
+            for fid, sim, sid in zip(row_ids, row_sims, row_subjects):
                 if fid < 0:
                     break
-                sid = subject_of[int(fid)]
+                sid = int(sid)
                 if sid not in seen and sid in names:  # (a subject forgotten meanwhile is left out)
                     seen[sid] = Candidate(names[sid], sid, float(sim), int(fid))
                     if len(seen) == top_k:
@@ -481,6 +510,12 @@ class Gallery:
         return out
 
     # --- the index, kept equal to the database ----------------------------------------------
+    def _sync_if_indexed(self) -> None:
+        """After a change: bring this process's index up to date (none is kept when the
+        database searches its own templates), so the removed entries leave memory now."""
+        if not self._database_searches():
+            self._synced_index()
+
     def _synced_index(self) -> VectorIndex:
         """The index, caught up with the store (call with self._lock held)."""
         store = self.store
@@ -528,7 +563,10 @@ class Gallery:
         return index
 
     def check_consistency(self) -> bool:
-        """True when the index holds exactly the database's templates."""
+        """True when the index holds exactly the database's templates (always, when the
+        database searches its own)."""
+        if self._database_searches():
+            return True
         with self._lock:
             index = self._synced_index()
             db_ids, _, _, _ = self.store.all_templates()
@@ -576,7 +614,7 @@ class Gallery:
     def delete_face(self, face_id: int) -> None:
         with self._lock:
             self.store.delete_face(face_id)
-            self._synced_index()
+            self._sync_if_indexed()
 
     def forget(self, name: str) -> int:
         """Forget a subject: its templates, thumbnails and index entries (and the person
@@ -585,7 +623,7 @@ class Gallery:
         first (crypto-shredding): copies of its templates anywhere else become unreadable."""
         with self._lock:
             removed = self.store.forget(name)
-            self._synced_index()
+            self._sync_if_indexed()
         return len(removed)
 
     def thumbnail(self, face_id: int) -> bytes | None:
@@ -593,9 +631,12 @@ class Gallery:
 
     def stats(self) -> GalleryStats:
         subjects, faces, thumbs = self.store.count()
-        with self._lock:
-            index = self._synced_index()
-        return GalleryStats(self.store.location, self.model_id, subjects, faces, thumbs, type(index).__name__,
+        if self._database_searches():
+            index_name = "database"
+        else:
+            with self._lock:
+                index_name = type(self._synced_index()).__name__
+        return GalleryStats(self.store.location, self.model_id, subjects, faces, thumbs, index_name,
                             self.store.size_bytes())
 
     # --- portability ------------------------------------------------------------------------
@@ -780,6 +821,11 @@ class Gallery:
             raise InvalidArgumentError(f"an encrypted template of {subject.get('name')!r} is malformed: {exc}") from None
         stored = self.store.unseal_face(entry)
         return stored.embedding, stored.thumbnail
+
+
+def _templates_for(top_k: int) -> int:
+    """How many nearest templates to fetch to fill ``top_k`` subjects (several templates per subject)."""
+    return max(top_k * 8, 64)
 
 
 class _Reject(FaceprintError):

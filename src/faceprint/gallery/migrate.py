@@ -63,6 +63,7 @@ from faceprint.gallery.storage.base import (
     StoredApiKey,
     photo_face_template_key,
 )
+from faceprint.gallery.storage.locate import describe_location, is_database_url
 from faceprint.gallery.storage.sqlite import SQLiteStore
 from faceprint.gallery.thumbnails import thumbnail_jpeg
 from faceprint.gallery.types import PhotoFace, Subject, Template
@@ -537,6 +538,10 @@ def migrate_gallery(
     (else :class:`MigrationIncompleteError`, nothing changed). ``keep_old``: a new file to keep
     the old gallery in (by default no copy is left). ``jobs``: worker processes, as in
     :meth:`Analyzer.embed_many`. ``progress``: :data:`ProgressCallback`."""
+    if is_database_url(path):
+        raise GalleryError(f"migrating a PostgreSQL gallery is not supported ({describe_location(path)}): export it with "
+                           "`faceprint gallery export`, or re-enrol the photos into a new database",
+                           details={"path": describe_location(path)})
     path = Path(path)
     keep = Path(keep_old) if keep_old is not None else None
     if keep is not None and (keep.exists() or keep.resolve() == path.resolve()):

@@ -18,8 +18,9 @@ import secrets
 from pathlib import Path
 
 from faceprint.errors import GalleryError, InvalidArgumentError, UnauthorizedError
-from faceprint.gallery.storage import ApiKeyStore, SQLiteStore
+from faceprint.gallery.storage import ApiKeyStore
 from faceprint.gallery.storage.base import utc_now
+from faceprint.gallery.storage.locate import open_store, parse_location
 from faceprint.gallery.types import API_KEY_SCOPES, ApiKey
 
 SCOPES = API_KEY_SCOPES
@@ -46,14 +47,14 @@ def normalise_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 class KeyStore:
-    """The API keys of a gallery: ``KeyStore(gallery_path)`` (its SQLite file, opened and
-    migrated like the gallery's own) or ``KeyStore(store)`` for any key store. Safe to share
+    """The API keys of a gallery: ``KeyStore(gallery)`` (its SQLite file or PostgreSQL URL, opened
+    and migrated like the gallery's own) or ``KeyStore(store)`` for any key store. Safe to share
     between threads."""
 
     def __init__(self, source: str | Path | ApiKeyStore) -> None:
         if isinstance(source, (str, Path)):
-            self.path: Path | None = Path(source)
-            self.store: ApiKeyStore = SQLiteStore(self.path)
+            self.path: Path | str | None = parse_location(source)
+            self.store: ApiKeyStore = open_store(self.path)
         else:
             self.path = None
             self.store = source

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from faceprint import settings as env
+from faceprint.gallery.storage.locate import describe_location
 from faceprint.service.app import create_app
 from faceprint.service.errors import HTTP_ERROR_CODES, envelope
 from faceprint.service.middleware import security_headers
@@ -152,7 +153,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     import uvicorn  # only needed to run the server, not to build the app
 
     os.environ[env.SERVICE_SETTINGS] = settings.to_json()
-    logger.info("serving %s on %s:%d with %d worker(s)", settings.gallery, host, port, workers)
+    logger.info("serving %s on %s:%d with %d worker(s)", describe_location(settings.gallery), host, port, workers)
     uvicorn.run(
         APP_FACTORY, factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level, access_log=False, server_header=False, proxy_headers=False,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from faceprint import settings as env
+from faceprint.gallery.storage.locate import parse_location
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ MiB = 1024 * 1024
 class Settings:
     """Everything the service is configured with (``faceprint serve`` options)."""
 
-    gallery: Path
+    #: A SQLite file, or a PostgreSQL URL as text (:func:`faceprint.gallery.parse_location`).
+    gallery: Path | str
     #: Models; None: the gallery's own (:func:`faceprint.gallery.analyzer_for`). ``faceprint
     #: serve`` fills in the names it resolved, so every worker process runs the same models.
     detector: str | None = None
@@ -84,7 +86,7 @@ class Settings:
         if ignored:
             logger.warning("ignoring unknown service settings: %s", ", ".join(ignored))
         d = {k: v for k, v in d.items() if k in known}
-        d["gallery"] = Path(d["gallery"])
+        d["gallery"] = parse_location(d["gallery"])
         d["cors_origins"] = tuple(d.get("cors_origins") or ())
         return cls(**d)
 

@@ -42,7 +42,7 @@ from typing import ParamSpec, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from faceprint.evaluation.calibrate import read_card
-from faceprint.gallery import Gallery
+from faceprint.gallery import Gallery, describe_location
 from faceprint.imageio import ImageLimits
 from faceprint.pipeline import Analyzer
 from faceprint.service.auth import KeyStore
@@ -127,7 +127,7 @@ class Service:
         self.auth_failures = RateLimiter(settings.auth_failure_limit, what="invalid API keys a minute from this address")
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.threads), thread_name_prefix="faceprint")
         self.model_lock = FifoLock()
-        logger.info("service state for %s: %d worker thread(s), models %s + %s + %s", settings.gallery,
+        logger.info("service state for %s: %d worker thread(s), models %s + %s + %s", describe_location(settings.gallery),
                     max(1, settings.threads), self.analyzer.detector_card.id, self.analyzer.landmarks_card.id,
                     self.analyzer.model_id)
 
