@@ -40,6 +40,12 @@ How the work is split (measured: bench/README.md, section 'Batch workers and emb
   cannot be re-imported by a spawned worker (read from stdin: :func:`can_spawn`).
 * A ``transform`` (a picklable ``(label, rgb) -> rgb``) is applied to each decoded image
   before detection, in the worker: the evaluation's perturbations use it.
+* **Another engine:** inside ``with using_engine(engine):`` (or with ``engine=``), the same
+  calls run on a :class:`BatchEngine` instead -- :class:`faceprint.dask_engine.DaskEngine`
+  runs decoding, detection, alignment *and* embedding on a Dask cluster -- and give the same
+  results in the same order. What crosses to the engine's workers is this module's: the
+  :class:`WorkerSetup` that rebuilds the Analyzer, :func:`batch_item` and
+  :func:`prepare_items`.
 
 This module sits above :mod:`faceprint.pipeline`, and plugs :func:`analyze_many` into it as
 the engine of :meth:`Analyzer.detect_many` / :meth:`Analyzer.embed_many` when imported.
@@ -62,9 +68,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -167,16 +174,18 @@ def analyze_many(
     jobs: int | None = 1,
     in_flight: int | None = None,
     transform: Transform | None = None,
+    engine: BatchEngine | None = None,
 ) -> Iterator[ImageAnalysis]:
     """One :class:`ImageAnalysis` per input, in input order (see the module docstring).
 
     ``jobs``: worker processes (``None``: one per usable CPU core; ``1``: none, all in this
     process). ``in_flight``: at most this many images between being read from ``images`` and
     being yielded (default :func:`default_in_flight`). ``transform``: see :data:`Transform`.
-    Arguments are checked, and the embedder is loaded, before this returns.
+    ``engine``: see :func:`prepare_many`. Arguments are checked, and (locally) the embedder
+    is loaded, before this returns.
     """
     return _analyses(prepare_many(analyzer, images, embed=embed, jobs=jobs, in_flight=in_flight,
-                                  transform=transform))
+                                  transform=transform, engine=engine))
 
 
 def _analyses(pairs: Iterator[tuple[Prepared, ImageAnalysis]]) -> Iterator[ImageAnalysis]:
@@ -198,9 +207,16 @@ def prepare_many(
     in_flight: int | None = None,
     digest: bool = False,
     transform: Transform | None = None,
+    engine: BatchEngine | None = None,
 ) -> Iterator[tuple[Prepared, ImageAnalysis]]:
     """:func:`analyze_many`, with each result's :class:`Prepared` beside it (the chips, and with
-    ``digest`` the image's SHA-256): what enrolment needs to judge and store a face."""
+    ``digest`` the image's SHA-256): what enrolment needs to judge and store a face.
+
+    ``engine`` (default: the one of :func:`using_engine`, if any) runs the work instead of
+    the local worker pool; ``jobs`` and ``in_flight`` are then the engine's business."""
+    engine = engine if engine is not None else current_engine()
+    if engine is not None:
+        return engine.prepare_many(analyzer, images, embed=embed, digest=digest, transform=transform)
     jobs = usable_cores() if jobs is None else jobs
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise InvalidArgumentError(f"jobs must be a positive integer (or None for all cores); got {jobs!r}")
@@ -215,7 +231,7 @@ def prepare_many(
         jobs = 1
     if jobs == 1:
         return _in_process(analyzer, images, chip, embed, digest, transform)
-    setup = _WorkerSetup(analyzer.config(), _run_time_models(analyzer), transform)
+    setup = worker_setup(analyzer, transform)
     return _pooled(analyzer, images, chip, embed, jobs, in_flight, setup, digest)
 
 
@@ -260,21 +276,114 @@ class _Batcher:
 
 def _in_process(analyzer: Analyzer, images: Iterable[ImageSource], chip: ChipSpec | None, embed: bool,
                 digest: bool, transform: Transform | None) -> Iterator[tuple[Prepared, ImageAnalysis]]:
+    return prepare_items(analyzer, ((describe_source(s), s) for s in images), chip, embed, digest, transform)
+
+
+#: One input as sent to a worker: ``(label, payload)`` -- a path (the worker reads the file), an
+#: array or bytes -- or a :class:`Prepared` that already failed (an unreadable file object).
+BatchItem = tuple[str, ImageSource] | Prepared
+
+
+def batch_item(analyzer: Analyzer, source: ImageSource) -> BatchItem:
+    """``source`` made ready to send to a worker: a path stays a path (the worker reads it), an
+    array is sent as is, bytes or a file object are read here (within the Analyzer's limits)."""
+    label = describe_source(source)
+    if isinstance(source, (str, os.PathLike)):
+        return label, os.fspath(source)
+    if isinstance(source, np.ndarray):
+        return label, source
+    try:
+        return label, read_bytes(source, analyzer.limits)
+    except FaceprintError as exc:
+        return Prepared(label, None, error=exc)
+
+
+def prepare_items(analyzer: Analyzer, items: Iterable[BatchItem], chip: ChipSpec | None, embed: bool,
+                  digest: bool = False, transform: Transform | None = None) -> Iterator[tuple[Prepared, ImageAnalysis]]:
+    """Every item prepared (:func:`prepare`) and, with ``embed``, embedded in batches, in this
+    process and in order: the ``jobs=1`` path, and what a remote worker runs on its chunk."""
     batcher = _Batcher(analyzer, embed)
-    for source in images:
-        yield from batcher.add(prepare(analyzer, describe_source(source), source, chip, digest, transform))
+    for item in items:
+        prepared = item if isinstance(item, Prepared) else prepare(analyzer, item[0], item[1], chip, digest, transform)
+        yield from batcher.add(prepared)
     yield from batcher.flush()
+
+
+# --- another engine ----------------------------------------------------------------------------
+@runtime_checkable
+class BatchEngine(Protocol):
+    """Runs :func:`prepare_many`'s work somewhere else (e.g. a Dask cluster) with the same
+    contract: one ``(Prepared, ImageAnalysis)`` per input, in input order, a bad input an entry
+    with ``error`` set; closing the iterator stops the outstanding work."""
+
+    def prepare_many(self, analyzer: Analyzer, images: Iterable[ImageSource], *, embed: bool, digest: bool,
+                     transform: Transform | None) -> Iterator[tuple[Prepared, ImageAnalysis]]: ...
+
+
+_engine: ContextVar[BatchEngine | None] = ContextVar("faceprint_batch_engine", default=None)
+
+
+def current_engine() -> BatchEngine | None:
+    """The engine of the innermost :func:`using_engine` block, or None (the local pool)."""
+    return _engine.get()
+
+
+@contextmanager
+def using_engine(engine: BatchEngine | None) -> Iterator[None]:
+    """Within the block, every :func:`prepare_many` / :func:`analyze_many` (so enrolment,
+    clustering, the evaluation protocols, ``Analyzer.embed_many``) in this thread runs on
+    ``engine``; ``None`` changes nothing."""
+    if engine is None:
+        yield
+        return
+    token = _engine.set(engine)
+    try:
+        yield
+    finally:
+        _engine.reset(token)
 
 
 # --- worker processes ------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class _WorkerSetup:
+class WorkerSetup:
     """What a worker needs to rebuild the parent's Analyzer: its constructor arguments, the
-    models registered at run time that it uses, and the transform."""
+    models registered at run time that it uses, and the transform. It pickles; the local pool's
+    workers and a Dask worker plugin both :meth:`start` from it."""
 
     config: dict[str, Any]
     models: tuple[models.Registration, ...]
     transform: Transform | None
+
+    def start(self) -> Analyzer:
+        """In the worker: register the run-time models, build the Analyzer and load its
+        detector and landmark models (a failure to load is left to each image to report)."""
+        try:  # one core per worker: the parallelism is the workers
+            import cv2
+
+            cv2.setNumThreads(1)
+        except Exception:  # pragma: no cover - cv2 is a dependency; be lenient all the same
+            pass
+        for entry in self.models:
+            try:
+                existing: models.ModelCard | None = models.get_card(entry.card.name)
+            except UnknownModelError:
+                existing = None
+            if existing != entry.card:
+                if existing is not None:
+                    models.unregister(entry.card.name)
+                models.register(entry.card, entry.factory)
+        analyzer = Analyzer(**self.config)
+        try:  # load the weights now rather than inside the first image
+            _ = (analyzer.detector, analyzer.landmarker)
+        except FaceprintError:
+            pass  # reported per image, as the in-process path does
+        return analyzer
+
+
+def worker_setup(analyzer: Analyzer, transform: Transform | None = None) -> WorkerSetup:
+    """The :class:`WorkerSetup` that rebuilds ``analyzer`` in a worker (and applies ``transform``);
+    :class:`InvalidArgumentError` when one of its models cannot be sent to another process."""
+    return WorkerSetup(analyzer.config(), _run_time_models(analyzer), transform)
 
 
 _worker_analyzer: Analyzer | None = None
@@ -302,32 +411,13 @@ def _run_time_models(analyzer: Analyzer) -> tuple[models.Registration, ...]:
     return tuple(out)
 
 
-def _init_worker(setup: _WorkerSetup) -> None:
+def _init_worker(setup: WorkerSetup) -> None:
     global _worker_analyzer, _worker_transform
     # The parent owns Ctrl-C. The worker was started with SIGINT blocked (see
     # _starting_workers); ignoring it discards one that arrived meanwhile.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:  # one core per worker: the parallelism is the workers
-        import cv2
-
-        cv2.setNumThreads(1)
-    except Exception:  # pragma: no cover - cv2 is a dependency; be lenient all the same
-        pass
-    for entry in setup.models:
-        try:
-            existing: models.ModelCard | None = models.get_card(entry.card.name)
-        except UnknownModelError:
-            existing = None
-        if existing != entry.card:
-            if existing is not None:
-                models.unregister(entry.card.name)
-            models.register(entry.card, entry.factory)
     _worker_transform = setup.transform
-    _worker_analyzer = Analyzer(**setup.config)
-    try:  # load the weights now rather than inside the first image
-        _ = (_worker_analyzer.detector, _worker_analyzer.landmarker)
-    except FaceprintError:
-        pass  # reported per image, as the in-process path does
+    _worker_analyzer = setup.start()
     logger.debug("worker %d ready", os.getpid())
 
 
@@ -341,17 +431,10 @@ Work = tuple[str, "Future[Prepared] | Prepared"]
 
 def _submit(executor: ProcessPoolExecutor, analyzer: Analyzer, source: ImageSource,
             chip: ChipSpec | None, digest: bool) -> Work:
-    label = describe_source(source)
-    payload: ImageSource
-    if isinstance(source, (str, os.PathLike)):
-        payload = os.fspath(source)  # the worker reads the file
-    elif isinstance(source, np.ndarray):
-        payload = source
-    else:  # bytes-like or a file object: read here, within the limits, and send the bytes
-        try:
-            payload = read_bytes(source, analyzer.limits)
-        except FaceprintError as exc:
-            return label, Prepared(label, None, error=exc)
+    item = batch_item(analyzer, source)
+    if isinstance(item, Prepared):
+        return item.source, item
+    label, payload = item
     with _starting_workers():  # a submit may start a worker process
         return label, executor.submit(_work, label, payload, chip, digest)
 
@@ -363,7 +446,7 @@ def _pooled(
     embed: bool,
     jobs: int,
     in_flight: int,
-    setup: _WorkerSetup,
+    setup: WorkerSetup,
     digest: bool,
 ) -> Iterator[tuple[Prepared, ImageAnalysis]]:
     executor = ProcessPoolExecutor(
@@ -500,6 +583,7 @@ def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
 use_engine(analyze_many)
 
 __all__ = [
-    "DRAIN_TIMEOUT", "MAX_BATCH_WAIT", "START_METHOD", "Prepared", "Transform", "analyze_many", "can_spawn",
-    "default_in_flight", "image_sha256", "prepare", "prepare_many",
+    "DRAIN_TIMEOUT", "MAX_BATCH_WAIT", "START_METHOD", "BatchEngine", "BatchItem", "Prepared", "Transform", "WorkerSetup",
+    "analyze_many", "batch_item", "can_spawn", "current_engine", "default_in_flight", "image_sha256", "prepare",
+    "prepare_items", "prepare_many", "using_engine", "worker_setup",
 ]

@@ -233,6 +233,13 @@ class DecryptionError(FaceprintError):
     code = "decryption_failed"
 
 
+class ClusterUnavailableError(FaceprintError):
+    """The Dask scheduler given (``--dask``, ``$FACEPRINT_DASK``) could not be reached, or had
+    no worker, within the connection timeout; the message names its address."""
+
+    code = "cluster_unavailable"
+
+
 def import_optional(module: str, extra: str) -> Any:
     """``importlib.import_module(module)``, or :class:`MissingDependencyError` naming the
     faceprint extra that installs it."""
@@ -279,4 +286,5 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     MasterKeyRequiredError,
     MasterKeyInvalidError,
     DecryptionError,
+    ClusterUnavailableError,
 )

@@ -61,6 +61,8 @@ HTTP_STATUS: dict[str, int] = {
     "master_key_invalid": 503,
     # a stored ciphertext failed authentication (tampered, or its data key destroyed)
     "decryption_failed": 500,
+    # the Dask scheduler of a batch run cannot be reached (a set-up problem, not the request)
+    "cluster_unavailable": 503,
 }
 #: A code defined outside faceprint.errors (an enrolment rejection's reason) is a client error.
 DEFAULT_STATUS = 400
