@@ -109,6 +109,11 @@ JobsOpt: Any = typer.Option(
     help=f"Worker processes that decode and detect in parallel (default, or 0: the CPU cores, or none for "
     f"fewer than {SMALL_BATCH} files; 1: no workers).",
 )
+DaskOpt: Any = typer.Option(
+    None, "--dask", metavar="tcp://HOST:PORT",
+    help="Decode, detect and embed on this Dask scheduler's workers (default: $FACEPRINT_DASK, else local "
+    "processes); they read the images at the same paths (a shared file system). Needs faceprint[dask].",
+)
 #: Off by default: a face picture is raw biometric data (the web page shows a placeholder).
 KeepThumbnailsOpt: Any = typer.Option(
     False, "--keep-thumbnails",
@@ -124,6 +129,21 @@ def jobs_for(jobs: int | None, n_files: int | None = None) -> int:
     chosen = jobs or (1 if n_files is not None and n_files < SMALL_BATCH else settings.usable_cores())
     logger.debug("--jobs %s for %s file(s): %d process(es)", jobs, "?" if n_files is None else n_files, chosen)
     return chosen
+
+
+@contextmanager
+def on_dask(address: str | None) -> Iterator[None]:
+    """Within the block the batch pipeline runs on the Dask scheduler at ``address`` (``--dask``),
+    else ``$FACEPRINT_DASK``; with neither, on the local worker pool (``--jobs``)."""
+    address = address or settings.dask_address()
+    if not address:
+        yield
+        return
+    from faceprint.batch import using_engine
+    from faceprint.dask_engine import DaskEngine
+
+    with DaskEngine.connect(address) as engine, using_engine(engine):
+        yield
 
 
 # --- errors -> message and exit status -----------------------------------------------------------
