@@ -7,7 +7,8 @@ set -eu
 if [ "${1:-}" = serve ]; then
     if ! found=$(faceprint gallery stats --json 2>&1); then
         case "$found" in
-        *'"gallery_not_found"'*) faceprint gallery init ;;
+        # (two replicas on one PostgreSQL may both try: the second finds the first's gallery)
+        *'"gallery_not_found"'*) faceprint gallery init || faceprint gallery stats >/dev/null ;;
         esac
     fi
 fi

@@ -23,7 +23,7 @@ venv)
 install)
     src="${2:?usage: container-steps.sh install SRC}"
     # shellcheck disable=SC2086  # PIP_INSTALL_ARGS is a list of words
-    "$PREFIX/bin/python" -m pip install --no-cache-dir --disable-pip-version-check ${PIP_INSTALL_ARGS:-} "$src[service]"
+    "$PREFIX/bin/python" -m pip install --no-cache-dir --disable-pip-version-check ${PIP_INSTALL_ARGS:-} "$src[service,postgres]"
     ;;
 models)
     # npm's own client fetches the pack; faceprint checks it against the hashes pinned in its
