@@ -672,6 +672,37 @@ def metadata_json(metadata: dict[str, Any] | None) -> str:
     return text
 
 
+# --- rows -> records (the SQL stores keep the same columns) ------------------------------------
+def box_to_json(box: Box | None) -> str | None:
+    """A box as the JSON text the SQL stores keep (``[left, top, right, bottom]``)."""
+    return json.dumps(box.to_list()) if box is not None else None
+
+
+def box_from_json(text: str | None) -> Box | None:
+    return Box(*json.loads(text)) if text else None
+
+
+def template_from_row(r: Any) -> Template:
+    """A row ``(id, subject_id, box, detection_score, quality, image_sha256, source,
+    has_thumbnail, created_at)``."""
+    return Template(int(r[0]), int(r[1]), box_from_json(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8])
+
+
+def photo_face_from_row(r: Any) -> PhotoFace:
+    """A row ``(id, path, box, quality, usable, person_id, assigned_by, score, image_sha256)``."""
+    return PhotoFace(int(r[0]), r[1], Box(*json.loads(r[2])), float(r[3]), bool(r[4]), r[5], r[6], r[7], r[8])
+
+
+def person_from_row(r: Any) -> StoredPerson:
+    """A row ``(id, subject_id, subject name)``."""
+    return StoredPerson(int(r[0]), None if r[1] is None else int(r[1]), r[2])
+
+
+def api_key_from_row(r: Any) -> ApiKey:
+    """A row ``(key_id, name, scopes as JSON, created_at, last_used_at, revoked_at)``."""
+    return ApiKey(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5])
+
+
 __all__ = [
     "CHANGE_LOG_KEEP",
     "INT64_MAX",
@@ -699,6 +730,9 @@ __all__ = [
     "TemplateStore",
     "TemplateVectors",
     "Transactional",
+    "api_key_from_row",
+    "box_from_json",
+    "box_to_json",
     "check_filter_keys",
     "check_json_value",
     "check_subject_name",
@@ -707,6 +741,9 @@ __all__ = [
     "json_merge_patch",
     "metadata_json",
     "merge_people_by_parts",
+    "person_from_row",
+    "photo_face_from_row",
     "photo_face_template_key",
+    "template_from_row",
     "utc_now",
 ]

@@ -74,17 +74,22 @@ from faceprint.gallery.storage.base import (
     StoredPerson,
     TemplateSnapshot,
     TemplateVectors,
+    api_key_from_row,
+    box_from_json,
+    box_to_json,
     check_filter_keys,
     check_subject_name,
     filter_value_json,
     merge_people_by_parts,
     metadata_json,
+    person_from_row,
+    photo_face_from_row,
+    template_from_row,
     utc_now,
 )
 from faceprint.gallery.storage.keyring import Keyring, default_keyring_path, require_master_key
 from faceprint.gallery.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
-from faceprint.types import Box
 
 logger = logging.getLogger(__name__)
 
@@ -439,7 +444,7 @@ class SQLiteStore:
         )
         for name, meta, key_id, emb, thumb, quality, box, score, sha, source, created in rows:
             yield SealedFace(name, json.loads(meta), str(key_id), bytes(emb), None if thumb is None else bytes(thumb),
-                             quality, _box(box), score, sha, source, created)
+                             quality, box_from_json(box), score, sha, source, created)
 
     def unseal_face(self, face: SealedFace) -> StoredFace:
         ring = self._ring()
@@ -506,7 +511,7 @@ class SQLiteStore:
                 "INSERT INTO faces(subject_id, embedding, quality, box, detection_score, image_sha256, source, thumbnail,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (subject_id, self._seal_template(ring, key_id, face.image_sha256, "embedding", blob), face.quality,
-                 _box_json(face.box), face.detection_score, face.image_sha256, face.source,
+                 box_to_json(face.box), face.detection_score, face.image_sha256, face.source,
                  self._seal_template(ring, key_id, face.image_sha256, "thumbnail", face.thumbnail), now),
             )
             face_id = int(cur.lastrowid or 0)
@@ -556,13 +561,13 @@ class SQLiteStore:
         return GalleryCounts(int(subjects), int(faces), int(thumbs))
 
     def templates(self, subject_id: int) -> list[Template]:
-        return [_template(r) for r in self._query(_TEMPLATE_SQL + " WHERE subject_id = ? ORDER BY id", (subject_id,))]
+        return [template_from_row(r) for r in self._query(_TEMPLATE_SQL + " WHERE subject_id = ? ORDER BY id", (subject_id,))]
 
     def template(self, face_id: int) -> Template:
         rows = self._query(_TEMPLATE_SQL + " WHERE id = ?", (face_id,))
         if not rows:
             raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-        return _template(rows[0])
+        return template_from_row(rows[0])
 
     def rename(self, old: str, new: str) -> Subject:
         new = check_subject_name(new)
@@ -765,7 +770,7 @@ class SQLiteStore:
         )
         for name, meta, emb, quality, box, score, sha, source, thumb, created in rows:
             yield StoredFace(name, json.loads(meta), np.frombuffer(emb, dtype="<f4").astype(np.float32), quality,
-                             _box(box), score, sha, source, None if thumb is None else bytes(thumb), created)
+                             box_from_json(box), score, sha, source, None if thumb is None else bytes(thumb), created)
 
     # --- people from photos -----------------------------------------------------------------
     def photo_paths(self) -> set[str]:
@@ -795,7 +800,7 @@ class SQLiteStore:
             db.executemany(
                 "INSERT INTO photo_faces(path, image_sha256, face_index, box, quality, usable, embedding, thumbnail,"
                 " created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(path, image_sha256, f.face_index, _box_json(f.box), float(f.quality), int(f.usable),
+                [(path, image_sha256, f.face_index, box_to_json(f.box), float(f.quality), int(f.usable),
                   sealed(key, f.face_index, "embedding", np.ascontiguousarray(f.embedding, dtype="<f4").tobytes()),
                   sealed(key, f.face_index, "thumbnail", f.thumbnail), now, key[0]) for f, key in zip(faces, keys)],
             )
@@ -805,16 +810,16 @@ class SQLiteStore:
         return int(self._query("SELECT COUNT(*) FROM photo_faces WHERE usable = 1")[0][0])
 
     def photo_faces(self) -> list[PhotoFace]:
-        return [_photo_face(r) for r in self._query(_PHOTO_FACE_SQL + " ORDER BY id")]
+        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " ORDER BY id")]
 
     def photo_faces_of(self, person_id: int) -> list[PhotoFace]:
-        return [_photo_face(r) for r in self._query(_PHOTO_FACE_SQL + " WHERE person_id = ? ORDER BY id", (person_id,))]
+        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " WHERE person_id = ? ORDER BY id", (person_id,))]
 
     def photo_face(self, face_id: int) -> PhotoFace:
         rows = self._query(_PHOTO_FACE_SQL + " WHERE id = ?", (face_id,))
         if not rows:
             raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        return _photo_face(rows[0])
+        return photo_face_from_row(rows[0])
 
     def photo_face_thumbnail(self, face_id: int) -> bytes | None:
         rows = self._query("SELECT key_id, image_sha256, face_index, thumbnail FROM photo_faces WHERE id = ?", (face_id,))
@@ -852,26 +857,26 @@ class SQLiteStore:
             embeddings = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
             thumbnails = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
             rows = [(*r[:10], e, t) for r, e, t in zip(rows, embeddings, thumbnails)]
-        return [PhotoFaceTemplate(_photo_face(r), int(r[9]), np.frombuffer(r[10], dtype="<f4").astype(np.float32),
+        return [PhotoFaceTemplate(photo_face_from_row(r), int(r[9]), np.frombuffer(r[10], dtype="<f4").astype(np.float32),
                                   None if r[11] is None else bytes(r[11])) for r in rows]
 
     def photo_face_indices(self) -> dict[int, int]:
         return {int(i): int(n) for i, n in self._query("SELECT id, face_index FROM photo_faces")}
 
     def people(self) -> list[StoredPerson]:
-        return [_person(r) for r in self._query(_PERSON_SQL + " ORDER BY p.id")]
+        return [person_from_row(r) for r in self._query(_PERSON_SQL + " ORDER BY p.id")]
 
     def person(self, person_id: int) -> StoredPerson | None:
         rows = self._query(_PERSON_SQL + " WHERE p.id = ?", (person_id,))
-        return _person(rows[0]) if rows else None
+        return person_from_row(rows[0]) if rows else None
 
     def person_named(self, name: str) -> StoredPerson | None:
         rows = self._query(_PERSON_SQL + " WHERE s.name = ?", (name,))
-        return _person(rows[0]) if rows else None
+        return person_from_row(rows[0]) if rows else None
 
     def person_of_subject(self, subject_id: int) -> StoredPerson | None:
         rows = self._query(_PERSON_SQL + " WHERE p.subject_id = ?", (subject_id,))
-        return _person(rows[0]) if rows else None
+        return person_from_row(rows[0]) if rows else None
 
     def create_person(self) -> int:
         now = utc_now()
@@ -933,18 +938,18 @@ class SQLiteStore:
 
     def api_key(self, key_id: str) -> StoredApiKey | None:
         rows = self._query(_KEY_SQL + " WHERE key_id = ?", (key_id,))
-        return StoredApiKey(_api_key(rows[0]), str(rows[0][6])) if rows else None
+        return StoredApiKey(api_key_from_row(rows[0]), str(rows[0][6])) if rows else None
 
     def api_keys(self, include_revoked: bool = True) -> list[ApiKey]:
         where = "" if include_revoked else " WHERE revoked_at IS NULL"
-        return [_api_key(r) for r in self._query(_KEY_SQL + where + " ORDER BY created_at, key_id")]
+        return [api_key_from_row(r) for r in self._query(_KEY_SQL + where + " ORDER BY created_at, key_id")]
 
     def revoke_api_key(self, key_id: str, when: str) -> ApiKey:
         with self._write() as db:
             cur = db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?", (when, key_id))
             if cur.rowcount == 0:
                 raise KeyNotFoundError(f"no API key with id {key_id!r}", details={"key_id": key_id})
-            return _api_key(db.execute(_KEY_SQL + " WHERE key_id = ?", (key_id,)).fetchone())
+            return api_key_from_row(db.execute(_KEY_SQL + " WHERE key_id = ?", (key_id,)).fetchone())
 
     def count_active_api_keys(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
@@ -961,32 +966,12 @@ def _matches_structured(metadata: str, wanted: dict[str, str]) -> bool:
     return all(filter_value_json(stored.get(key)) == text for key, text in wanted.items())
 
 
-def _box_json(box: Box | None) -> str | None:
-    return json.dumps(box.to_list()) if box is not None else None
-
-
-def _box(text: str | None) -> Box | None:
-    return Box(*json.loads(text)) if text else None
-
-
 def _subject(r: Any) -> Subject:
     return Subject(id=int(r[0]), name=r[1], metadata=json.loads(r[2]), created_at=r[3], updated_at=r[4], face_count=int(r[5]))
 
 
-def _template(r: Any) -> Template:
-    return Template(int(r[0]), int(r[1]), _box(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8])
 
 
-def _photo_face(r: Any) -> PhotoFace:
-    return PhotoFace(int(r[0]), r[1], Box(*json.loads(r[2])), float(r[3]), bool(r[4]), r[5], r[6], r[7], r[8])
-
-
-def _person(r: Any) -> StoredPerson:
-    return StoredPerson(int(r[0]), None if r[1] is None else int(r[1]), r[2])
-
-
-def _api_key(r: Any) -> ApiKey:
-    return ApiKey(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5])
 
 
 def _unpack(rows: list[Any], dim: int) -> TemplateVectors:
