@@ -146,6 +146,7 @@ def eval_pairs(
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=2, help="Evaluate an evenly spaced subset of the pairs."),
     calibration: Optional[Path] = common.CalibrationOpt,
     jobs: Optional[int] = JobsOpt,
+    dask: Optional[str] = common.DaskOpt,
     report: Optional[Path] = ReportOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
@@ -167,7 +168,7 @@ def eval_pairs(
             raise InvalidArgumentError(f"--group-far must be in (0, 1); got {group_far:g}")
         card_file = read_card(calibration) if calibration is not None else None
         pairs = evaluation.read_pairs(pairs_csv, root, group_by).subsample(max_pairs)
-        with _progress_factory(common.show_progress(as_json)) as progress:
+        with common.on_dask(dask), _progress_factory(common.show_progress(as_json)) as progress:
             result = evaluation.evaluate_pairs(
                 pairs, spec, jobs=common.jobs_for(jobs), perturbations=perturbations, time_budget_ms=time_budget_ms,
                 group_far=group_far, progress=progress, calibration=card_file,
@@ -255,6 +256,7 @@ def eval_identify(
     select: str = SelectOpt,
     upsample: Optional[int] = UpsampleOpt,
     jobs: Optional[int] = JobsOpt,
+    dask: Optional[str] = common.DaskOpt,
     report: Optional[Path] = ReportOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
@@ -270,7 +272,7 @@ def eval_identify(
         spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file, landmarks)
         card_file = read_card(calibration) if calibration is not None else None
         ids = evaluation.read_identities(identities_csv, root).subsample(max_identities)
-        with _progress_factory(common.show_progress(as_json)) as progress:
+        with common.on_dask(dask), _progress_factory(common.show_progress(as_json)) as progress:
             result = evaluation.evaluate_identification(
                 ids, spec, enrol_per_subject=enrol_per_subject, holdout=holdout, max_rank=max_rank,
                 jobs=common.jobs_for(jobs), progress=progress, calibration=card_file,
@@ -313,6 +315,7 @@ def calibrate(
     select: str = SelectOpt,
     upsample: Optional[int] = UpsampleOpt,
     jobs: Optional[int] = JobsOpt,
+    dask: Optional[str] = common.DaskOpt,
     model_file: Optional[Path] = ModelFileOpt,
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
@@ -328,7 +331,7 @@ def calibrate(
             if not 0.0 < f < 1.0:
                 raise InvalidArgumentError(f"--far must be in (0, 1); got {f:g}")
         spec = _spec(detector, model, upsample, select, models_dir, detector_file, model_file, landmarks)
-        with _progress_factory(common.show_progress(as_json)) as progress:
+        with common.on_dask(dask), _progress_factory(common.show_progress(as_json)) as progress:
             result = calibrate_csv(data_csv, spec, root=root, fars=fars, jobs=common.jobs_for(jobs), dataset=dataset,
                                    progress=progress)
         written = write_card(out_file, result)

@@ -70,6 +70,7 @@ def enroll(
     keep_thumbnails: bool = KeepThumbnailsOpt,
     min_score: Optional[float] = MinScoreOpt,
     jobs: Optional[int] = JobsOpt,
+    dask: Optional[str] = common.DaskOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Enrol people. Each image must show one face; rejected images get a reason, the rest go on."""
@@ -89,7 +90,8 @@ def enroll(
         workers = common.jobs_for(jobs, len(items))
         enrolled: list[Enrolled] = []
         rejected: list[Rejected] = []
-        with common.open_gallery(ctx, create=True) as gallery, common.progress(common.show_progress(as_json, len(items))) as progress:
+        with common.on_dask(dask), common.open_gallery(ctx, create=True) as gallery, \
+                common.progress(common.show_progress(as_json, len(items))) as progress:
             gallery.thumbnails = keep_thumbnails
             common.tune_analyzer(gallery.analyzer, min_score)
             task = progress.add_task("enrolling", total=len(items))

@@ -289,6 +289,7 @@ def embed(
     detector_file: Optional[Path] = DetectorFileOpt,
     models_dir: Optional[Path] = ModelsDirOpt,
     jobs: Optional[int] = JobsOpt,
+    dask: Optional[str] = common.DaskOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Find faces and compute their embeddings (float32, L2-normalised)."""
@@ -296,7 +297,8 @@ def embed(
         detector, model = common.file_models(models_dir, detector, detector_file, model, model_file)
         common.note_default_models(as_json, model)
         analyzer = _analyzer(detector, model, upsample, landmarks, min_score=min_score)
-        _batch_command(images, as_json, analyzer, embed=True, jobs=jobs)
+        with common.on_dask(dask):
+            _batch_command(images, as_json, analyzer, embed=True, jobs=jobs)
 
 
 @app.command()

@@ -114,6 +114,7 @@ def cluster(
     keep_thumbnails: bool = KeepThumbnailsOpt,
     min_score: Optional[float] = MinScoreOpt,
     jobs: Optional[int] = JobsOpt,
+    dask: Optional[str] = common.DaskOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Group the faces in photos into people; new photos join the people found before.
@@ -126,7 +127,7 @@ def cluster(
             raise InvalidArgumentError("no image files found")
         common.some_file_exists(paths)
         workers = common.jobs_for(jobs, len(paths))
-        with common.open_gallery(ctx, create=True) as gallery, \
+        with common.on_dask(dask), common.open_gallery(ctx, create=True) as gallery, \
                 common.progress(common.show_progress(as_json, len(paths))) as bar:
             gallery.thumbnails = keep_thumbnails
             common.tune_analyzer(gallery.analyzer, min_score)
