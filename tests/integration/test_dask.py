@@ -1,5 +1,5 @@
 """The batch pipeline on a real Dask cluster (``faceprint.dask_engine``): a
-``distributed.LocalCluster`` of 2 worker processes, started once in the test session.
+``distributed.LocalCluster`` of 2 worker processes, started once for these tests.
 
 The local path (``jobs=1``) is the reference: same inputs, same faces, same order, same errors,
 embeddings within 1e-5. A worker killed mid-run loses nothing and stores nothing twice."""
@@ -32,7 +32,9 @@ from faceprint.dask_engine import DaskEngine  # noqa: E402
 PEOPLE = ("Adam_Herbert", "Adrien_Brody", "Al_Sharpton", "Alan_Ball", "Alberto_Fujimori", "Alejandro_Atchugarry")
 
 
-@pytest.fixture(scope="session")
+# Module scope: started once (only these tests use it), and stopped before the other modules
+# run, which check that no worker process of theirs is left (multiprocessing.active_children).
+@pytest.fixture(scope="module")
 def cluster() -> Iterator[distributed.LocalCluster]:
     local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                      dashboard_address=None)
