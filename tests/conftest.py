@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from faceprint import settings
+from tests.postgres import postgres_server, postgres_url  # noqa: F401  (a real PostgreSQL: tests/postgres.py)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = settings.shared_data(REPO)

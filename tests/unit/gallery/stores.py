@@ -1,5 +1,8 @@
 """The one parametrised store fixture: every test that takes ``store`` (or ``gallery``) runs
-against the in-memory store, the SQLite store and an encrypted SQLite store, with the same checks."""
+against the in-memory store, the SQLite store, an encrypted SQLite store, and PostgreSQL (plain:
+searched in the database; encrypted: searched in this process), with the same checks. The
+PostgreSQL kinds take a fresh database from ``postgres_url`` (tests/postgres.py) and skip
+without ``pgserver``."""
 
 from __future__ import annotations
 
@@ -16,12 +19,21 @@ from faceprint.types import Box, EmbeddedFace, Face, Landmarks
 
 DIM = 128
 MODEL = "dlib-resnet34@v1"
-STORE_KINDS = ("memory", "sqlite", "sqlite-encrypted")
+STORE_KINDS = ("memory", "sqlite", "sqlite-encrypted", "postgresql", "postgresql-encrypted")
 
 
-def make_store(kind: str, path: Path) -> GalleryStore:
+def make_store(kind: str, path: Path, url: str | None = None) -> GalleryStore:
+    """A new store of ``kind``: at ``path`` (SQLite; the keyring beside it), or in the database
+    at ``url`` (PostgreSQL)."""
     if kind == "memory":
         return MemoryStore()
+    if kind.startswith("postgresql"):
+        from faceprint.gallery.storage.postgres import PostgresStore
+
+        assert url is not None, "a PostgreSQL store needs the postgres_url fixture"
+        if kind == "postgresql-encrypted":
+            return PostgresStore(url, master_key=MasterKey.generate(), encrypt=True, keyring=path.with_suffix(".keys"))
+        return PostgresStore(url)
     if kind == "sqlite-encrypted":  # templates and thumbnails sealed at rest (faceprint.gallery.crypto)
         return SQLiteStore(path, master_key=MasterKey.generate(), encrypt=True)
     return SQLiteStore(path)
@@ -29,7 +41,8 @@ def make_store(kind: str, path: Path) -> GalleryStore:
 
 @pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GalleryStore]:
-    s = make_store(request.param, tmp_path / "g.db")
+    url = request.getfixturevalue("postgres_url") if request.param.startswith("postgresql") else None
+    s = make_store(request.param, tmp_path / "g.db", url)
     s.pin_model(MODEL, DIM)
     yield s
     s.close()

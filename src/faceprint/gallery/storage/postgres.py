@@ -1,0 +1,1286 @@
+"""A gallery in PostgreSQL with the pgvector extension: many processes on many machines, one
+gallery, searched in the database.
+
+``PostgresStore("postgresql://user@host/db")`` (the ``postgres`` extra: psycopg 3, psycopg-pool,
+pgvector) keeps the same tables as :mod:`~faceprint.gallery.storage.sqlite`, in a schema of their
+own (:mod:`~faceprint.gallery.storage.pg_schema`), and answers
+:meth:`~faceprint.gallery.storage.base.SearchingStore.search_faces` itself: an enrolment or a
+forget committed by one process is seen by every other process's next search, with no index kept
+in memory anywhere.
+
+**Connections and transactions.** A pool of connections (``pool_size``); a thread inside
+``with store.transaction():`` keeps one connection until the outermost block ends (inner blocks
+are savepoints), other threads use other connections. Every write transaction first takes one
+transaction-level advisory lock (:data:`~faceprint.gallery.storage.pg_schema.WRITE_LOCK`): one
+writer at a time, as SQLite's ``BEGIN IMMEDIATE``. That keeps SQLite's semantics exactly
+(duplicate checks, merges, renames never race) and makes the change log's sequence numbers
+commit in order, so a reader following it never skips an entry a slower transaction commits
+later. Reads take no lock.
+
+**Search.** Templates are unit vectors in a pgvector ``vector(DIM)`` column (DIM is fixed when the
+gallery is pinned to a model) with an HNSW index over the inner product (``vector_ip_ops``;
+similarity = ``-(a <#> b)``). One SQL query per query vector, the metadata filter (``where``)
+inside it (``JOIN subjects ... WHERE``: typed JSONB comparisons with SQLite's semantics).
+pgvector 0.6 filters *after* the index scan, so a selective filter leaves too few rows; hence
+the rule (:data:`EXACT_SEARCH_BELOW`): when fewer than that many templates match, or when the
+index returns fewer rows than ``min(k, matching)``, the query runs exactly (a scan ordered by an
+expression the index cannot serve). ``hnsw.ef_search`` is set per query to
+:func:`ef_search_for` (``max(40, 2k)``).
+
+**Encrypted at rest** (``encrypt=True``; see :mod:`faceprint.gallery.crypto`): templates and
+thumbnails are sealed (``bytea``) under per-subject data keys, the vector column stays NULL and
+:attr:`PostgresStore.searches_in_database` is false: the :class:`~faceprint.gallery.Gallery`
+then keeps its in-process index of the decrypted templates, following the change log, as with
+SQLite. The keyring is a *file* (:class:`~faceprint.gallery.storage.keyring.Keyring`), never in
+the database, so the database's WAL, replicas and backups hold ciphertext only: ``keyring=`` or
+``$FACEPRINT_KEYRING_DIR/<keyring id>.keys`` (default: ``keyrings/`` in the user data folder).
+
+**What forgetting a subject removes, and when** (PostgreSQL never overwrites data in place):
+
+* *at commit*: its subject, template, thumbnail, person and photo-face rows are deleted in one
+  transaction; no query, search or other process sees them from then on. In an encrypted
+  gallery its data keys are destroyed in the keyring file *before* the rows are deleted.
+* *at the VACUUM that follows* (run at once, best effort, on the affected tables): the dead row
+  versions and their HNSW / B-tree index entries are removed and their space freed for reuse. A
+  transaction still open elsewhere (an old snapshot) can hold them back until the next VACUUM
+  or autovacuum.
+* *not by faceprint*: the write-ahead log keeps the deleted rows' bytes until its segments are
+  recycled (after checkpoints; longer when WAL is archived or replicated), base backups and
+  replicas keep theirs as long as they are kept, and a freed page's bytes are not guaranteed to
+  be overwritten until PostgreSQL reuses the space.
+
+So on a plain gallery a forgotten template's vector can outlive the forget in WAL segments,
+archives, backups and unreused page space. Encryption at rest is the real guarantee: once the
+data key is destroyed, every such copy is ciphertext that nothing can decrypt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from faceprint import settings
+from faceprint.errors import (
+    DecryptionError,
+    DuplicateImageError,
+    GalleryError,
+    GalleryNotFoundError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    ModelMismatchError,
+    SubjectExistsError,
+    SubjectNotFoundError,
+    TemplateNotFoundError,
+    import_optional,
+)
+from faceprint.gallery.crypto import (
+    SCHEME,
+    MasterKey,
+    master_key_from_settings,
+    photo_face_aad,
+    seal,
+    template_aad,
+    unseal,
+)
+from faceprint.gallery.storage.base import (
+    CHANGE_LOG_KEEP,
+    Change,
+    EncryptionInfo,
+    FaceMatches,
+    FloatArray,
+    GalleryCounts,
+    IdArray,
+    NewFace,
+    NewPhotoFace,
+    PhotoAssignment,
+    PhotoFaceTable,
+    PhotoFaceTemplate,
+    SealedFace,
+    StoredApiKey,
+    StoredFace,
+    StoredPerson,
+    TemplateSnapshot,
+    TemplateVectors,
+    api_key_from_row,
+    box_from_json,
+    box_to_json,
+    check_filter_keys,
+    check_subject_name,
+    json_merge_patch,
+    merge_people_by_parts,
+    metadata_json,
+    person_from_row,
+    photo_face_from_row,
+    template_from_row,
+    utc_now,
+)
+from faceprint.gallery.storage.keyring import Keyring, require_master_key
+from faceprint.gallery.storage.pg_schema import (
+    MIGRATION_LOCK,
+    PG_MIGRATIONS,
+    PG_SCHEMA_VERSION,
+    SCHEMA,
+    TABLES,
+    WRITE_LOCK,
+    hnsw_statements,
+)
+from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
+
+try:  # the ``postgres`` extra; PostgresStore() names it when missing
+    import psycopg
+    from pgvector.psycopg import register_vector
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError:  # pragma: no cover - exercised without the extra
+    psycopg = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+#: A search runs exactly (every matching template compared) when fewer templates than this
+#: match its filter (or the gallery holds fewer): a scan of that many vectors costs a few
+#: milliseconds and has recall 1, while HNSW, filtering after its scan, can miss matches of a
+#: selective filter. Above it, the index answers, and a query it leaves short of
+#: ``min(k, matching)`` rows is run exactly too. (bench/ measures where the crossing is.)
+EXACT_SEARCH_BELOW = 20_000
+#: ``hnsw.ef_search`` per query: ``max(MIN_EF_SEARCH, 2 * k)``, at most pgvector's maximum.
+MIN_EF_SEARCH = 40
+MAX_EF_SEARCH = 1000
+#: Seconds to wait for a connection (opening, and from the pool).
+CONNECT_TIMEOUT_S = 10
+#: VACUUM the affected tables after a delete commits (what makes a forget leave the heap and
+#: the indexes; see the module docstring).
+VACUUM_AFTER_DELETE = True
+
+# A JSON string in jsonb cannot hold U+0000, which SQLite (and so every other store) can: such
+# text is kept with U+0000 as _ESC "0" (and _ESC itself as _ESC _ESC), undone when read.
+_ESC = "\ue000"
+
+_SUBJECT_SQL = (
+    "SELECT s.id, s.name, s.metadata::text, s.created_at, s.updated_at, COUNT(f.id)"
+    " FROM subjects s LEFT JOIN faces f ON f.subject_id = s.id"
+)
+_TEMPLATE_SQL = (
+    "SELECT id, subject_id, box, detection_score, quality, image_sha256, source, thumbnail IS NOT NULL, created_at"
+    " FROM faces"
+)
+_PHOTO_FACE_SQL = "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256 FROM photo_faces"
+_SEALED_TEMPLATE_SQL = (
+    "SELECT f.id, f.subject_id, f.sealed_embedding, f.image_sha256, s.key_id FROM faces f"
+    " JOIN subjects s ON s.id = f.subject_id"
+)
+_PERSON_SQL = "SELECT p.id, p.subject_id, s.name FROM people p LEFT JOIN subjects s ON s.id = p.subject_id"
+_KEY_SQL = "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at, key_sha256 FROM api_keys"
+
+Connection = Any  # psycopg.Connection[tuple[Any, ...]] (psycopg is optional at import time)
+
+
+def ef_search_for(k: int) -> int:
+    """The ``hnsw.ef_search`` a query for ``k`` neighbours runs with."""
+    return min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * k))
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() == "password" for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _passwords(url: str) -> list[str]:
+    """The password(s) in ``url``, as written and decoded (to scrub them from any text)."""
+    found: list[str] = []
+    parts = urlsplit(url)
+    if parts.password:
+        found += [parts.password, unquote(parts.password), quote(unquote(parts.password), safe="")]
+    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() == "password"]
+    return sorted({p for p in found if p}, key=len, reverse=True)
+
+
+class PostgresStore:
+    """A :class:`~faceprint.gallery.storage.base.GalleryStore` and
+    :class:`~faceprint.gallery.storage.base.SearchingStore` in a PostgreSQL database with pgvector.
+
+    ``create=False``: :class:`GalleryNotFoundError` when the database holds no gallery (nothing
+    is created). ``master_key`` / ``encrypt``: as :class:`~faceprint.gallery.storage.sqlite.SQLiteStore`;
+    ``keyring``: the keyring file of an encrypted gallery (default: ``<keyring id>.keys`` in
+    :func:`faceprint.settings.keyring_dir`). ``pool_size``: connections at most."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        master_key: MasterKey | None = None,
+        keyring: str | os.PathLike[str] | None = None,
+        encrypt: bool = False,
+        pool_size: int = 4,
+    ) -> None:
+        if psycopg is None:
+            import_optional("psycopg", "postgres")  # raises MissingDependencyError naming the extra
+        self._url = url
+        self._location = masked_url(url)
+        self._secrets = _passwords(url)
+        self._master = master_key
+        self._keyring_path = Path(keyring) if keyring is not None else None
+        self._keyring: Keyring | None = None
+        self._keyring_id: str | None = None
+        self._lock = threading.RLock()  # the keyring and the cached keyring id
+        self._local = threading.local()  # per thread: the connection of its open transaction
+        self._prepare(create)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=max(1, int(pool_size)), open=False, configure=self._configure,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}, timeout=CONNECT_TIMEOUT_S,
+            check=ConnectionPool.check_connection, name="faceprint-gallery",
+        )
+        try:
+            with self._errors():
+                self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except BaseException:
+            self._pool.close()
+            raise
+        logger.info("gallery %s: opened (PostgreSQL, pool of %d)", self._location, pool_size)
+        if encrypt:
+            try:
+                self._enable_encryption()
+            except BaseException:
+                self.close()
+                raise
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text.replace(self._url, self._location)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Driver errors as faceprint's, never with the password in them."""
+        where = {"location": self._location}
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            message = self._scrub(str(exc).strip())
+            if "does not exist" in message and "database" in message:
+                raise GalleryNotFoundError(f"no database at {self._location}: {message}", details=where) from None
+            raise GalleryError(f"cannot reach the gallery database {self._location}: {message}", details=where) from None
+        except PoolTimeout as exc:
+            raise GalleryError(f"no connection to the gallery database {self._location} within "
+                               f"{CONNECT_TIMEOUT_S} s: {self._scrub(str(exc))}", details=where) from None
+        except psycopg.DataError as exc:  # e.g. text with U+0000, a vector of the wrong size
+            raise InvalidArgumentError(f"the gallery database refused a value: {self._scrub(str(exc).strip())}",
+                                       details=where) from None
+        except psycopg.Error as exc:
+            raise GalleryError(f"gallery database {self._location}: {self._scrub(str(exc).strip())}",
+                               details=where) from None
+
+    def _configure(self, conn: Connection) -> None:
+        """Each new pool connection: faceprint's schema first on the search path, vectors as numpy."""
+        conn.execute("SELECT set_config('search_path', %s || ', ' || current_setting('search_path'), false)", (SCHEMA,))
+        register_vector(conn)
+
+    def _prepare(self, create: bool) -> None:
+        """Check (``create=False``) or make the schema and bring it to :data:`PG_SCHEMA_VERSION`,
+        one migration a transaction, under :data:`MIGRATION_LOCK`."""
+        where = {"location": self._location}
+        with self._errors(), psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            found = conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()
+            if not create and (found is None or found[0] is None):
+                raise GalleryNotFoundError(
+                    f"no gallery in the database {self._location} (nothing was created; open it with create=True to "
+                    "make a new one)", details=where)
+            while True:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                    self._ensure_extension(conn)
+                    if conn.execute("SELECT to_regnamespace(%s)", (SCHEMA,)).fetchone()[0] is None:
+                        conn.execute(f"CREATE SCHEMA {SCHEMA}")  # (only then: it needs the CREATE privilege)
+                    conn.execute("SELECT set_config('search_path', %s || ', ' || current_setting('search_path'), true)",
+                                 (SCHEMA,))
+                    version = _schema_version(conn)
+                    if version > PG_SCHEMA_VERSION:
+                        raise GalleryError(
+                            f"{self._location} has schema version {version}; this faceprint reads up to "
+                            f"{PG_SCHEMA_VERSION}", details={**where, "schema_version": version})
+                    pending = [m for m in PG_MIGRATIONS if m.version > version]
+                    if not pending:
+                        return
+                    step = pending[0]
+                    for statement in step.statements:
+                        conn.execute(statement)
+                    if version == 0:
+                        _set_meta(conn, "created_at", utc_now())
+                    _set_meta(conn, "schema_version", str(step.version))
+                logger.info("gallery %s: schema %d -> %d (%s)", self._location, version, step.version, step.description)
+
+    def _ensure_extension(self, conn: Connection) -> None:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+            return
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.errors.InsufficientPrivilege:
+            raise GalleryError(
+                f"the database {self._location} lacks the pgvector extension and this role may not create it: ask its "
+                "administrator to run CREATE EXTENSION vector; in it", details={"location": self._location}) from None
+        except (psycopg.errors.UndefinedFile, psycopg.errors.FeatureNotSupported) as exc:
+            raise GalleryError(f"the PostgreSQL server of {self._location} has no pgvector extension installed: "
+                               f"{self._scrub(str(exc).strip())}", details={"location": self._location}) from None
+        logger.info("gallery %s: created the pgvector extension", self._location)
+
+    def _conn(self) -> Connection | None:
+        """This thread's connection while it is inside a transaction."""
+        return getattr(self._local, "conn", None)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One write transaction (nested: a savepoint of the outer one). After-commit actions
+        (key destruction, VACUUM) run once the outermost block has committed."""
+        outer = self._conn()
+        if outer is not None:
+            with outer.transaction():
+                yield outer
+            return
+        with self._errors(), self._pool.connection() as conn:
+            self._local.conn, self._local.after, self._local.vacuum = conn, [], set()
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    yield conn
+            finally:
+                self._local.conn = None
+                after: list[Callable[[], object]] = self._local.after
+                vacuum: set[str] = self._local.vacuum
+                self._local.after, self._local.vacuum = [], set()
+            # reached only when the transaction committed
+            for action in after:
+                action()
+            if vacuum:
+                self._vacuum(conn, sorted(vacuum))
+
+    def _after_commit(self, action: Callable[[], object]) -> None:
+        self._local.after.append(action)
+
+    def _vacuum_after_commit(self, *tables: str) -> None:
+        """VACUUM ``tables`` once the transaction commits (rows were deleted from them)."""
+        self._local.vacuum.update(tables)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction whose statements all see one snapshot (inside a write
+        transaction: that transaction)."""
+        outer = self._conn()
+        if outer is not None:
+            yield outer
+            return
+        with self._errors(), self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._tx():
+            yield
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = self._conn()
+        if conn is not None:
+            return list(conn.execute(sql, params).fetchall())
+        with self._errors(), self._pool.connection() as c:
+            return list(c.execute(sql, params).fetchall())
+
+    def _value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._query(sql, params)
+        return rows[0][0] if rows else None
+
+    def _meta(self, key: str) -> str | None:
+        value = self._value("SELECT value FROM meta WHERE key = %s", (key,))
+        return None if value is None else str(value)
+
+    def _vacuum(self, conn: Connection, tables: Sequence[str]) -> None:
+        """Best effort: remove deleted rows' dead versions and index entries now (see the
+        module docstring); a failure is logged, never raised (the delete has committed)."""
+        if not VACUUM_AFTER_DELETE:
+            return
+        try:
+            conn.execute(f"VACUUM {', '.join(tables)}")
+        except psycopg.Error as exc:
+            logger.warning("gallery %s: VACUUM after a delete failed: %s", self._location, self._scrub(str(exc).strip()))
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    def size_bytes(self) -> int:
+        return int(self._value(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind = 'r'",
+            (SCHEMA, list(TABLES))) or 0)
+
+    def data_version(self) -> int:
+        """The change log's last position: every change to the set of templates, by any
+        process, is logged in its transaction (and the log's positions commit in order)."""
+        return int(self._value("SELECT COALESCE(MAX(seq), 0) FROM changes") or 0)
+
+    def schema_version(self) -> int:
+        return int(self._meta("schema_version") or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._keyring is not None:
+                self._keyring.close()
+                self._keyring = None
+        self._pool.close()
+
+    # --- encryption at rest -----------------------------------------------------------------
+    def _keyring_id_now(self) -> str | None:
+        if self._keyring_id is None:  # (once encrypted, a gallery stays so: cache it)
+            self._keyring_id = self._meta("keyring_id")
+        return self._keyring_id
+
+    def keyring_path(self, keyring_id: str) -> Path:
+        """Where this gallery's keyring file is: ``keyring=``, else in :func:`settings.keyring_dir`."""
+        return self._keyring_path or settings.keyring_dir() / f"{keyring_id}.keys"
+
+    def _ring(self) -> Keyring | None:
+        keyring_id = self._keyring_id_now()
+        if keyring_id is None:
+            return None
+        with self._lock:
+            if self._keyring is None:
+                master = require_master_key(self._master or master_key_from_settings(), self._location)
+                self._keyring = Keyring(self.keyring_path(keyring_id), keyring_id, master)
+                self._master = master
+            return self._keyring
+
+    @property
+    def searches_in_database(self) -> bool:
+        """False when encrypted at rest: the database then holds no vector to search."""
+        return self._keyring_id_now() is None
+
+    def encryption(self) -> EncryptionInfo | None:
+        keyring_id = self._keyring_id_now()
+        if keyring_id is None:
+            return None
+        with self._lock:
+            fingerprint = self._keyring.master_fingerprint if self._keyring is not None else None
+        return EncryptionInfo(self._meta("encryption") or SCHEME, str(self.keyring_path(keyring_id)), keyring_id,
+                              fingerprint)
+
+    def unlock(self) -> None:
+        self._ring()
+
+    def rotate_master_key(self, new_key: MasterKey) -> int:
+        ring = self._ring()
+        if ring is None:
+            raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: there is no master key to rotate")
+        with self._lock:
+            count = ring.rotate(new_key)
+            self._master = new_key
+        return count
+
+    def _enable_encryption(self) -> None:
+        """A new keyring and a data key per subject and photo face; every vector and thumbnail
+        sealed in one transaction, then the tables VACUUMed (see the module docstring for what
+        that does and does not erase)."""
+        if self._keyring_id_now() is not None:
+            self._ring()  # already encrypted: check the key given
+            return
+        master = require_master_key(self._master or master_key_from_settings(), self._location)
+        keyring_id = str(uuid.uuid4())
+        path = self.keyring_path(keyring_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GalleryError(f"cannot create the keyring folder {path.parent}: {exc.strerror or exc}",
+                               details={"keyring": str(path)}) from None
+        ring = Keyring.create(path, keyring_id, master)
+        faces = photos = 0
+        try:
+            with self._tx() as db:
+                if _meta_in(db, "keyring_id") is not None:  # another process was first
+                    raise GalleryError(f"the gallery {self._location} was encrypted meanwhile by another process")
+                subjects = [int(r[0]) for r in db.execute("SELECT id FROM subjects ORDER BY id").fetchall()]
+                for subject_id, (key_id, dek) in zip(subjects, ring.new_keys(len(subjects))):
+                    db.execute("UPDATE subjects SET key_id = %s WHERE id = %s", (key_id, subject_id))
+                    rows = db.execute("SELECT id, image_sha256, embedding, thumbnail FROM faces WHERE subject_id = %s",
+                                      (subject_id,)).fetchall()
+                    with db.cursor() as cur:
+                        cur.executemany(
+                            "UPDATE faces SET embedding = NULL, sealed_embedding = %s, thumbnail = %s WHERE id = %s", [
+                                (seal(dek, _vector_bytes(emb), template_aad(key_id, sha, "embedding")),
+                                 None if thumb is None else seal(dek, bytes(thumb), template_aad(key_id, sha, "thumbnail")),
+                                 fid) for fid, sha, emb, thumb in rows])
+                    faces += len(rows)
+                photo = db.execute("SELECT id, image_sha256, face_index, embedding, thumbnail FROM photo_faces").fetchall()
+                photos = len(photo)
+                with db.cursor() as cur:
+                    cur.executemany("UPDATE photo_faces SET key_id = %s, embedding = %s, thumbnail = %s WHERE id = %s", [
+                        (key_id, seal(dek, bytes(emb), photo_face_aad(key_id, sha, index, "embedding")),
+                         None if thumb is None else seal(dek, bytes(thumb), photo_face_aad(key_id, sha, index, "thumbnail")),
+                         pid)
+                        for (pid, sha, index, emb, thumb), (key_id, dek) in zip(photo, ring.new_keys(len(photo)))])
+                _set_meta(db, "encryption", SCHEME)
+                _set_meta(db, "keyring_id", keyring_id)
+                self._vacuum_after_commit("faces", "photo_faces")
+        except BaseException:
+            ring.close()
+            path.unlink(missing_ok=True)  # its keys never protected committed data
+            raise
+        with self._lock:
+            self._keyring, self._master, self._keyring_id = ring, master, keyring_id
+        logger.info("gallery %s: encrypted at rest (%d template(s), %d photo face(s); keyring %s, master key %s)",
+                    self._location, faces, photos, path, master.fingerprint)
+
+    def _seal_template(self, ring: Keyring, key_id: str, sha: str, field: str, data: bytes | None) -> bytes | None:
+        if data is None:
+            return None
+        return seal(ring.data_key(key_id), data, template_aad(key_id, sha, field))
+
+    def _subject_key(self, db: Connection, ring: Keyring, subject_id: int) -> str:
+        """A subject's data key id (made now for a subject that has none)."""
+        row = db.execute("SELECT key_id FROM subjects WHERE id = %s", (subject_id,)).fetchone()
+        if row is not None and row[0]:
+            return str(row[0])
+        key_id, _ = ring.new_key()
+        db.execute("UPDATE subjects SET key_id = %s WHERE id = %s", (key_id, subject_id))
+        return key_id
+
+    def _open_templates(self, ring: Keyring, rows: Sequence[tuple[Any, ...]]) -> list[tuple[int, int, bytes]]:
+        """``(id, subject id, embedding)`` of rows ``(id, subject id, sealed, sha256, key id)``; a
+        row whose data key was destroyed is left out."""
+        keys = ring.data_keys([str(r[4]) for r in rows if r[4]])
+        out: list[tuple[int, int, bytes]] = []
+        for face_id, subject_id, blob, sha, key_id in rows:
+            dek = keys.get(str(key_id)) if key_id else None
+            if dek is not None:
+                out.append((int(face_id), int(subject_id),
+                            unseal(dek, bytes(blob), template_aad(str(key_id), sha, "embedding"))))
+        if len(out) < len(rows):
+            logger.warning("gallery %s: %d template(s) left out: their data key was destroyed", self._location,
+                           len(rows) - len(out))
+        return out
+
+    def _open_photo_faces(self, ring: Keyring, rows: Sequence[tuple[Any, ...]], field: str) -> list[bytes | None]:
+        """The plaintext of ``field`` of rows ``(key id, sha256, face index, sealed)``."""
+        keys = ring.data_keys([str(r[0]) for r in rows if r[0]])
+        out: list[bytes | None] = []
+        for key_id, sha, index, blob in rows:
+            if blob is None:
+                out.append(None)
+                continue
+            dek = keys.get(str(key_id)) if key_id else None
+            if dek is None:
+                raise DecryptionError("the data key of a photo face was destroyed: it cannot be decrypted",
+                                      details={"key_id": key_id, "reason": "data_key_destroyed"})
+            out.append(unseal(dek, bytes(blob), photo_face_aad(str(key_id), sha, int(index), field)))
+        return out
+
+    def export_sealed_faces(self) -> Iterator[SealedFace]:
+        if self._ring() is None:
+            raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: it has no sealed templates")
+        rows = self._query(
+            "SELECT s.name, s.metadata::text, s.key_id, f.sealed_embedding, f.thumbnail, f.quality, f.box,"
+            " f.detection_score, f.image_sha256, f.source, f.created_at FROM faces f JOIN subjects s"
+            " ON s.id = f.subject_id ORDER BY f.id")
+        for name, meta, key_id, emb, thumb, quality, box, score, sha, source, created in rows:
+            yield SealedFace(name, _load_json(meta), str(key_id), bytes(emb), None if thumb is None else bytes(thumb),
+                             quality, box_from_json(box), score, sha, source, created)
+
+    def unseal_face(self, face: SealedFace) -> StoredFace:
+        ring = self._ring()
+        if ring is None:
+            raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: it has no keys to decrypt with")
+        dek = ring.data_key(face.key_id)
+        embedding = unseal(dek, face.sealed_embedding, template_aad(face.key_id, face.image_sha256, "embedding"))
+        thumbnail = (None if face.sealed_thumbnail is None else
+                     unseal(dek, face.sealed_thumbnail, template_aad(face.key_id, face.image_sha256, "thumbnail")))
+        return StoredFace(face.subject, face.metadata, np.frombuffer(embedding, dtype="<f4").astype(np.float32),
+                          face.quality, face.box, face.detection_score, face.image_sha256, face.source, thumbnail,
+                          face.created_at)
+
+    # --- model pin --------------------------------------------------------------------------
+    def model(self) -> tuple[str, int] | None:
+        rows = dict(self._query("SELECT key, value FROM meta WHERE key IN ('model_id', 'embedding_dim')"))
+        model_id = rows.get("model_id")
+        return None if model_id is None else (str(model_id), int(rows.get("embedding_dim") or 0))
+
+    def pin_model(self, model_id: str, dim: int) -> None:
+        """Pin the gallery; the first pin gives the vector column its dimension and builds the
+        HNSW index (:func:`~faceprint.gallery.storage.pg_schema.hnsw_statements`)."""
+        with self._tx() as db:
+            current = _meta_in(db, "model_id")
+            if current is None:
+                _set_meta(db, "model_id", model_id)
+                _set_meta(db, "embedding_dim", str(int(dim)))
+                for statement in hnsw_statements(int(dim)):
+                    db.execute(statement)
+                logger.info("gallery %s: pinned to %s (%d-D vectors, HNSW index)", self._location, model_id, dim)
+            elif current != model_id:
+                raise ModelMismatchError(f"gallery {self._location} holds templates of {current}, not {model_id}",
+                                         details={"gallery_model": current, "model": model_id})
+
+    def _dim(self) -> int:
+        pinned = self.model()
+        return pinned[1] if pinned else 0
+
+    # --- subjects and templates -------------------------------------------------------------
+    def add_face(self, subject: str, metadata: dict[str, Any] | None, face: NewFace) -> tuple[int, int]:
+        name = check_subject_name(subject)
+        now = utc_now()
+        vector = np.ascontiguousarray(face.embedding, dtype=np.float32).reshape(-1)
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM faces WHERE image_sha256 = %s", (face.image_sha256,)).fetchone():
+                raise DuplicateImageError("this exact image is already enrolled", details={"image_sha256": face.image_sha256})
+            ring = self._ring()
+            row = db.execute("SELECT id, metadata::text FROM subjects WHERE name = %s", (name,)).fetchone()
+            if row is None:
+                metadata_json(metadata)  # the checks every store makes
+                subject_id = int(db.execute(
+                    "INSERT INTO subjects(name, metadata, created_at, updated_at, key_id) VALUES (%s, %s::jsonb, %s, %s, %s)"
+                    " RETURNING id", (name, _dump_json(metadata or {}), now, now, ring.new_key()[0] if ring else None),
+                ).fetchone()[0])
+            else:
+                subject_id = int(row[0])
+                if metadata:
+                    metadata_json(metadata)
+                    merged = json_merge_patch(_load_json(row[1]), metadata)
+                    db.execute("UPDATE subjects SET metadata = %s::jsonb, updated_at = %s WHERE id = %s",
+                               (_dump_json(merged), now, subject_id))
+                else:
+                    db.execute("UPDATE subjects SET updated_at = %s WHERE id = %s", (now, subject_id))
+            if ring is not None:
+                key_id = self._subject_key(db, ring, subject_id)
+                plain, sealed = None, self._seal_template(ring, key_id, face.image_sha256, "embedding", vector.tobytes())
+                thumbnail = self._seal_template(ring, key_id, face.image_sha256, "thumbnail", face.thumbnail)
+            else:
+                plain, sealed, thumbnail = vector, None, face.thumbnail
+            face_id = int(db.execute(
+                "INSERT INTO faces(subject_id, embedding, sealed_embedding, quality, box, detection_score, image_sha256,"
+                " source, thumbnail, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (subject_id, plain, sealed, face.quality, box_to_json(face.box), face.detection_score,
+                 face.image_sha256, face.source, thumbnail, now),
+            ).fetchone()[0])
+            db.execute("INSERT INTO changes(op, face_id) VALUES ('add', %s)", (face_id,))
+        return subject_id, face_id
+
+    def create_subject(self, name: str, metadata: dict[str, Any] | None = None) -> Subject:
+        name = check_subject_name(name)
+        now = utc_now()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM subjects WHERE name = %s", (name,)).fetchone():
+                raise SubjectExistsError(f"a subject named {name!r} already exists", details={"subject": name})
+            metadata_json(metadata)
+            ring = self._ring()
+            db.execute("INSERT INTO subjects(name, metadata, created_at, updated_at, key_id) VALUES"
+                       " (%s, %s::jsonb, %s, %s, %s)",
+                       (name, _dump_json(metadata or {}), now, now, ring.new_key()[0] if ring else None))
+            return self.subject(name)
+
+    def has_image(self, image_sha256: str) -> bool:
+        return bool(self._query("SELECT 1 FROM faces WHERE image_sha256 = %s", (image_sha256,)))
+
+    def subject(self, name: str) -> Subject:
+        rows = self._query(_SUBJECT_SQL + " WHERE s.name = %s GROUP BY s.id", (name,))
+        if not rows:
+            raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
+        return _subject(rows[0])
+
+    def subject_by_id(self, subject_id: int) -> Subject:
+        rows = self._query(_SUBJECT_SQL + " WHERE s.id = %s GROUP BY s.id", (subject_id,))
+        if not rows:
+            raise SubjectNotFoundError(f"no subject with id {subject_id}", details={"subject_id": subject_id})
+        return _subject(rows[0])
+
+    def subjects(self, limit: int | None = None, offset: int = 0) -> list[Subject]:
+        sql = _SUBJECT_SQL + ' GROUP BY s.id ORDER BY s.name COLLATE "C"'  # code point order, as SQLite
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql += " LIMIT %s OFFSET %s"
+            params = (int(limit), int(offset))
+        return [_subject(r) for r in self._query(sql, params)]
+
+    def count(self) -> GalleryCounts:
+        subjects, faces, thumbs = self._query(
+            "SELECT (SELECT COUNT(*) FROM subjects), COUNT(*), COUNT(thumbnail) FROM faces")[0]
+        return GalleryCounts(int(subjects), int(faces), int(thumbs))
+
+    def templates(self, subject_id: int) -> list[Template]:
+        return [template_from_row(r) for r in self._query(_TEMPLATE_SQL + " WHERE subject_id = %s ORDER BY id",
+                                                           (subject_id,))]
+
+    def template(self, face_id: int) -> Template:
+        rows = self._query(_TEMPLATE_SQL + " WHERE id = %s", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
+        return template_from_row(rows[0])
+
+    def rename(self, old: str, new: str) -> Subject:
+        new = check_subject_name(new)
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM subjects WHERE name = %s", (old,)).fetchone()
+            if row is None:
+                raise SubjectNotFoundError(f"no subject named {old!r} in the gallery", details={"subject": old})
+            if old != new and db.execute("SELECT 1 FROM subjects WHERE name = %s", (new,)).fetchone():
+                raise SubjectExistsError(f"a subject named {new!r} already exists; merge instead", details={"subject": new})
+            db.execute("UPDATE subjects SET name = %s, updated_at = %s WHERE id = %s", (new, utc_now(), row[0]))
+            return self.subject(new)
+
+    def update_metadata(self, name: str, metadata: dict[str, Any]) -> Subject:
+        metadata_json(metadata)
+        with self._tx() as db:
+            cur = db.execute("UPDATE subjects SET metadata = %s::jsonb, updated_at = %s WHERE name = %s",
+                             (_dump_json(metadata or {}), utc_now(), name))
+            if cur.rowcount == 0:
+                raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
+            return self.subject(name)
+
+    def merge(self, source: str, target: str) -> Subject:
+        if source == target:
+            raise InvalidArgumentError("cannot merge a subject into itself")
+        with self._tx() as db:
+            src, tgt = self.subject(source), self.subject(target)
+            src_person, tgt_person = self.person_of_subject(src.id), self.person_of_subject(tgt.id)
+            if src_person is not None and tgt_person is not None:
+                self.merge_people(src_person.id, tgt_person.id)
+            elif src_person is not None:  # the person follows its templates (else it would go with source)
+                self.link_person(src_person.id, tgt.id)
+            moved = [int(r[0]) for r in db.execute("SELECT id FROM faces WHERE subject_id = %s", (src.id,)).fetchall()]
+            ring = self._ring()
+            if ring is not None:  # the faces move under the target's data key; the source's goes
+                self._reseal_faces(db, ring, src.id, tgt.id)
+            db.execute("UPDATE faces SET subject_id = %s WHERE subject_id = %s", (tgt.id, src.id))
+            # The target keeps its own metadata where both define a key.
+            db.execute("UPDATE subjects SET metadata = %s::jsonb, updated_at = %s WHERE id = %s",
+                       (_dump_json(json_merge_patch(src.metadata, tgt.metadata)), utc_now(), tgt.id))
+            db.execute("DELETE FROM subjects WHERE id = %s", (src.id,))
+            with db.cursor() as cur:
+                cur.executemany("INSERT INTO changes(op, face_id) VALUES ('add', %s)", [(i,) for i in moved])
+            return self.subject(target)
+
+    def _reseal_faces(self, db: Connection, ring: Keyring, source_id: int, target_id: int) -> None:
+        """Re-encrypt ``source_id``'s templates under ``target_id``'s data key; the source's key
+        is destroyed once this commits."""
+        old_key, new_key = self._subject_key(db, ring, source_id), self._subject_key(db, ring, target_id)
+        old_dek, new_dek = ring.data_key(old_key), ring.data_key(new_key)
+        rows = db.execute("SELECT id, image_sha256, sealed_embedding, thumbnail FROM faces WHERE subject_id = %s",
+                          (source_id,)).fetchall()
+        resealed = []
+        for fid, sha, emb, thumb in rows:
+            fields = [unseal(old_dek, bytes(blob), template_aad(old_key, sha, field)) if blob is not None else None
+                      for field, blob in (("embedding", emb), ("thumbnail", thumb))]
+            resealed.append(tuple(seal(new_dek, data, template_aad(new_key, sha, field)) if data is not None else None
+                                  for field, data in zip(("embedding", "thumbnail"), fields)) + (fid,))
+        with db.cursor() as cur:
+            cur.executemany("UPDATE faces SET sealed_embedding = %s, thumbnail = %s WHERE id = %s", resealed)
+        self._after_commit(lambda: ring.destroy([old_key]))
+
+    def delete_face(self, face_id: int) -> None:
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM faces WHERE id = %s", (face_id,))
+            if cur.rowcount == 0:
+                raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
+            db.execute("INSERT INTO changes(op, face_id) VALUES ('del', %s)", (face_id,))
+            self._vacuum_after_commit("faces")
+
+    def forget(self, name: str) -> list[int]:
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM subjects WHERE name = %s", (name,)).fetchone()
+            if row is None:
+                raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
+            subject_id = int(row[0])
+            face_ids = [int(r[0]) for r in db.execute("SELECT id FROM faces WHERE subject_id = %s ORDER BY id",
+                                                      (subject_id,)).fetchall()]
+            ring = self._ring()
+            if ring is not None:
+                # Crypto-shredding first: every copy of these rows (WAL, backups, replicas, an
+                # export) is unreadable even if what follows never commits.
+                ring.destroy([str(r[0]) for r in db.execute(
+                    "SELECT key_id FROM subjects WHERE id = %s UNION ALL SELECT f.key_id FROM photo_faces f JOIN people p"
+                    " ON p.id = f.person_id WHERE p.subject_id = %s", (subject_id, subject_id)).fetchall() if r[0]])
+            db.execute("DELETE FROM faces WHERE subject_id = %s", (subject_id,))
+            person = db.execute("SELECT 1 FROM people WHERE subject_id = %s", (subject_id,)).fetchone()
+            # Cascades to the person clustered under it, its photo faces and their marks.
+            db.execute("DELETE FROM subjects WHERE id = %s", (subject_id,))
+            with db.cursor() as cur:
+                cur.executemany("INSERT INTO changes(op, face_id) VALUES ('del', %s)", [(i,) for i in face_ids])
+            self._vacuum_after_commit("faces", "subjects", *(("people", "photo_faces", "not_person") if person else ()))
+        return face_ids
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        rows = self._query("SELECT f.thumbnail, f.image_sha256, s.key_id FROM faces f JOIN subjects s"
+                           " ON s.id = f.subject_id WHERE f.id = %s", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
+        thumb, sha, key_id = rows[0]
+        if thumb is None:
+            return None
+        ring = self._ring()
+        if ring is None:
+            return bytes(thumb)
+        return unseal(ring.data_key(str(key_id)), bytes(thumb), template_aad(str(key_id), sha, "thumbnail"))
+
+    # --- what an in-process index is built from (encrypted galleries) -----------------------
+    def all_templates(self) -> TemplateSnapshot:
+        ring = self._ring()
+        with self._snapshot() as db:
+            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+            if ring is None:
+                rows = db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
+                vectors = _unpack(rows, self._dim())
+            else:
+                sealed = db.execute(_SEALED_TEMPLATE_SQL + " ORDER BY f.id").fetchall()
+                vectors = _unpack_bytes(self._open_templates(ring, sealed), self._dim())
+        return TemplateSnapshot(vectors.face_ids, vectors.subject_ids, vectors.vectors, seq)
+
+    def changes_since(self, seq: int) -> tuple[list[Change], int] | None:
+        with self._snapshot() as db:
+            floor = int(_meta_in(db, "changes_floor") or 0)
+            if seq < floor:
+                return None
+            rows = db.execute("SELECT seq, op, face_id FROM changes WHERE seq > %s ORDER BY seq", (seq,)).fetchall()
+        changes = [Change(int(s), str(op), int(f)) for s, op, f in rows]
+        return changes, (changes[-1].seq if changes else seq)
+
+    def read_templates(self, face_ids: Sequence[int]) -> TemplateVectors:
+        ids = sorted({int(i) for i in face_ids})
+        ring = self._ring()
+        if ring is not None:
+            sealed = self._query(_SEALED_TEMPLATE_SQL + " WHERE f.id = ANY(%s) ORDER BY f.id", (ids,))
+            return _unpack_bytes(self._open_templates(ring, sealed), self._dim())
+        return _unpack(self._query("SELECT id, subject_id, embedding FROM faces WHERE id = ANY(%s) ORDER BY id", (ids,)),
+                       self._dim())
+
+    def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
+        with self._tx() as db:
+            top = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+            floor = max(0, top - keep)
+            if floor > int(_meta_in(db, "changes_floor") or 0):
+                db.execute("DELETE FROM changes WHERE seq <= %s", (floor,))
+                _set_meta(db, "changes_floor", str(floor))
+
+    def face_ids_where(self, metadata: dict[str, Any]) -> IdArray:
+        check_filter_keys(metadata)
+        clause, params = filter_sql(metadata)
+        rows = self._query(f"SELECT f.id FROM faces f JOIN subjects s ON s.id = f.subject_id WHERE {clause}"
+                           " ORDER BY f.id", params)
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
+        ids = sorted({int(i) for i in subject_ids})
+        return {int(i): str(n) for i, n in self._query("SELECT id, name FROM subjects WHERE id = ANY(%s)", (ids,))}
+
+    def export_faces(self) -> Iterator[StoredFace]:
+        if self._ring() is not None:
+            for sealed in self.export_sealed_faces():
+                yield self.unseal_face(sealed)
+            return
+        rows = self._query(
+            "SELECT s.name, s.metadata::text, f.embedding, f.quality, f.box, f.detection_score, f.image_sha256, f.source,"
+            " f.thumbnail, f.created_at FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY f.id")
+        for name, meta, emb, quality, box, score, sha, source, thumb, created in rows:
+            yield StoredFace(name, _load_json(meta), np.asarray(emb.to_numpy(), dtype=np.float32), quality,
+                             box_from_json(box), score, sha, source, None if thumb is None else bytes(thumb), created)
+
+    # --- search in the database -------------------------------------------------------------
+    def search_faces(self, queries: FloatArray, k: int, where: dict[str, Any] | None = None) -> FaceMatches:
+        """The ``k`` most similar templates of each query (see the module docstring for when
+        the HNSW index answers and when the search is exact)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        n, k = len(queries), max(0, int(k))
+        ids = np.full((n, k), -1, dtype=np.int64)
+        sims = np.full((n, k), -np.inf, dtype=np.float32)
+        subjects = np.full((n, k), -1, dtype=np.int64)
+        if where:
+            check_filter_keys(where)
+        if n == 0 or k == 0:
+            return FaceMatches(ids, sims, subjects)
+        if not self.searches_in_database:
+            raise InvalidArgumentError(f"the gallery {self._location} is encrypted at rest: its templates are searched "
+                                       "in this process (Gallery keeps the index), not in the database")
+        if where:
+            clause, params = filter_sql(where)
+            source = f"faces f JOIN subjects s ON s.id = f.subject_id WHERE f.embedding IS NOT NULL AND {clause}"
+        else:
+            source, params = "faces f WHERE f.embedding IS NOT NULL", []
+        ann_sql = (f"SELECT f.id, f.subject_id, -(f.embedding <#> %s) FROM {source}"
+                   " ORDER BY f.embedding <#> %s LIMIT %s")
+        # "+ 0": an order the HNSW index cannot serve, so the planner scans every match.
+        exact_sql = (f"SELECT f.id, f.subject_id, -(f.embedding <#> %s) FROM {source}"
+                     " ORDER BY (f.embedding <#> %s) + 0, f.id LIMIT %s")
+        with self._snapshot() as db:
+            db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search_for(k)),))
+            matching = int(db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT %s) m",
+                                      (*params, EXACT_SEARCH_BELOW)).fetchone()[0])
+            exact = matching < EXACT_SEARCH_BELOW
+            for row, query in enumerate(queries):
+                found = [] if exact else db.execute(ann_sql, (query, *params, query, k)).fetchall()
+                if exact or len(found) < min(k, matching):
+                    found = db.execute(exact_sql, (query, *params, query, k)).fetchall()
+                for col, (face_id, subject_id, similarity) in enumerate(found):
+                    ids[row, col], subjects[row, col], sims[row, col] = face_id, subject_id, similarity
+        return FaceMatches(ids, sims, subjects)
+
+    # --- people from photos -----------------------------------------------------------------
+    def photo_paths(self) -> set[str]:
+        return {str(r[0]) for r in self._query("SELECT path FROM cluster_photos")}
+
+    def has_photo(self, image_sha256: str) -> bool:
+        return bool(self._query("SELECT 1 FROM cluster_photos WHERE image_sha256 = %s", (image_sha256,)))
+
+    def add_photo(self, path: str, image_sha256: str, faces: Sequence[NewPhotoFace]) -> bool:
+        now = utc_now()
+        if len({f.face_index for f in faces}) != len(faces):
+            raise InvalidArgumentError("two faces of one photo share a face index")
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM cluster_photos WHERE image_sha256 = %s", (image_sha256,)).fetchone():
+                return False
+            db.execute("INSERT INTO cluster_photos(image_sha256, path, faces, added_at) VALUES (%s, %s, %s, %s)",
+                       (image_sha256, path, len(faces), now))
+            ring = self._ring()
+            # One data key per photo face: forgetting a person destroys exactly their faces' keys.
+            keys: list[tuple[str | None, bytes | None]] = (list(ring.new_keys(len(faces))) if ring
+                                                           else [(None, None)] * len(faces))
+
+            def sealed(key: tuple[str | None, bytes | None], index: int, field: str, data: bytes | None) -> bytes | None:
+                key_id, dek = key
+                if data is None or key_id is None or dek is None:
+                    return data
+                return seal(dek, data, photo_face_aad(key_id, image_sha256, index, field))
+
+            with db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO photo_faces(path, image_sha256, face_index, box, quality, usable, embedding, thumbnail,"
+                    " created_at, key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(path, image_sha256, f.face_index, box_to_json(f.box), float(f.quality), bool(f.usable),
+                      sealed(key, f.face_index, "embedding", np.ascontiguousarray(f.embedding, dtype="<f4").tobytes()),
+                      sealed(key, f.face_index, "thumbnail", f.thumbnail), now, key[0]) for f, key in zip(faces, keys)])
+        return True
+
+    def usable_photo_face_count(self) -> int:
+        return int(self._value("SELECT COUNT(*) FROM photo_faces WHERE usable"))
+
+    def photo_faces(self) -> list[PhotoFace]:
+        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " ORDER BY id")]
+
+    def photo_faces_of(self, person_id: int) -> list[PhotoFace]:
+        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " WHERE person_id = %s ORDER BY id",
+                                                             (person_id,))]
+
+    def photo_face(self, face_id: int) -> PhotoFace:
+        rows = self._query(_PHOTO_FACE_SQL + " WHERE id = %s", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
+        return photo_face_from_row(rows[0])
+
+    def photo_face_thumbnail(self, face_id: int) -> bytes | None:
+        rows = self._query("SELECT key_id, image_sha256, face_index, thumbnail FROM photo_faces WHERE id = %s", (face_id,))
+        if not rows:
+            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
+        ring = self._ring()
+        if ring is not None:
+            return self._open_photo_faces(ring, rows, "thumbnail")[0]
+        return None if rows[0][3] is None else bytes(rows[0][3])
+
+    def photo_face_table(self) -> PhotoFaceTable:
+        rows = self._query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding, key_id, face_index"
+                           " FROM photo_faces ORDER BY id")
+        ring = self._ring()
+        if ring is not None:
+            plain = self._open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
+            rows = [(*r[:5], p) for r, p in zip(rows, plain)]
+        dim = len(rows[0][5]) // 4 if rows else self._dim()
+        return PhotoFaceTable(
+            ids=np.array([r[0] for r in rows], np.int64),
+            image_sha256=[str(r[1]) for r in rows],
+            person=np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64),
+            usable=np.array([bool(r[3]) for r in rows], np.bool_),
+            assigned_by=[r[4] for r in rows],
+            embeddings=(np.frombuffer(b"".join(bytes(r[5]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+                        .astype(np.float32) if rows else np.zeros((0, dim), np.float32)),
+        )
+
+    def photo_face_templates(self, person_id: int) -> list[PhotoFaceTemplate]:
+        rows = self._query(
+            "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256, face_index, embedding,"
+            " thumbnail, key_id FROM photo_faces WHERE person_id = %s ORDER BY id", (person_id,))
+        ring = self._ring()
+        if ring is not None:
+            embeddings = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
+            thumbnails = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
+            rows = [(*r[:10], e, t) for r, e, t in zip(rows, embeddings, thumbnails)]
+        return [PhotoFaceTemplate(photo_face_from_row(r), int(r[9]),
+                                  np.frombuffer(bytes(r[10]), dtype="<f4").astype(np.float32),
+                                  None if r[11] is None else bytes(r[11])) for r in rows]
+
+    def photo_face_indices(self) -> dict[int, int]:
+        return {int(i): int(n) for i, n in self._query("SELECT id, face_index FROM photo_faces")}
+
+    def people(self) -> list[StoredPerson]:
+        return [person_from_row(r) for r in self._query(_PERSON_SQL + " ORDER BY p.id")]
+
+    def person(self, person_id: int) -> StoredPerson | None:
+        rows = self._query(_PERSON_SQL + " WHERE p.id = %s", (person_id,))
+        return person_from_row(rows[0]) if rows else None
+
+    def person_named(self, name: str) -> StoredPerson | None:
+        rows = self._query(_PERSON_SQL + " WHERE s.name = %s", (name,))
+        return person_from_row(rows[0]) if rows else None
+
+    def person_of_subject(self, subject_id: int) -> StoredPerson | None:
+        rows = self._query(_PERSON_SQL + " WHERE p.subject_id = %s", (subject_id,))
+        return person_from_row(rows[0]) if rows else None
+
+    def create_person(self) -> int:
+        now = utc_now()
+        with self._tx() as db:
+            return int(db.execute("INSERT INTO people(created_at, updated_at) VALUES (%s, %s) RETURNING id",
+                                  (now, now)).fetchone()[0])
+
+    def link_person(self, person_id: int, subject_id: int | None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE people SET subject_id = %s, updated_at = %s WHERE id = %s", (subject_id, utc_now(), person_id))
+
+    def assign_photo_faces(self, assignments: Sequence[PhotoAssignment]) -> None:
+        if not assignments:
+            return
+        with self._tx() as db, db.cursor() as cur:
+            cur.executemany(
+                "UPDATE photo_faces SET person_id = %s, assigned_by = %s, score = %s WHERE id = %s",
+                [(a.person_id, a.assigned_by if a.person_id is not None else None,
+                  a.score if a.person_id is not None else None, a.face_id) for a in assignments])
+            now = utc_now()
+            grown = sorted({a.person_id for a in assignments if a.person_id is not None})
+            if grown:
+                cur.execute("UPDATE people SET updated_at = %s WHERE id = ANY(%s)", (now, grown))
+
+    def not_person_marks(self) -> list[tuple[int, int]]:
+        return [(int(f), int(p)) for f, p in
+                self._query("SELECT face_id, person_id FROM not_person ORDER BY face_id, person_id")]
+
+    def mark_not_person(self, face_id: int, person_id: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO not_person(face_id, person_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                       (face_id, person_id))
+
+    def unmark_not_person(self, face_id: int, person_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM not_person WHERE face_id = %s AND person_id = %s", (face_id, person_id))
+
+    def merge_people(self, source: int, target: int) -> None:
+        merge_people_by_parts(self, source, target)
+
+    def delete_person(self, person_id: int) -> int:
+        with self._tx() as db:
+            ring = self._ring()
+            if ring is not None:  # crypto-shredding first, as forget does
+                ring.destroy([str(r[0]) for r in db.execute("SELECT key_id FROM photo_faces WHERE person_id = %s",
+                                                            (person_id,)).fetchall() if r[0]])
+            n = int(db.execute("DELETE FROM photo_faces WHERE person_id = %s", (person_id,)).rowcount)
+            db.execute("DELETE FROM people WHERE id = %s", (person_id,))
+            self._vacuum_after_commit("people", "photo_faces", "not_person")
+        return n
+
+    # --- API keys ---------------------------------------------------------------------------
+    def add_api_key(self, record: ApiKey, key_sha256: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO api_keys(key_id, name, key_sha256, scopes, created_at, last_used_at, revoked_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING",
+                (record.key_id, record.name, key_sha256, json.dumps(list(record.scopes)), record.created_at,
+                 record.last_used_at, record.revoked_at))
+            return bool(cur.rowcount == 1)
+
+    def api_key(self, key_id: str) -> StoredApiKey | None:
+        rows = self._query(_KEY_SQL + " WHERE key_id = %s", (key_id,))
+        return StoredApiKey(api_key_from_row(rows[0]), str(rows[0][6])) if rows else None
+
+    def api_keys(self, include_revoked: bool = True) -> list[ApiKey]:
+        where = "" if include_revoked else " WHERE revoked_at IS NULL"
+        return [api_key_from_row(r) for r in self._query(_KEY_SQL + where + ' ORDER BY created_at COLLATE "C", key_id COLLATE "C"')]
+
+    def revoke_api_key(self, key_id: str, when: str) -> ApiKey:
+        with self._tx() as db:
+            cur = db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %s) WHERE key_id = %s", (when, key_id))
+            if cur.rowcount == 0:
+                raise KeyNotFoundError(f"no API key with id {key_id!r}", details={"key_id": key_id})
+            return api_key_from_row(db.execute(_KEY_SQL + " WHERE key_id = %s", (key_id,)).fetchone())
+
+    def count_active_api_keys(self) -> int:
+        return int(self._value("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL"))
+
+    def touch_api_key(self, key_id: str, when: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE api_keys SET last_used_at = %s WHERE key_id = %s", (when, key_id))
+
+
+# --- metadata filters in SQL ----------------------------------------------------------------
+def filter_sql(where: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A ``where`` filter (checked by :func:`check_filter_keys`) as a SQL condition on
+    ``s.metadata`` (jsonb) and its parameters, with SQLite's semantics
+    (:meth:`~faceprint.gallery.storage.sqlite.SQLiteStore.face_ids_where`): JSON null matches
+    nothing; a string equals only that string; numbers compare by value, booleans as 0 and 1;
+    an object or array equals one with the same members, keys in any order (1 and 1.0 differ).
+    Strings, objects and arrays also add their containment (``@>``), which the GIN index on
+    ``metadata`` can answer first."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, value in where.items():
+        if value is None:
+            clauses.append("FALSE")
+        elif isinstance(value, (dict, list)):
+            # jsonb's text is canonical (key order) and keeps a number's scale: 1 and 1.0 differ
+            clauses.append("(s.metadata @> %s::jsonb AND jsonb_typeof(s.metadata -> %s) = %s"
+                           " AND (s.metadata -> %s)::text = (%s::jsonb)::text)")
+            params += [_dump_json({key: value}), key, "object" if isinstance(value, dict) else "array", key,
+                       _dump_json(value)]
+        elif isinstance(value, str):
+            clauses.append("(s.metadata @> %s::jsonb AND s.metadata -> %s = %s::jsonb)")
+            params += [_dump_json({key: value}), key, _dump_json(value)]
+        else:  # a number or a boolean
+            clauses.append("(CASE jsonb_typeof(s.metadata -> %s) WHEN 'number' THEN (s.metadata ->> %s)::numeric"
+                           " WHEN 'boolean' THEN (s.metadata -> %s)::boolean::int END) = %s::numeric")
+            params += [key, key, key, str(int(value)) if isinstance(value, (bool, int)) else repr(float(value))]
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+# --- JSON as stored in jsonb ----------------------------------------------------------------
+def _float_text(value: float) -> str:
+    """A float as positional decimal text with a point: jsonb keeps a number's digits and
+    scale but not its exponent, and a number read back without a point would be an int."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    return text if "." in text else text + ".0"
+
+
+def _escape(text: str) -> str:
+    if "\x00" not in text and _ESC not in text:
+        return text
+    return text.replace(_ESC, _ESC + _ESC).replace("\x00", _ESC + "0")
+
+
+def _unescape(text: str) -> str:
+    if _ESC not in text:
+        return text
+    out: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == _ESC:
+            nxt = next(chars, "")
+            out.append("\x00" if nxt == "0" else nxt)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _dump_json(value: Any) -> str:
+    """``value`` (checked JSON: :func:`check_json_value`) as the text given to jsonb."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float_text(value)
+    if isinstance(value, str):
+        return json.dumps(_escape(value), ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(_escape(str(k)), ensure_ascii=False)}:{_dump_json(v)}"
+                              for k, v in value.items()) + "}"
+    return "[" + ",".join(_dump_json(v) for v in value) + "]"
+
+
+def _unescape_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return _unescape(value)
+    if isinstance(value, list):
+        return [_unescape_all(v) for v in value]
+    if isinstance(value, dict):
+        return {_unescape(k): _unescape_all(v) for k, v in value.items()}
+    return value
+
+
+def _load_json(text: str) -> Any:
+    value = json.loads(text)
+    return _unescape_all(value) if _ESC in text else value
+
+
+# --- rows -> records ------------------------------------------------------------------------
+def _schema_version(conn: Connection) -> int:
+    if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()[0] is None:
+        return 0
+    value = _meta_in(conn, "schema_version")
+    return int(value) if value is not None else 0
+
+
+def _meta_in(conn: Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (key, value))
+
+
+def _subject(r: Sequence[Any]) -> Subject:
+    return Subject(id=int(r[0]), name=r[1], metadata=_load_json(r[2]), created_at=r[3], updated_at=r[4],
+                   face_count=int(r[5]))
+
+
+def _vector_bytes(vector: Any) -> bytes:
+    """A pgvector value (numpy array or ``Vector``) as little-endian float32 bytes."""
+    array = vector.to_numpy() if hasattr(vector, "to_numpy") else vector
+    return np.ascontiguousarray(array, dtype="<f4").tobytes()
+
+
+def _unpack(rows: Sequence[tuple[Any, ...]], dim: int) -> TemplateVectors:
+    """Rows ``(id, subject id, vector)`` as arrays."""
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    subjects = np.array([r[1] for r in rows], dtype=np.int64)
+    if rows:
+        vectors = np.stack([np.asarray(r[2].to_numpy(), dtype=np.float32) for r in rows])
+    else:
+        vectors = np.zeros((0, dim), dtype=np.float32)
+    return TemplateVectors(ids, subjects, vectors)
+
+
+def _unpack_bytes(rows: Sequence[tuple[int, int, bytes]], dim: int) -> TemplateVectors:
+    """Rows ``(id, subject id, float32 bytes)`` as arrays."""
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    subjects = np.array([r[1] for r in rows], dtype=np.int64)
+    if rows:
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
+    else:
+        vectors = np.zeros((0, dim), dtype=np.float32)
+    return TemplateVectors(ids, subjects, vectors)
+
+
+__all__ = ["EXACT_SEARCH_BELOW", "MAX_EF_SEARCH", "MIN_EF_SEARCH", "PostgresStore", "ef_search_for", "filter_sql",
+           "masked_url"]
