@@ -1,6 +1,8 @@
 """A stateful property test of the gallery: random sequences of enrol / create / rename / merge /
 forget / delete_face / update_metadata (some through a second connection to the same SQLite
-file, as another process would write), checked after every step against a plain-Python model.
+file or PostgreSQL database, as another process would write), checked after every step against a
+plain-Python model. The PostgreSQL run (a fresh database per sequence; searched in the database)
+has a smaller budget: each step is a few round trips to a real server.
 
 Invariants: the database holds exactly the model's subjects (ids, names, metadata, face
 counts) and templates (ids, owners, vectors); the Gallery's index equals the database (every
@@ -37,10 +39,11 @@ from faceprint.gallery import Gallery, MemoryStore, SQLiteStore
 from faceprint.gallery.storage import NewFace
 from faceprint.types import Box
 from tests.fuzz.conftest import record
+from tests.postgres import PostgresServer
 from tests.unit.gallery.stores import DIM, MODEL, probe, unit
 
 #: Sequences per store kind and steps per sequence (hypothesis shrinks a failure to its shortest).
-SEQUENCES = {"sqlite": 200, "memory": 100}
+SEQUENCES = {"sqlite": 200, "memory": 100, "postgresql": 15}
 STEPS = 40
 
 NAMES = st.sampled_from(["ada", "Ada", "bob", "cy", "dé", "名前", "x y", "o'neil", "z" * 256])
@@ -102,16 +105,19 @@ class GalleryMachine(RuleBasedStateMachine):
     """The gallery against a model; ``kind`` is set by the subclass (store kind)."""
 
     kind = "sqlite"
+    #: The PostgreSQL server of the "postgresql" kind (set by the test from its fixture).
+    server: PostgresServer | None = None
 
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory(prefix="faceprint-fuzz-")
         self.path = Path(self.tmp.name) / "g.db"
-        store = SQLiteStore(self.path) if self.kind == "sqlite" else MemoryStore()
+        self.database: str | None = None
+        store = self.open_store()
         store.pin_model(MODEL, DIM)
         self.gallery = Gallery(store)
-        #: Another connection to the same file (another process's writes); the memory store has none.
-        self.other = SQLiteStore(self.path) if self.kind == "sqlite" else None
+        #: Another connection to the same database (another process's writes); the memory store has none.
+        self.other = self.open_store() if self.kind != "memory" else None
         self.model: dict[str, ModelSubject] = {}
         self.forgotten: list[tuple[int, np.ndarray]] = []  # (subject id, a vector it had)
         self.max_subject_id = 0
@@ -122,10 +128,25 @@ class GalleryMachine(RuleBasedStateMachine):
         self.rng = np.random.default_rng(0)
         COUNTS[self.kind] = COUNTS.get(self.kind, 0) + 1
 
+    def open_store(self) -> Any:
+        """A store on this sequence's database (a new one the first time, for PostgreSQL)."""
+        if self.kind == "memory":
+            return MemoryStore()
+        if self.kind == "postgresql":
+            from faceprint.gallery.storage.postgres import PostgresStore
+
+            assert self.server is not None
+            if self.database is None:
+                self.database = self.server.create_database()
+            return PostgresStore(self.server.url(self.database), pool_size=2)
+        return SQLiteStore(self.path)
+
     def teardown(self) -> None:
         self.gallery.close()
         if self.other is not None:
             self.other.close()
+        if self.database is not None and self.server is not None:
+            self.server.drop_database(self.database)
         self.tmp.cleanup()
         STEPS_TAKEN[self.kind] = STEPS_TAKEN.get(self.kind, 0) + self.steps
 
@@ -264,13 +285,13 @@ class GalleryMachine(RuleBasedStateMachine):
         self.model[name].metadata = dict(metadata)
         assert updated.metadata == self.model[name].metadata
 
-    @precondition(lambda self: self.kind == "sqlite")
+    @precondition(lambda self: self.kind != "memory")
     @rule()
     def reopen(self) -> None:
         """A new process opens the file: its index is built from the database alone."""
         self.steps += 1
         self.gallery.close()
-        self.gallery = Gallery(SQLiteStore(self.path))
+        self.gallery = Gallery(self.open_store())
 
     @rule(data=st.data())
     def identify_with_filter(self, data: st.DataObject) -> None:
@@ -337,9 +358,16 @@ class MemoryGalleryMachine(GalleryMachine):
     kind = "memory"
 
 
-@pytest.mark.parametrize("machine", [SQLiteGalleryMachine, MemoryGalleryMachine], ids=["sqlite", "memory"])
-def test_gallery_matches_its_model(machine: type[GalleryMachine]) -> None:
+class PostgresGalleryMachine(GalleryMachine):
+    kind = "postgresql"
+
+
+@pytest.mark.parametrize("machine", [SQLiteGalleryMachine, MemoryGalleryMachine, PostgresGalleryMachine],
+                         ids=["sqlite", "memory", "postgresql"])
+def test_gallery_matches_its_model(machine: type[GalleryMachine], request: pytest.FixtureRequest) -> None:
     kind = machine.kind
+    if kind == "postgresql":
+        machine.server = request.getfixturevalue("postgres_server")
     with record(f"gallery.state[{kind}]") as run:
         sequences, steps = COUNTS.get(kind, 0), STEPS_TAKEN.get(kind, 0)
         try:

@@ -311,7 +311,7 @@ class PostgresStore:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                     self._ensure_extension(conn)
-                    if conn.execute("SELECT to_regnamespace(%s)", (SCHEMA,)).fetchone()[0] is None:
+                    if _value_in(conn, "SELECT to_regnamespace(%s)", SCHEMA) is None:
                         conn.execute(f"CREATE SCHEMA {SCHEMA}")  # (only then: it needs the CREATE privilege)
                     conn.execute("SELECT set_config('search_path', %s || ', ' || current_setting('search_path'), true)",
                                  (SCHEMA,))
@@ -927,22 +927,23 @@ class PostgresStore:
             source = f"faces f JOIN subjects s ON s.id = f.subject_id WHERE f.embedding IS NOT NULL AND {clause}"
         else:
             source, params = "faces f WHERE f.embedding IS NOT NULL", []
-        ann_sql = (f"SELECT f.id, f.subject_id, -(f.embedding <#> %s) FROM {source}"
-                   " ORDER BY f.embedding <#> %s LIMIT %s")
-        # "+ 0": an order the HNSW index cannot serve, so the planner scans every match.
-        exact_sql = (f"SELECT f.id, f.subject_id, -(f.embedding <#> %s) FROM {source}"
-                     " ORDER BY (f.embedding <#> %s) + 0, f.id LIMIT %s")
         with self._snapshot() as db:
             db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search_for(k)),))
             matching = int(db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT %s) m",
                                       (*params, EXACT_SEARCH_BELOW)).fetchone()[0])
-            exact = matching < EXACT_SEARCH_BELOW
-            for row, query in enumerate(queries):
-                found = [] if exact else db.execute(ann_sql, (query, *params, query, k)).fetchall()
-                if exact or len(found) < min(k, matching):
-                    found = db.execute(exact_sql, (query, *params, query, k)).fetchall()
-                for col, (face_id, subject_id, similarity) in enumerate(found):
-                    ids[row, col], subjects[row, col], sims[row, col] = face_id, subject_id, similarity
+            rows: list[int] = list(range(n))
+            found: dict[int, list[tuple[Any, ...]]] = {}
+            if matching >= EXACT_SEARCH_BELOW:
+                found = _batch(db, _search_sql(source, exact=False), queries, rows, params, k)
+                rows = [r for r in rows if len(found.get(r, [])) < min(k, matching)]
+                if rows:
+                    logger.debug("gallery %s: %d of %d queries short from the index; searching them exactly",
+                                 self._location, len(rows), n)
+            if rows:
+                found.update(_batch(db, _search_sql(source, exact=True), queries, rows, params, k))
+        for row, hits in found.items():
+            for col, (face_id, subject_id, similarity) in enumerate(hits[:k]):
+                ids[row, col], subjects[row, col], sims[row, col] = face_id, subject_id, similarity
         return FaceMatches(ids, sims, subjects)
 
     # --- people from photos -----------------------------------------------------------------
@@ -1138,6 +1139,25 @@ class PostgresStore:
             db.execute("UPDATE api_keys SET last_used_at = %s WHERE key_id = %s", (when, key_id))
 
 
+def _search_sql(source: str, *, exact: bool) -> str:
+    """One statement for a batch of query vectors (``%s::vector[]``), each the ``k`` nearest
+    templates of ``source`` (a ``FROM ... WHERE`` over ``faces f``). ``exact``: ordered by an
+    expression the HNSW index cannot serve (``+ 0``), so every matching row is compared."""
+    order = "(f.embedding <#> q.v) + 0, f.id" if exact else "f.embedding <#> q.v"
+    return ("SELECT q.n, m.id, m.subject_id, m.similarity FROM unnest(%s::vector[]) WITH ORDINALITY AS q(v, n)"
+            f" CROSS JOIN LATERAL (SELECT f.id, f.subject_id, -(f.embedding <#> q.v) AS similarity FROM {source}"
+            f" ORDER BY {order} LIMIT %s) m ORDER BY q.n, m.similarity DESC, m.id")
+
+
+def _batch(db: Connection, sql: str, queries: FloatArray, rows: Sequence[int], params: Sequence[Any],
+           k: int) -> dict[int, list[tuple[Any, ...]]]:
+    """Run :func:`_search_sql` for ``queries[rows]``: each row's ``(face id, subject id, similarity)``."""
+    out: dict[int, list[tuple[Any, ...]]] = {r: [] for r in rows}
+    for n, face_id, subject_id, similarity in db.execute(sql, ([queries[r] for r in rows], *params, k)).fetchall():
+        out[rows[int(n) - 1]].append((face_id, subject_id, similarity))
+    return out
+
+
 # --- metadata filters in SQL ----------------------------------------------------------------
 def filter_sql(where: dict[str, Any]) -> tuple[str, list[Any]]:
     """A ``where`` filter (checked by :func:`check_filter_keys`) as a SQL condition on
@@ -1237,6 +1257,11 @@ def _schema_version(conn: Connection) -> int:
         return 0
     value = _meta_in(conn, "schema_version")
     return int(value) if value is not None else 0
+
+
+def _value_in(conn: Connection, sql: str, *params: Any) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]
 
 
 def _meta_in(conn: Connection, key: str) -> str | None:
