@@ -9,6 +9,10 @@ import pytest
 from faceprint import settings
 from tests.postgres import postgres_server, postgres_url  # noqa: F401  (a real PostgreSQL: tests/postgres.py)
 
+#: Where a gallery can be: the suites of the gallery, people and service run on each (one
+#: parametrised fixture, so behaviour cannot drift between them).
+GALLERY_BACKENDS = ("sqlite", "postgresql")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = settings.shared_data(REPO)
 #: Small public-domain face images shipped with the tests (see tests/data/faces/README.md).
@@ -80,3 +84,18 @@ def dlib_analyzer():
     from faceprint import Analyzer
 
     return Analyzer(embedder="dlib-resnet34")
+
+
+def new_gallery_location(request: pytest.FixtureRequest, folder: Path, backend: str, name: str = "gallery.db") -> Path | str:
+    """Where a new, empty gallery of ``backend`` is: a file in ``folder`` (SQLite), or a fresh
+    database on the session's PostgreSQL (``postgres_server``; skips without pgserver)."""
+    if backend == "sqlite":
+        return folder / name
+    server = request.getfixturevalue("postgres_server")
+    return str(server.url(server.create_database()))
+
+
+@pytest.fixture(params=GALLERY_BACKENDS)
+def gallery_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A new gallery's location on each backend (a file, or a fresh PostgreSQL database URL)."""
+    return new_gallery_location(request, tmp_path, request.param)

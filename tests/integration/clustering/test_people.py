@@ -30,8 +30,9 @@ def photos() -> list[str]:
 
 
 @pytest.fixture()
-def people(tmp_path, analyzer):
-    g = Gallery.open(tmp_path / "photos.db", analyzer=analyzer)
+def people(gallery_location, analyzer):
+    """People over a new gallery on each backend (a SQLite file, a PostgreSQL database)."""
+    g = Gallery.open(gallery_location, analyzer=analyzer)
     yield People(g)
     g.close()
 
@@ -144,7 +145,18 @@ def test_merge_move_suggest(people, photos):
             assert face.assigned_by != "user" and not (face.assigned_by == "match" and face.score >= people.accept_threshold)
 
 
-def test_named_person_is_identified_then_forgotten_for_good(people, photos, tmp_path):
+def rows(location: Path | str, query: str, *params: object) -> list:
+    """The first column of ``query``'s rows, read straight from the database."""
+    if isinstance(location, Path):
+        with sqlite3.connect(location) as db:
+            return [r[0] for r in db.execute(query, params)]
+    import psycopg
+
+    with psycopg.connect(location) as conn:
+        return [r[0] for r in conn.execute(query, params)]
+
+
+def test_named_person_is_identified_then_forgotten_for_good(people, photos, gallery_location):
     people.add_photos(photos)
     person = next(p for p in people.people() if all(identity(f.path) == "Nestor_Kirchner" for f in p.faces))
     people.name(person.id, "Nestor")
@@ -152,16 +164,21 @@ def test_named_person_is_identified_then_forgotten_for_good(people, photos, tmp_
     probe = shared("lfw_dev", "images", "Nestor_Kirchner", "Nestor_Kirchner_0010.jpg")
     faces = gallery.identify(probe)
     assert any(f.identity == "Nestor" for f in faces)
-    db = sqlite3.connect(gallery.store.location)
-    vectors = [row[0] for row in db.execute("SELECT embedding FROM photo_faces WHERE person_id = ?", (person.id,))]
-    db.close()
+    from faceprint.gallery.storage import pg_schema
+
+    on_sqlite = isinstance(gallery_location, Path)
+    table = "photo_faces" if on_sqlite else f"{pg_schema.SCHEMA}.photo_faces"  # (PostgreSQL: faceprint's own schema)
+    query = f"SELECT embedding FROM {table} WHERE person_id = " + ("?" if on_sqlite else "%s")
+    vectors = rows(gallery_location, query, person.id)
     assert len(vectors) == len(person.faces)
     removed = people.forget("Nestor")
     assert removed == len(person.faces)
     assert people.find(person.id) is None and "Nestor" not in {s.name for s in gallery.subjects()}
     assert all(f.identity != "Nestor" for f in gallery.identify(probe))
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("photos.db*"))
-    assert not any(v in raw for v in vectors)  # no copy of its vectors left in the files
+    assert rows(gallery_location, query, person.id) == []
+    if on_sqlite:
+        raw = b"".join(p.read_bytes() for p in gallery_location.parent.glob("*.db*"))
+        assert not any(v in raw for v in vectors)  # no copy of its vectors left in the files
 
 
 def test_cluster_command_with_contact_sheets(tmp_path, photos):

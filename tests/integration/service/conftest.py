@@ -30,6 +30,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import GALLERY_BACKENDS, new_gallery_location
+
 
 def faceprint_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("faceprint")
@@ -147,12 +149,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(gallery: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(gallery: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*faceprint_cmd(), "--gallery", str(gallery), *args], capture_output=True, text=True,
                           timeout=300)
 
 
-def new_key(gallery: Path, *scopes: str, name: str = "") -> str:
+def new_key(gallery: Path | str, *scopes: str, name: str = "") -> str:
     """A key made by `faceprint keys create` (the CLI path)."""
     args = [a for s in scopes for a in ("--scope", s)]
     proc = cli(gallery, "keys", "create", *args, "--name", name, "--json")
@@ -162,7 +164,7 @@ def new_key(gallery: Path, *scopes: str, name: str = "") -> str:
     return str(doc["key"])
 
 
-def store_key(gallery: Path, *scopes: str, name: str = "") -> str:
+def store_key(gallery: Path | str, *scopes: str, name: str = "") -> str:
     """A key made in this process (faster than the CLI; for in-process tests)."""
     from faceprint.service.auth import KeyStore
 
@@ -182,7 +184,7 @@ class Keys:
     both: str
 
 
-def make_keys(gallery: Path, make: Any = store_key) -> Keys:
+def make_keys(gallery: Path | str, make: Any = store_key) -> Keys:
     return Keys(
         recognize=make(gallery, "recognize", name="recognizer"),
         manage=make(gallery, "manage", name="manager"),
@@ -218,7 +220,7 @@ class InProcess:
 class Server:
     """`faceprint --gallery G serve --port P ...` in a subprocess; stopped by :meth:`stop`."""
 
-    def __init__(self, gallery: Path, log: Path, *args: str, serve_option: bool = False) -> None:
+    def __init__(self, gallery: Path | str, log: Path, *args: str, serve_option: bool = False) -> None:
         self.gallery = gallery
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -261,12 +263,13 @@ class Server:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
-    """The app in this process over a fresh gallery, with its keys (``app.keys``)."""
+@pytest.fixture(scope="session", params=GALLERY_BACKENDS)
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    """The app in this process over a fresh gallery, with its keys (``app.keys``); once on each
+    backend (a SQLite file, a PostgreSQL database)."""
     from faceprint.service import Settings
 
-    gallery = tmp_path_factory.mktemp("inprocess") / "gallery.db"
+    gallery = new_gallery_location(request, tmp_path_factory.mktemp("inprocess"), request.param)
     keys = make_keys(gallery)
     service = InProcess(Settings(gallery=gallery))
     service.keys = keys  # type: ignore[attr-defined]
@@ -286,11 +289,12 @@ def browser_site(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real server over a fresh gallery, with keys made by the CLI (``api.keys``)."""
+@pytest.fixture(scope="session", params=GALLERY_BACKENDS)
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real server over a fresh gallery, with keys made by the CLI (``api.keys``); once on
+    each backend (a SQLite file, a PostgreSQL database)."""
     root = tmp_path_factory.mktemp("service")
-    gallery = root / "gallery.db"
+    gallery = new_gallery_location(request, root, request.param)
     keys = make_keys(gallery, new_key)
     server = Server(gallery, root / "server.log")
     server.keys = keys  # type: ignore[attr-defined]

@@ -178,8 +178,9 @@ def test_the_log_level_reaches_the_workers(tight, api):
 
 # --- several worker processes share the gallery ----------------------------------------------------
 @pytest.mark.slow
-def test_two_worker_processes_share_one_gallery(tmp_path):
-    gallery = tmp_path / "gallery.db"
+def test_two_worker_processes_share_one_gallery(tmp_path, gallery_location):
+    # On PostgreSQL both processes search in the database; on SQLite each follows the change log.
+    gallery = gallery_location
     key = new_key(gallery, "recognize,manage")
     server = Server(gallery, tmp_path / "server.log", "--workers", "2", "--threads", "1")
     try:
