@@ -394,7 +394,7 @@ def open_gallery(ctx: typer.Context, create: bool = False) -> Gallery:
     if not create:
         return Gallery.open(existing_gallery_path(ctx), create=False)
     path = gallery_path(ctx)
-    new = not gallery_exists(path)
+    new = not gallery_holds_one(path)
     gallery = Gallery.open(path, create=True)
     if new:
         note_created(path)

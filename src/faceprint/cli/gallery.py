@@ -293,6 +293,7 @@ def gallery_import(ctx: typer.Context, file: Path, as_json: bool = JsonOpt) -> N
 INDEX_WORDS = {
     "ExactIndex": "exact search (every face compared)",
     "HnswIndex": "HNSW (approximate: a graph of near neighbours, for large galleries)",
+    "database": "in the database (pgvector's HNSW index; exact for a selective filter)",
 }
 
 
@@ -309,14 +310,17 @@ def _size(n_bytes: int) -> str:
 @gallery_app.command("stats")
 def gallery_stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Where the gallery is, its model, and how many people and faces it holds."""
+    from faceprint.gallery import is_database_url
+
     with common.errors_to_exit(as_json), common.open_gallery(ctx) as gallery:
         stats = gallery.stats()
         if as_json:
             print(json.dumps(stats.to_dict()))
         else:
             doc = stats.to_dict()
+            where = "database" if is_database_url(doc["path"]) else "file"
             shown = {
-                "file": f"{doc.pop('path')} ({_size(doc.pop('file_bytes'))})",
+                where: f"{doc.pop('path')} ({_size(doc.pop('file_bytes'))})",
                 "model": doc.pop("model"),
                 "enrolled": common.plural(doc.pop("subjects"), "person", "people") + ", "
                 + common.plural(doc.pop("faces"), "face"),
