@@ -703,6 +703,39 @@ def api_key_from_row(r: Any) -> ApiKey:
     return ApiKey(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5])
 
 
+def vectors_from_bytes(rows: Sequence[Sequence[Any]], dim: int) -> TemplateVectors:
+    """Rows ``(id, subject id, embedding as little-endian float32 bytes)`` as arrays."""
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    subjects = np.array([r[1] for r in rows], dtype=np.int64)
+    if rows:
+        vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
+    else:
+        vectors = np.zeros((0, dim), dtype=np.float32)
+    return TemplateVectors(ids, subjects, vectors)
+
+
+def photo_face_table_from_rows(rows: Sequence[Sequence[Any]], dim: int) -> PhotoFaceTable:
+    """Rows ``(id, image_sha256, person_id, usable, assigned_by, embedding bytes)`` in id order
+    as a :class:`PhotoFaceTable` (``dim``: the width when there are none)."""
+    dim = len(rows[0][5]) // 4 if rows else dim
+    return PhotoFaceTable(
+        ids=np.array([r[0] for r in rows], np.int64),
+        image_sha256=[str(r[1]) for r in rows],
+        person=np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64),
+        usable=np.array([bool(r[3]) for r in rows], np.bool_),
+        assigned_by=[r[4] for r in rows],
+        embeddings=(np.frombuffer(b"".join(bytes(r[5]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+                    .astype(np.float32) if rows else np.zeros((0, dim), np.float32)),
+    )
+
+
+def photo_face_template_from_row(r: Sequence[Any]) -> PhotoFaceTemplate:
+    """A row ``(id, path, box, quality, usable, person_id, assigned_by, score, image_sha256,
+    face_index, embedding bytes, thumbnail)``."""
+    return PhotoFaceTemplate(photo_face_from_row(r), int(r[9]), np.frombuffer(bytes(r[10]), dtype="<f4").astype(np.float32),
+                             None if r[11] is None else bytes(r[11]))
+
+
 __all__ = [
     "CHANGE_LOG_KEEP",
     "INT64_MAX",
@@ -743,7 +776,10 @@ __all__ = [
     "merge_people_by_parts",
     "person_from_row",
     "photo_face_from_row",
+    "photo_face_table_from_rows",
+    "photo_face_template_from_row",
     "photo_face_template_key",
     "template_from_row",
     "utc_now",
+    "vectors_from_bytes",
 ]

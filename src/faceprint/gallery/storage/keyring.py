@@ -27,6 +27,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from faceprint.errors import DecryptionError, GalleryError, MasterKeyInvalidError, MasterKeyRequiredError
 from faceprint.gallery.crypto import (
@@ -36,10 +39,12 @@ from faceprint.gallery.crypto import (
     data_key_aad,
     new_data_key,
     new_key_id,
+    photo_face_aad,
     seal,
+    template_aad,
     unseal,
 )
-from faceprint.gallery.storage.base import utc_now
+from faceprint.gallery.storage.base import SealedFace, StoredFace, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -284,4 +289,74 @@ def require_master_key(master: MasterKey | None, location: str) -> MasterKey:
     return master
 
 
-__all__ = ["Keyring", "default_keyring_path", "require_master_key"]
+# --- sealing and opening the rows of an encrypted gallery (every SQL store stores them alike) ----
+def open_templates(ring: Keyring, rows: Sequence[Sequence[Any]], location: str) -> list[tuple[int, int, bytes]]:
+    """``(id, subject id, embedding)`` of rows ``(id, subject id, sealed embedding, image
+    sha256, key id)``; a row whose data key was destroyed is left out (its subject was forgotten
+    and the deletion of its rows did not complete, or this is an old copy)."""
+    keys = ring.data_keys([str(r[4]) for r in rows if r[4]])
+    out: list[tuple[int, int, bytes]] = []
+    for face_id, subject_id, blob, sha, key_id in rows:
+        dek = keys.get(str(key_id)) if key_id else None
+        if dek is not None:
+            out.append((int(face_id), int(subject_id), unseal(dek, bytes(blob), template_aad(str(key_id), sha, "embedding"))))
+    if len(out) < len(rows):
+        logger.warning("gallery %s: %d template(s) left out: their data key was destroyed", location, len(rows) - len(out))
+    return out
+
+
+def open_photo_faces(ring: Keyring, rows: Sequence[Sequence[Any]], field: str) -> list[bytes | None]:
+    """The plaintext of ``field`` of rows ``(key id, image sha256, face index, sealed)``;
+    :class:`DecryptionError` when a data key was destroyed."""
+    keys = ring.data_keys([str(r[0]) for r in rows if r[0]])
+    out: list[bytes | None] = []
+    for key_id, sha, index, blob in rows:
+        if blob is None:
+            out.append(None)
+            continue
+        dek = keys.get(str(key_id)) if key_id else None
+        if dek is None:
+            raise DecryptionError("the data key of a photo face was destroyed: it cannot be decrypted",
+                                  details={"key_id": key_id, "reason": "data_key_destroyed"})
+        out.append(unseal(dek, bytes(blob), photo_face_aad(str(key_id), sha, int(index), field)))
+    return out
+
+
+def seal_photo_face(key: tuple[str | None, bytes | None], image_sha256: str, index: int, field: str,
+                    data: bytes | None) -> bytes | None:
+    """``field`` of a photo face sealed under its data key ``(key id, key)`` (as is without one)."""
+    key_id, dek = key
+    if data is None or key_id is None or dek is None:
+        return data
+    return seal(dek, data, photo_face_aad(key_id, image_sha256, index, field))
+
+
+def reseal_templates(ring: Keyring, old_key: str, new_key: str,
+                     rows: Sequence[Sequence[Any]]) -> list[tuple[bytes | None, bytes | None, int]]:
+    """Rows ``(id, image sha256, sealed embedding, sealed thumbnail)`` re-encrypted from data key
+    ``old_key`` to ``new_key``: ``(embedding, thumbnail, id)`` each."""
+    old_dek, new_dek = ring.data_key(old_key), ring.data_key(new_key)
+    out: list[tuple[bytes | None, bytes | None, int]] = []
+    for fid, sha, emb, thumb in rows:
+        fields = [unseal(old_dek, bytes(blob), template_aad(old_key, sha, field)) if blob is not None else None
+                  for field, blob in (("embedding", emb), ("thumbnail", thumb))]
+        embedding, thumbnail = (seal(new_dek, data, template_aad(new_key, sha, field)) if data is not None else None
+                                for field, data in zip(("embedding", "thumbnail"), fields))
+        out.append((embedding, thumbnail, int(fid)))
+    return out
+
+
+def unseal_stored_face(ring: Keyring, face: SealedFace) -> StoredFace:
+    """A sealed template decrypted: :class:`DecryptionError` when its data key was destroyed
+    (reason ``data_key_destroyed``) or it was tampered with."""
+    dek = ring.data_key(face.key_id)
+    embedding = unseal(dek, face.sealed_embedding, template_aad(face.key_id, face.image_sha256, "embedding"))
+    thumbnail = (None if face.sealed_thumbnail is None else
+                 unseal(dek, face.sealed_thumbnail, template_aad(face.key_id, face.image_sha256, "thumbnail")))
+    return StoredFace(face.subject, face.metadata, np.frombuffer(embedding, dtype="<f4").astype(np.float32),
+                      face.quality, face.box, face.detection_score, face.image_sha256, face.source, thumbnail,
+                      face.created_at)
+
+
+__all__ = ["Keyring", "default_keyring_path", "open_photo_faces", "open_templates", "require_master_key",
+           "reseal_templates", "seal_photo_face", "unseal_stored_face"]

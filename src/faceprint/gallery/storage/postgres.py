@@ -72,7 +72,6 @@ import numpy as np
 
 from faceprint import settings
 from faceprint.errors import (
-    DecryptionError,
     DuplicateImageError,
     GalleryError,
     GalleryNotFoundError,
@@ -122,10 +121,21 @@ from faceprint.gallery.storage.base import (
     metadata_json,
     person_from_row,
     photo_face_from_row,
+    photo_face_table_from_rows,
+    photo_face_template_from_row,
     template_from_row,
     utc_now,
+    vectors_from_bytes,
 )
-from faceprint.gallery.storage.keyring import Keyring, require_master_key
+from faceprint.gallery.storage.keyring import (
+    Keyring,
+    open_photo_faces,
+    open_templates,
+    require_master_key,
+    reseal_templates,
+    seal_photo_face,
+    unseal_stored_face,
+)
 from faceprint.gallery.storage.pg_schema import (
     MIGRATION_LOCK,
     PG_MIGRATIONS,
@@ -568,36 +578,6 @@ class PostgresStore:
         db.execute("UPDATE subjects SET key_id = %s WHERE id = %s", (key_id, subject_id))
         return key_id
 
-    def _open_templates(self, ring: Keyring, rows: Sequence[tuple[Any, ...]]) -> list[tuple[int, int, bytes]]:
-        """``(id, subject id, embedding)`` of rows ``(id, subject id, sealed, sha256, key id)``; a
-        row whose data key was destroyed is left out."""
-        keys = ring.data_keys([str(r[4]) for r in rows if r[4]])
-        out: list[tuple[int, int, bytes]] = []
-        for face_id, subject_id, blob, sha, key_id in rows:
-            dek = keys.get(str(key_id)) if key_id else None
-            if dek is not None:
-                out.append((int(face_id), int(subject_id),
-                            unseal(dek, bytes(blob), template_aad(str(key_id), sha, "embedding"))))
-        if len(out) < len(rows):
-            logger.warning("gallery %s: %d template(s) left out: their data key was destroyed", self._location,
-                           len(rows) - len(out))
-        return out
-
-    def _open_photo_faces(self, ring: Keyring, rows: Sequence[tuple[Any, ...]], field: str) -> list[bytes | None]:
-        """The plaintext of ``field`` of rows ``(key id, sha256, face index, sealed)``."""
-        keys = ring.data_keys([str(r[0]) for r in rows if r[0]])
-        out: list[bytes | None] = []
-        for key_id, sha, index, blob in rows:
-            if blob is None:
-                out.append(None)
-                continue
-            dek = keys.get(str(key_id)) if key_id else None
-            if dek is None:
-                raise DecryptionError("the data key of a photo face was destroyed: it cannot be decrypted",
-                                      details={"key_id": key_id, "reason": "data_key_destroyed"})
-            out.append(unseal(dek, bytes(blob), photo_face_aad(str(key_id), sha, int(index), field)))
-        return out
-
     def export_sealed_faces(self) -> Iterator[SealedFace]:
         if self._ring() is None:
             raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: it has no sealed templates")
@@ -613,13 +593,7 @@ class PostgresStore:
         ring = self._ring()
         if ring is None:
             raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: it has no keys to decrypt with")
-        dek = ring.data_key(face.key_id)
-        embedding = unseal(dek, face.sealed_embedding, template_aad(face.key_id, face.image_sha256, "embedding"))
-        thumbnail = (None if face.sealed_thumbnail is None else
-                     unseal(dek, face.sealed_thumbnail, template_aad(face.key_id, face.image_sha256, "thumbnail")))
-        return StoredFace(face.subject, face.metadata, np.frombuffer(embedding, dtype="<f4").astype(np.float32),
-                          face.quality, face.box, face.detection_score, face.image_sha256, face.source, thumbnail,
-                          face.created_at)
+        return unseal_stored_face(ring, face)
 
     # --- model pin --------------------------------------------------------------------------
     def model(self) -> tuple[str, int] | None:
@@ -784,17 +758,11 @@ class PostgresStore:
         """Re-encrypt ``source_id``'s templates under ``target_id``'s data key; the source's key
         is destroyed once this commits."""
         old_key, new_key = self._subject_key(db, ring, source_id), self._subject_key(db, ring, target_id)
-        old_dek, new_dek = ring.data_key(old_key), ring.data_key(new_key)
         rows = db.execute("SELECT id, image_sha256, sealed_embedding, thumbnail FROM faces WHERE subject_id = %s",
                           (source_id,)).fetchall()
-        resealed = []
-        for fid, sha, emb, thumb in rows:
-            fields = [unseal(old_dek, bytes(blob), template_aad(old_key, sha, field)) if blob is not None else None
-                      for field, blob in (("embedding", emb), ("thumbnail", thumb))]
-            resealed.append(tuple(seal(new_dek, data, template_aad(new_key, sha, field)) if data is not None else None
-                                  for field, data in zip(("embedding", "thumbnail"), fields)) + (fid,))
         with db.cursor() as cur:
-            cur.executemany("UPDATE faces SET sealed_embedding = %s, thumbnail = %s WHERE id = %s", resealed)
+            cur.executemany("UPDATE faces SET sealed_embedding = %s, thumbnail = %s WHERE id = %s",
+                            reseal_templates(ring, old_key, new_key, rows))
         self._after_commit(lambda: ring.destroy([old_key]))
 
     def delete_face(self, face_id: int) -> None:
@@ -852,7 +820,7 @@ class PostgresStore:
                 vectors = _unpack(rows, self._dim())
             else:
                 sealed = db.execute(_SEALED_TEMPLATE_SQL + " ORDER BY f.id").fetchall()
-                vectors = _unpack_bytes(self._open_templates(ring, sealed), self._dim())
+                vectors = vectors_from_bytes(open_templates(ring, sealed, self._location), self._dim())
         return TemplateSnapshot(vectors.face_ids, vectors.subject_ids, vectors.vectors, seq)
 
     def changes_since(self, seq: int) -> tuple[list[Change], int] | None:
@@ -869,7 +837,7 @@ class PostgresStore:
         ring = self._ring()
         if ring is not None:
             sealed = self._query(_SEALED_TEMPLATE_SQL + " WHERE f.id = ANY(%s) ORDER BY f.id", (ids,))
-            return _unpack_bytes(self._open_templates(ring, sealed), self._dim())
+            return vectors_from_bytes(open_templates(ring, sealed, self._location), self._dim())
         return _unpack(self._query("SELECT id, subject_id, embedding FROM faces WHERE id = ANY(%s) ORDER BY id", (ids,)),
                        self._dim())
 
@@ -967,19 +935,15 @@ class PostgresStore:
             keys: list[tuple[str | None, bytes | None]] = (list(ring.new_keys(len(faces))) if ring
                                                            else [(None, None)] * len(faces))
 
-            def sealed(key: tuple[str | None, bytes | None], index: int, field: str, data: bytes | None) -> bytes | None:
-                key_id, dek = key
-                if data is None or key_id is None or dek is None:
-                    return data
-                return seal(dek, data, photo_face_aad(key_id, image_sha256, index, field))
-
             with db.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO photo_faces(path, image_sha256, face_index, box, quality, usable, embedding, thumbnail,"
                     " created_at, key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [(path, image_sha256, f.face_index, box_to_json(f.box), float(f.quality), bool(f.usable),
-                      sealed(key, f.face_index, "embedding", np.ascontiguousarray(f.embedding, dtype="<f4").tobytes()),
-                      sealed(key, f.face_index, "thumbnail", f.thumbnail), now, key[0]) for f, key in zip(faces, keys)])
+                      seal_photo_face(key, image_sha256, f.face_index, "embedding",
+                                      np.ascontiguousarray(f.embedding, dtype="<f4").tobytes()),
+                      seal_photo_face(key, image_sha256, f.face_index, "thumbnail", f.thumbnail), now, key[0])
+                     for f, key in zip(faces, keys)])
         return True
 
     def usable_photo_face_count(self) -> int:
@@ -1004,7 +968,7 @@ class PostgresStore:
             raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
         ring = self._ring()
         if ring is not None:
-            return self._open_photo_faces(ring, rows, "thumbnail")[0]
+            return open_photo_faces(ring, rows, "thumbnail")[0]
         return None if rows[0][3] is None else bytes(rows[0][3])
 
     def photo_face_table(self) -> PhotoFaceTable:
@@ -1012,18 +976,9 @@ class PostgresStore:
                            " FROM photo_faces ORDER BY id")
         ring = self._ring()
         if ring is not None:
-            plain = self._open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
+            plain = open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
             rows = [(*r[:5], p) for r, p in zip(rows, plain)]
-        dim = len(rows[0][5]) // 4 if rows else self._dim()
-        return PhotoFaceTable(
-            ids=np.array([r[0] for r in rows], np.int64),
-            image_sha256=[str(r[1]) for r in rows],
-            person=np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64),
-            usable=np.array([bool(r[3]) for r in rows], np.bool_),
-            assigned_by=[r[4] for r in rows],
-            embeddings=(np.frombuffer(b"".join(bytes(r[5]) for r in rows), dtype="<f4").reshape(len(rows), dim)
-                        .astype(np.float32) if rows else np.zeros((0, dim), np.float32)),
-        )
+        return photo_face_table_from_rows(rows, self._dim())
 
     def photo_face_templates(self, person_id: int) -> list[PhotoFaceTemplate]:
         rows = self._query(
@@ -1031,12 +986,10 @@ class PostgresStore:
             " thumbnail, key_id FROM photo_faces WHERE person_id = %s ORDER BY id", (person_id,))
         ring = self._ring()
         if ring is not None:
-            embeddings = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
-            thumbnails = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
+            embeddings = open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
+            thumbnails = open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
             rows = [(*r[:10], e, t) for r, e, t in zip(rows, embeddings, thumbnails)]
-        return [PhotoFaceTemplate(photo_face_from_row(r), int(r[9]),
-                                  np.frombuffer(bytes(r[10]), dtype="<f4").astype(np.float32),
-                                  None if r[11] is None else bytes(r[11])) for r in rows]
+        return [photo_face_template_from_row(r) for r in rows]
 
     def photo_face_indices(self) -> dict[int, int]:
         return {int(i): int(n) for i, n in self._query("SELECT id, face_index FROM photo_faces")}
@@ -1291,17 +1244,6 @@ def _unpack(rows: Sequence[tuple[Any, ...]], dim: int) -> TemplateVectors:
     subjects = np.array([r[1] for r in rows], dtype=np.int64)
     if rows:
         vectors = np.stack([np.asarray(r[2].to_numpy(), dtype=np.float32) for r in rows])
-    else:
-        vectors = np.zeros((0, dim), dtype=np.float32)
-    return TemplateVectors(ids, subjects, vectors)
-
-
-def _unpack_bytes(rows: Sequence[tuple[int, int, bytes]], dim: int) -> TemplateVectors:
-    """Rows ``(id, subject id, float32 bytes)`` as arrays."""
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    subjects = np.array([r[1] for r in rows], dtype=np.int64)
-    if rows:
-        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
     else:
         vectors = np.zeros((0, dim), dtype=np.float32)
     return TemplateVectors(ids, subjects, vectors)

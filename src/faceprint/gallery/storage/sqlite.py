@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from faceprint.errors import (
-    DecryptionError,
     DuplicateImageError,
     GalleryError,
     GalleryNotFoundError,
@@ -84,10 +83,22 @@ from faceprint.gallery.storage.base import (
     metadata_json,
     person_from_row,
     photo_face_from_row,
+    photo_face_table_from_rows,
+    photo_face_template_from_row,
     template_from_row,
     utc_now,
+    vectors_from_bytes,
 )
-from faceprint.gallery.storage.keyring import Keyring, default_keyring_path, require_master_key
+from faceprint.gallery.storage.keyring import (
+    Keyring,
+    default_keyring_path,
+    open_photo_faces,
+    open_templates,
+    require_master_key,
+    reseal_templates,
+    seal_photo_face,
+    unseal_stored_face,
+)
 from faceprint.gallery.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
 
@@ -403,38 +414,6 @@ class SQLiteStore:
         self._db.execute("UPDATE subjects SET key_id = ? WHERE id = ?", (key_id, subject_id))
         return key_id
 
-    def _open_templates(self, ring: Keyring, rows: list[Any]) -> list[tuple[int, int, bytes]]:
-        """``(id, subject id, embedding)`` of rows ``(id, subject id, sealed embedding, image
-        sha256, key id)``; a row whose data key was destroyed is left out (its subject was
-        forgotten and the deletion of its rows did not complete, or this is an old copy)."""
-        keys = ring.data_keys([str(r[4]) for r in rows if r[4]])
-        out: list[tuple[int, int, bytes]] = []
-        for face_id, subject_id, blob, sha, key_id in rows:
-            dek = keys.get(str(key_id)) if key_id else None
-            if dek is not None:
-                out.append((face_id, subject_id, unseal(dek, bytes(blob), template_aad(str(key_id), sha, "embedding"))))
-        if len(out) < len(rows):
-            logger.warning("gallery %s: %d template(s) left out: their data key was destroyed", self.path,
-                           len(rows) - len(out))
-        return out
-
-    def _open_photo_faces(self, ring: Keyring, rows: Sequence[tuple[str | None, str, int, bytes | None]],
-                          field: str) -> list[bytes | None]:
-        """The plaintext of ``field`` of rows ``(key id, image sha256, face index, sealed)``;
-        :class:`DecryptionError` when a data key was destroyed."""
-        keys = ring.data_keys([str(r[0]) for r in rows if r[0]])
-        out: list[bytes | None] = []
-        for key_id, sha, index, blob in rows:
-            if blob is None:
-                out.append(None)
-                continue
-            dek = keys.get(str(key_id)) if key_id else None
-            if dek is None:
-                raise DecryptionError("the data key of a photo face was destroyed: it cannot be decrypted",
-                                      details={"key_id": key_id, "reason": "data_key_destroyed"})
-            out.append(unseal(dek, bytes(blob), photo_face_aad(str(key_id), sha, int(index), field)))
-        return out
-
     def export_sealed_faces(self) -> Iterator[SealedFace]:
         if self._ring() is None:
             raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: it has no sealed templates")
@@ -450,13 +429,7 @@ class SQLiteStore:
         ring = self._ring()
         if ring is None:
             raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: it has no keys to decrypt with")
-        dek = ring.data_key(face.key_id)
-        embedding = unseal(dek, face.sealed_embedding, template_aad(face.key_id, face.image_sha256, "embedding"))
-        thumbnail = (None if face.sealed_thumbnail is None else
-                     unseal(dek, face.sealed_thumbnail, template_aad(face.key_id, face.image_sha256, "thumbnail")))
-        return StoredFace(face.subject, face.metadata, np.frombuffer(embedding, dtype="<f4").astype(np.float32),
-                          face.quality, face.box, face.detection_score, face.image_sha256, face.source, thumbnail,
-                          face.created_at)
+        return unseal_stored_face(ring, face)
 
     # --- model pin --------------------------------------------------------------------------
     def model(self) -> tuple[str, int] | None:
@@ -614,17 +587,11 @@ class SQLiteStore:
         """Re-encrypt subject ``source_id``'s templates under ``target_id``'s data key, and
         destroy the source's key once this commits (inside a write transaction)."""
         db = self._db
-        old_key, new_key = self._subject_key(ring, source_id), self._subject_key(ring, target_id)
-        old_dek, new_dek = ring.data_key(str(old_key)), ring.data_key(str(new_key))
+        old_key, new_key = str(self._subject_key(ring, source_id)), str(self._subject_key(ring, target_id))
         rows = db.execute("SELECT id, image_sha256, embedding, thumbnail FROM faces WHERE subject_id = ?",
                           (source_id,)).fetchall()
-        resealed = []
-        for fid, sha, emb, thumb in rows:
-            fields = [unseal(old_dek, bytes(blob), template_aad(str(old_key), sha, field)) if blob is not None else None
-                      for field, blob in (("embedding", emb), ("thumbnail", thumb))]
-            resealed.append(tuple(seal(new_dek, data, template_aad(str(new_key), sha, field)) if data is not None else None
-                                  for field, data in zip(("embedding", "thumbnail"), fields)) + (fid,))
-        db.executemany("UPDATE faces SET embedding = ?, thumbnail = ? WHERE id = ?", resealed)
+        db.executemany("UPDATE faces SET embedding = ?, thumbnail = ? WHERE id = ?",
+                       reseal_templates(ring, old_key, new_key, rows))
         self._after_commit.append(lambda: ring.destroy([str(old_key)]))
 
     def delete_face(self, face_id: int) -> None:
@@ -681,11 +648,12 @@ class SQLiteStore:
                 if ring is None:
                     rows = self._db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
                 else:
-                    rows = self._open_templates(ring, self._db.execute(_SEALED_TEMPLATE_SQL + " ORDER BY f.id").fetchall())
+                    rows = open_templates(ring, self._db.execute(_SEALED_TEMPLATE_SQL + " ORDER BY f.id").fetchall(),
+                                          self.location)
             finally:
                 if own:
                     self._db.execute("COMMIT")
-        ids, subjects, vectors = _unpack(rows, self._dim())
+        ids, subjects, vectors = vectors_from_bytes(rows, self._dim())
         return TemplateSnapshot(ids, subjects, vectors, int(seq))
 
     def changes_since(self, seq: int) -> tuple[list[Change], int] | None:
@@ -707,7 +675,7 @@ class SQLiteStore:
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows += self._query(f"SELECT id, subject_id, embedding FROM faces WHERE id IN ({marks}) ORDER BY id", chunk)
-        return _unpack(rows, self._dim())
+        return vectors_from_bytes(rows, self._dim())
 
     def _read_sealed_templates(self, ring: Keyring, ids: list[int]) -> TemplateVectors:
         rows: list[Any] = []
@@ -715,7 +683,7 @@ class SQLiteStore:
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows += self._query(_SEALED_TEMPLATE_SQL + f" WHERE f.id IN ({marks}) ORDER BY f.id", chunk)
-        return _unpack(self._open_templates(ring, rows), self._dim())
+        return vectors_from_bytes(open_templates(ring, rows, self.location), self._dim())
 
     def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
         with self._write() as db:
@@ -791,18 +759,14 @@ class SQLiteStore:
             # a person must be able to destroy exactly their faces' keys.
             keys: list[tuple[str | None, bytes | None]] = list(ring.new_keys(len(faces))) if ring else [(None, None)] * len(faces)
 
-            def sealed(key: tuple[str | None, bytes | None], index: int, field: str, data: bytes | None) -> bytes | None:
-                key_id, dek = key
-                if data is None or key_id is None or dek is None:
-                    return data
-                return seal(dek, data, photo_face_aad(key_id, image_sha256, index, field))
-
             db.executemany(
                 "INSERT INTO photo_faces(path, image_sha256, face_index, box, quality, usable, embedding, thumbnail,"
                 " created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(path, image_sha256, f.face_index, box_to_json(f.box), float(f.quality), int(f.usable),
-                  sealed(key, f.face_index, "embedding", np.ascontiguousarray(f.embedding, dtype="<f4").tobytes()),
-                  sealed(key, f.face_index, "thumbnail", f.thumbnail), now, key[0]) for f, key in zip(faces, keys)],
+                  seal_photo_face(key, image_sha256, f.face_index, "embedding",
+                                  np.ascontiguousarray(f.embedding, dtype="<f4").tobytes()),
+                  seal_photo_face(key, image_sha256, f.face_index, "thumbnail", f.thumbnail), now, key[0])
+                 for f, key in zip(faces, keys)],
             )
         return True
 
@@ -827,7 +791,7 @@ class SQLiteStore:
             raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
         ring = self._ring()
         if ring is not None:
-            return self._open_photo_faces(ring, rows, "thumbnail")[0]
+            return open_photo_faces(ring, rows, "thumbnail")[0]
         return None if rows[0][3] is None else bytes(rows[0][3])
 
     def photo_face_table(self) -> PhotoFaceTable:
@@ -835,18 +799,9 @@ class SQLiteStore:
                            " FROM photo_faces ORDER BY id")
         ring = self._ring()
         if ring is not None:
-            plain = self._open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
+            plain = open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
             rows = [(*r[:5], p) for r, p in zip(rows, plain)]
-        dim = len(rows[0][5]) // 4 if rows else self._dim()
-        return PhotoFaceTable(
-            ids=np.array([r[0] for r in rows], np.int64),
-            image_sha256=[str(r[1]) for r in rows],
-            person=np.array([r[2] if r[2] is not None else -1 for r in rows], np.int64),
-            usable=np.array([bool(r[3]) for r in rows], np.bool_),
-            assigned_by=[r[4] for r in rows],
-            embeddings=(np.frombuffer(b"".join(r[5] for r in rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
-                        if rows else np.zeros((0, dim), np.float32)),
-        )
+        return photo_face_table_from_rows(rows, self._dim())
 
     def photo_face_templates(self, person_id: int) -> list[PhotoFaceTemplate]:
         rows = self._query(
@@ -854,11 +809,10 @@ class SQLiteStore:
             " thumbnail, key_id FROM photo_faces WHERE person_id = ? ORDER BY id", (person_id,))
         ring = self._ring()
         if ring is not None:
-            embeddings = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
-            thumbnails = self._open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
+            embeddings = open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
+            thumbnails = open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
             rows = [(*r[:10], e, t) for r, e, t in zip(rows, embeddings, thumbnails)]
-        return [PhotoFaceTemplate(photo_face_from_row(r), int(r[9]), np.frombuffer(r[10], dtype="<f4").astype(np.float32),
-                                  None if r[11] is None else bytes(r[11])) for r in rows]
+        return [photo_face_template_from_row(r) for r in rows]
 
     def photo_face_indices(self) -> dict[int, int]:
         return {int(i): int(n) for i, n in self._query("SELECT id, face_index FROM photo_faces")}
@@ -972,16 +926,6 @@ def _subject(r: Any) -> Subject:
 
 
 
-
-
-def _unpack(rows: list[Any], dim: int) -> TemplateVectors:
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    subjects = np.array([r[1] for r in rows], dtype=np.int64)
-    if rows:
-        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
-    else:
-        vectors = np.zeros((0, dim), dtype=np.float32)
-    return TemplateVectors(ids, subjects, vectors)
 
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
