@@ -19,7 +19,8 @@ How the work is split:
   limits, ``min_score``, batch size); each worker builds its Analyzer from it once, and a worker
   that joins later (or replaces a dead one) gets the plugin too. The plugin's name is a hash of
   that setup, so the same configuration is registered once however many runs use it.
-* **Inputs:** a path is sent as a path and read *by the worker*: the cluster must see the same
+* **Inputs:** a ``transform`` (the evaluation's perturbations) is scattered to the workers
+  once a run, not sent with every chunk. A path is sent as a path and read *by the worker*: the cluster must see the same
   files at the same paths (a shared file system). Arrays, bytes and file objects are sent as
   data (a file object is read by the client, within the Analyzer's limits).
 * **Results stream back in input order:** at most :attr:`DaskEngine.chunks_in_flight` chunks
@@ -100,7 +101,7 @@ class AnalyzerPlugin(WorkerPlugin):
     idempotent = True  # its name is a hash of the setup: the same name is the same plugin
 
     def __init__(self, setup: WorkerSetup) -> None:
-        self.spec = replace(setup, transform=None)  # the transform travels with each task
+        self.spec = replace(setup, transform=None)  # the transform is scattered once a run
         self.name = "faceprint-analyzer-" + hashlib.sha256(pickle.dumps(self.spec)).hexdigest()[:16]
         self.analyzer: Analyzer | None = None
 
@@ -189,6 +190,8 @@ class DaskEngine:
                 transform: Transform | None) -> Iterator[Result]:
         run = uuid.uuid4().hex[:12]
         limit = self.chunks_in_flight
+        # Sent to each worker once, not with every chunk (the evaluation's holds a map of every file).
+        shared: Future | None = self.client.scatter(transform, broadcast=True) if transform is not None else None
         pending: dict[Future, int] = {}  # submitted, not finished: future -> chunk number
         finished: dict[int, list[Result]] = {}  # the reorder buffer
         labels: dict[int, str] = {}  # each unfinished chunk's first input, for messages
@@ -203,7 +206,7 @@ class DaskEngine:
                     if not chunk:
                         exhausted = True
                         break
-                    future = self.client.submit(run_chunk, plugin, chunk, embed, digest, transform,
+                    future = self.client.submit(run_chunk, plugin, chunk, embed, digest, shared,
                                                 key=f"faceprint-{run}-{submitted}")
                     pending[future] = submitted
                     labels[submitted] = chunk[0].source if isinstance(chunk[0], Prepared) else chunk[0][0]
@@ -231,6 +234,8 @@ class DaskEngine:
         finally:
             if pending:
                 self.client.cancel(list(pending))
+            if shared is not None:
+                shared.release()
             logger.info("Dask run %s %s after %d images", run, "done" if done else "stopped", n_images)
 
 

@@ -95,6 +95,21 @@ def test_same_results_as_the_local_path(engine: DaskEngine, tmp_path: Path) -> N
     assert [len(a.faces) for _, a in detected] == [len(a.faces) for _, a in local[:5]]
 
 
+def mirrored(label: str, rgb: np.ndarray) -> np.ndarray:
+    """A transform (it must pickle: a module-level function)."""
+    return np.ascontiguousarray(rgb[:, ::-1])
+
+
+def test_a_transform_runs_on_the_workers(engine: DaskEngine) -> None:
+    images = [face_image("collins.jpg"), face_image("two_people.jpg"), *lfw_people(2, 2)["Adrien_Brody"]]
+    analyzer = Analyzer()
+    local = list(prepare_many(analyzer, images, embed=True, jobs=1, transform=mirrored))
+    remote = list(prepare_many(analyzer, images, embed=True, transform=mirrored, engine=engine))
+    assert_same(remote, local)
+    plain = list(prepare_many(analyzer, images[:1], embed=True, jobs=1))
+    assert plain[0][1].faces[0].face.box != remote[0][1].faces[0].face.box  # it was applied
+
+
 def test_closing_early_cancels_the_rest(engine: DaskEngine) -> None:
     images = [f for files in lfw_people(6, 4).values() for f in files]
     results = prepare_many(Analyzer(), images, embed=True, engine=engine)
@@ -135,6 +150,43 @@ def test_enroll_folders_cli_gives_the_same_gallery(cluster: distributed.LocalClu
     assert len({subject for subject, _ in galleries["dask"]}) == len(PEOPLE)
     worst = max(float(np.abs(galleries["dask"][k] - galleries["local"][k]).max()) for k in galleries["local"])
     assert worst < 1e-5
+
+
+def test_cluster_and_eval_commands_give_the_same_results(cluster: distributed.LocalCluster, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from faceprint.cli.root import app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for files in lfw_people(4, 3).values():
+        for f in files:
+            (photos / f.name).symlink_to(f)
+    pairs = shared("lfw_dev", "pairs.csv")
+    runner = CliRunner()
+    docs: dict[str, list[dict[str, object]]] = {"local": [], "dask": []}
+    for how, extra in (("local", ["-j", "1"]), ("dask", ["--dask", cluster.scheduler_address])):
+        result = runner.invoke(app, ["--gallery", str(tmp_path / f"{how}.db"), "cluster", str(photos), "--json", *extra])
+        assert result.exit_code == 0, result.output
+        docs[how].append(json.loads(result.stdout.splitlines()[-1]))
+        result = runner.invoke(app, ["eval", "pairs", str(pairs), "--max-pairs", "12", "--perturb", "blur:medium",
+                                     "--json", *extra])
+        assert result.exit_code == 0, result.output
+        docs[how].append(measured(json.loads(result.stdout)))
+    local_people, dask_people = (sorted(sorted(f["path"] for f in p["faces"]) for p in d[0]["people"])
+                                 for d in (docs["local"], docs["dask"]))
+    assert dask_people == local_people
+    assert docs["dask"][1] == docs["local"][1]
+
+
+def measured(doc: object) -> object:
+    """An evaluation's document without its timings and worker counts, its numbers to 4 places."""
+    if isinstance(doc, dict):
+        return {k: measured(v) for k, v in doc.items()
+                if not any(w in k for w in ("per_s", "second", "time", "_ms", "jobs"))}
+    if isinstance(doc, list):
+        return [measured(v) for v in doc]
+    return round(doc, 4) if isinstance(doc, float) else doc
 
 
 def test_the_dask_environment_variable_and_bad_addresses(cluster: distributed.LocalCluster, tmp_path: Path,
