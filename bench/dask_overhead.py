@@ -1,25 +1,31 @@
 """What running the batch pipeline on Dask costs against the local worker pool, on the same cores.
 
-    python bench/dask_overhead.py [--images 400] [--rounds 2] [--chunks 1,4,8,16,32] [--full-enroll]
+    python bench/dask_overhead.py [--images 400] [--rounds 2] [--chunks 1,4,8,32] [--chunk-images 200]
                                   [--label run] [--out bench/results_dask_overhead.json]
+    python bench/dask_overhead.py --full-enroll
 
-Prints ONE JSON document (progress on stderr) and keeps it under ``--label`` in ``--out``.
+Prints ONE JSON document (progress on stderr) and keeps it under ``--label`` (``full_enroll``
+for ``--full-enroll``) in ``--out``. Each round runs every configuration once, in a rotated
+order, so that they share the machine's load alike; wall-clock rates are the fastest round's,
+CPU time an image the median round's (steadier than wall time on a shared machine).
 The data: ``--images`` images of ``lfw_dev/images`` evenly spread over the sorted list (the same
 subset for every configuration), embedded with ``Analyzer()`` (the installed default models).
 
-* ``local``: :func:`faceprint.batch.analyze_many` with ``jobs=1`` (this process) and ``jobs=2``
-  (a fresh pool of 2 spawned workers each call, as ``faceprint embed`` runs it: the workers'
-  start-up and model loading are in the time; ``steady_images_per_s`` leaves them out: images
-  2..N over the time from the first result to the last).
-* ``dask``: the same call with a :class:`faceprint.dask_engine.DaskEngine` on a
-  ``distributed.LocalCluster`` of 1 and 2 worker processes (1 thread each) on this machine; the
-  cluster and its models are started (and warmed on a few images) first, as a long-lived
-  cluster is. The workers decode, detect, align *and embed*; ``worker_cpu_s_per_image`` is the
-  CPU the worker processes used an image (their ``psutil`` CPU times), and
-  ``images_per_core_s`` its inverse: the per-core throughput a capacity plan needs.
-  ``client_cpu_s_per_image``: what this process (the client) spent an image.
-* ``chunks``: images/s on 2 workers by chunk size (:data:`faceprint.dask_engine.CHUNK_SIZE`).
-* ``agreement``: max |difference| of the embeddings, Dask against ``jobs=1``; same faces.
+* ``runs.local_jobs_1`` / ``local_jobs_2``: :func:`faceprint.batch.analyze_many` with ``jobs=1``
+  (this process) and ``jobs=2`` (a fresh pool of 2 spawned workers each call, as ``faceprint
+  embed`` runs it: the workers' start-up and model loading are in its time and CPU;
+  ``steady_images_per_s`` leaves the start-up out: images 2..N over the time from the first
+  result to the last).
+* ``runs.dask_1_worker`` / ``dask_2_workers``: the same call with a
+  :class:`faceprint.dask_engine.DaskEngine` on a ``distributed.LocalCluster`` of 1 and 2 worker
+  processes (1 thread each) on this machine, both started (and warmed on a few images) first,
+  as a long-lived cluster is. The workers decode, detect, align *and embed*.
+  ``worker_cpu_s_per_image``: the CPU the worker processes used an image (their ``psutil`` CPU
+  times); ``images_per_worker_core_s``, its inverse, is the per-core throughput a capacity plan
+  needs. ``client_cpu_s_per_image``: this process's (for the local pool: with its workers').
+* ``chunks``: 2 workers, by chunk size (:data:`faceprint.dask_engine.CHUNK_SIZE`), on the first
+  ``--chunk-images``.
+* ``agreement_dask_vs_local_jobs_1``: max |difference| of the embeddings; same faces.
 * ``--full-enroll``: ``faceprint enroll --folders lfw_dev/images`` through the CLI, with
   ``-j 2`` and with ``--dask`` (2 workers), into two galleries: seconds, subjects identical,
   max |difference| of the templates (matched by subject and image SHA-256).
@@ -32,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -67,7 +74,7 @@ def subset(n: int) -> list[str]:
 
 def timed(results: Any, n: int) -> tuple[list[ImageAnalysis], dict[str, Any]]:
     """Consume ``results``: the analyses and the rates (overall, and from the first result on)."""
-    start, cpu0 = time.perf_counter(), time.process_time()
+    start = time.perf_counter()
     out: list[ImageAnalysis] = []
     first = 0.0
     for analysis in results:
@@ -81,14 +88,53 @@ def timed(results: Any, n: int) -> tuple[list[ImageAnalysis], dict[str, Any]]:
         "images_per_s": round(n / (end - start), 1),
         "first_result_s": round(first - start, 2),
         "steady_images_per_s": round((n - 1) / (end - first), 1) if end > first else None,
-        "client_cpu_s_per_image": round((time.process_time() - cpu0) / n, 4),
         "loadavg": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (all its threads) and of its finished, waited-for children
+    (the local pool's workers: the pool joins them when it shuts down)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def worker_cpu(engine: DaskEngine) -> float:
     times = engine.client.run(lambda: sum(psutil.Process().cpu_times()[:2]))
     return float(sum(times.values()))
+
+
+class Config:
+    """One way of running the same call: locally with ``jobs``, or on ``engine``."""
+
+    def __init__(self, name: str, jobs: int = 1, engine: DaskEngine | None = None) -> None:
+        self.name, self.jobs, self.engine = name, jobs, engine
+        self.runs: list[dict[str, Any]] = []
+        self.first: list[ImageAnalysis] = []
+
+    def run(self, analyzer: Analyzer, files: list[str]) -> dict[str, Any]:
+        cpu0, workers0 = own_cpu(), worker_cpu(self.engine) if self.engine else 0.0
+        got, run = timed(analyze_many(analyzer, files, embed=True, jobs=self.jobs, engine=self.engine), len(files))
+        client = own_cpu() - cpu0
+        workers = worker_cpu(self.engine) - workers0 if self.engine else 0.0
+        n = len(files)
+        run["cpu_s_per_image"] = round((client + workers) / n, 4)  # everything this run cost
+        run["client_cpu_s_per_image"] = round(client / n, 4)
+        if self.engine:
+            run["worker_cpu_s_per_image"] = round(workers / n, 4)
+            run["images_per_worker_core_s"] = round(n / workers, 1)
+        run["images_per_cpu_s"] = round(n / (client + workers), 1)
+        self.runs.append(run)
+        self.first = self.first or got
+        log(f"{self.name}: {run['images_per_s']} images/s, {run['cpu_s_per_image'] * 1000:.0f} ms CPU an image")
+        return run
+
+    def summary(self) -> dict[str, Any]:
+        """The fastest round (the machine is shared: slower ones lost time to other jobs) and
+        every round's rate; CPU an image is the median of the rounds (steadier than wall time)."""
+        fastest = max(self.runs, key=lambda r: r["images_per_s"])
+        return {**fastest, "rounds_images_per_s": [r["images_per_s"] for r in self.runs],
+                "median_cpu_s_per_image": float(np.median([r["cpu_s_per_image"] for r in self.runs]))}
 
 
 def max_diff(a: list[ImageAnalysis], b: list[ImageAnalysis]) -> dict[str, Any]:
@@ -98,35 +144,8 @@ def max_diff(a: list[ImageAnalysis], b: list[ImageAnalysis]) -> dict[str, Any]:
             "faces": len(diffs), "max_abs_diff": max(diffs, default=0.0)}
 
 
-def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The fastest round (the machine is shared: the slower ones lost time to other jobs)."""
-    return {**max(runs, key=lambda r: r["images_per_s"]), "rounds": [r["images_per_s"] for r in runs]}
-
-
-def dask_runs(analyzer: Analyzer, files: list[str], workers: int, rounds: int, chunks: list[int],
-              reference: list[ImageAnalysis]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, DaskEngine.connect(cluster.scheduler_address) as engine:
-        list(analyze_many(analyzer, files[:16], embed=True, engine=engine))  # plugin + models on every worker
-        runs = []
-        for r in range(rounds):
-            cpu0 = worker_cpu(engine)
-            got, run = timed(analyze_many(analyzer, files, embed=True, engine=engine), len(files))
-            per_image = (worker_cpu(engine) - cpu0) / len(files)
-            run["worker_cpu_s_per_image"] = round(per_image, 4)
-            run["images_per_core_s"] = round(1 / per_image, 1)
-            runs.append(run)
-            log(f"dask {workers} worker(s) round {r + 1}: {run['images_per_s']} images/s")
-            if r == 0:
-                out["agreement"] = max_diff(got, reference)
-        out["run"] = best(runs)
-        for size in chunks:
-            engine.chunk_size = size
-            sized = [timed(analyze_many(analyzer, files, embed=True, engine=engine), len(files))[1] for _ in range(rounds)]
-            out.setdefault("chunks", {})[str(size)] = best(sized)
-            log(f"dask {workers} worker(s), chunks of {size}: {out['chunks'][str(size)]['images_per_s']} images/s")
-    return out
+def cluster(workers: int) -> LocalCluster:
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
 
 
 def full_enroll() -> dict[str, Any]:
@@ -137,9 +156,8 @@ def full_enroll() -> dict[str, Any]:
     cli = [sys.executable, "-m", "faceprint"]
     out: dict[str, Any] = {}
     faces: dict[str, dict[tuple[str, str], np.ndarray]] = {}
-    with tempfile.TemporaryDirectory() as tmp, LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                                             host="127.0.0.1", dashboard_address=None) as cluster:
-        for how, extra in (("local_jobs_2", ["-j", "2"]), ("dask_2_workers", ["--dask", cluster.scheduler_address])):
+    with tempfile.TemporaryDirectory() as tmp, cluster(2) as two:
+        for how, extra in (("local_jobs_2", ["-j", "2"]), ("dask_2_workers", ["--dask", two.scheduler_address])):
             db = Path(tmp) / f"{how}.db"
             t0 = time.perf_counter()
             done = subprocess.run([*cli, "--gallery", str(db), "enroll", "--folders", str(root), "--json", *extra],
@@ -163,7 +181,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--chunks", default="1,4,8,16,32", help="chunk sizes to time on 2 workers ('' : none)")
+    ap.add_argument("--chunks", default="1,4,8,32", help="chunk sizes to time on 2 workers ('': none)")
+    ap.add_argument("--chunk-images", type=int, default=200, help="images of each chunk-size run")
     ap.add_argument("--full-enroll", action="store_true")
     ap.add_argument("--label", default="run")
     ap.add_argument("--out", default=str(REPO / "bench" / "results_dask_overhead.json"))
@@ -171,36 +190,47 @@ def main() -> None:
 
     import distributed
 
+    if args.full_enroll:  # a run of its own (about 2 x 10 min on 2 busy cores)
+        save_run(args.out, "full_enroll", {"machine": machine(distributed=distributed.__version__),
+                                           "full_enroll": full_enroll()})
+        return
+
     doc: dict[str, Any] = {"machine": machine(distributed=distributed.__version__), "chunk_size": CHUNK_SIZE}
     files = subset(args.images)
     analyzer = Analyzer()
     doc["data"] = {"images": len(files), "from": "lfw_dev/images, evenly spread over the sorted list",
                    "model": analyzer.model_id, "detector": analyzer.detector_card.name}
     list(analyze_many(analyzer, files[:8], embed=True, jobs=1))  # models loaded in this process
-    local: dict[str, Any] = {}
-    reference: list[ImageAnalysis] = []
-    for jobs in (1, 2):
-        runs = []
-        for r in range(args.rounds):
-            got, run = timed(analyze_many(analyzer, files, embed=True, jobs=jobs), len(files))
-            runs.append(run)
-            reference = reference or got
-            log(f"local jobs={jobs} round {r + 1}: {run['images_per_s']} images/s")
-        local[f"jobs_{jobs}"] = best(runs)
-    doc["local"] = local
-    doc["data"]["faces"] = sum(len(a.faces) for a in reference)
-    chunks = [int(c) for c in args.chunks.split(",") if c.strip()]
-    doc["dask"] = {
-        f"workers_{n}": dask_runs(analyzer, files, n, args.rounds, chunks if n == 2 else [], reference) for n in (1, 2)
+    with cluster(1) as one, cluster(2) as two, DaskEngine.connect(one.scheduler_address) as dask_1, \
+            DaskEngine.connect(two.scheduler_address) as dask_2:
+        for engine in (dask_1, dask_2):  # the plugin and its models on every worker, as on a long-lived cluster
+            list(analyze_many(analyzer, files[:16], embed=True, engine=engine))
+        configs = [Config("local_jobs_1", 1), Config("local_jobs_2", 2), Config("dask_1_worker", engine=dask_1),
+                   Config("dask_2_workers", engine=dask_2)]
+        for r in range(args.rounds):  # interleaved (rotated), so that every configuration sees the same load
+            for config in configs[r % len(configs):] + configs[: r % len(configs)]:
+                config.run(analyzer, files)
+        doc["runs"] = {c.name: c.summary() for c in configs}
+        doc["agreement_dask_vs_local_jobs_1"] = max_diff(configs[3].first, configs[0].first)
+        doc["data"]["faces"] = sum(len(a.faces) for a in configs[0].first)
+        chunks = [int(c) for c in args.chunks.split(",") if c.strip()]
+        sized = {size: Config(f"dask_2_workers_chunks_of_{size}", engine=dask_2) for size in chunks}
+        for _ in range(args.rounds if chunks else 0):
+            for size, config in sized.items():
+                dask_2.chunk_size = size
+                config.run(analyzer, files[: args.chunk_images])
+        doc["chunks"] = {str(size): config.summary() for size, config in sized.items()}
+    runs = doc["runs"]
+
+    def ratio(a: str, b: str, key: str) -> float:
+        return round(runs[a][key] / runs[b][key], 2)
+
+    doc["ratios"] = {  # Dask against the local pool on the same cores; < 1: Dask slower / costlier
+        "images_per_s_dask_2_vs_local_jobs_2": ratio("dask_2_workers", "local_jobs_2", "images_per_s"),
+        "images_per_s_dask_1_vs_local_jobs_1": ratio("dask_1_worker", "local_jobs_1", "images_per_s"),
+        "cpu_per_image_local_jobs_2_vs_dask_2": ratio("local_jobs_2", "dask_2_workers", "median_cpu_s_per_image"),
+        "cpu_per_image_local_jobs_1_vs_dask_1": ratio("local_jobs_1", "dask_1_worker", "median_cpu_s_per_image"),
     }
-    two = doc["dask"]["workers_2"]["run"]
-    doc["overhead"] = {
-        "dask_2_vs_local_jobs_2": round(two["images_per_s"] / local["jobs_2"]["images_per_s"], 2),
-        "dask_2_vs_local_jobs_2_steady": round(two["steady_images_per_s"] / local["jobs_2"]["steady_images_per_s"], 2),
-        "dask_1_vs_local_jobs_1": round(doc["dask"]["workers_1"]["run"]["images_per_s"] / local["jobs_1"]["images_per_s"], 2),
-    }
-    if args.full_enroll:
-        doc["full_enroll"] = full_enroll()
     save_run(args.out, args.label, doc)
 
 
