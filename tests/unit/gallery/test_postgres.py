@@ -53,8 +53,8 @@ def test_it_is_a_searching_store_with_an_hnsw_index(pg_store: PostgresStore, pos
     assert isinstance(pg_store, SearchingStore) and pg_store.searches_in_database
     (definition,) = raw(postgres_url, "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (HNSW_INDEX,))
     assert "hnsw" in str(definition[0]) and "vector_ip_ops" in str(definition[0]) and "m='16'" in str(definition[0])
-    assert raw(postgres_url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
-                             " 'faces'::regclass AND attname = 'embedding'")[0][0] == f"vector({DIM})"
+    assert raw(postgres_url, "SELECT format_type(atttypid, atttypmod), attstorage FROM pg_attribute WHERE attrelid ="
+                             " 'faces'::regclass AND attname = 'embedding'") == [(f"vector({DIM})", "p")]  # inline
     assert pg_store.schema_version() == PG_SCHEMA_VERSION and pg_store.size_bytes() > 0
     assert ef_search_for(1) == 40 and ef_search_for(100) == 200 and ef_search_for(10_000) == 1000
 

@@ -126,11 +126,21 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
 PG_SCHEMA_VERSION = PG_MIGRATIONS[-1].version
 
 
+#: Vectors up to this many dimensions are kept inside the row (``STORAGE PLAIN``), not in TOAST:
+#: a 512-D vector (2,056 bytes) is just over TOAST's threshold, and an exact scan of 20,000 of
+#: them took 137 ms out of line against 45 ms inline (2 cores, loaded). Wider ones would not fit
+#: an 8 kB page with the rest of the row.
+INLINE_VECTOR_MAX_DIM = 1700
+
+
 def hnsw_statements(dim: int) -> tuple[str, ...]:
     """What pinning a gallery to a ``dim``-dimensional model does: the vector column takes the
-    dimension (an HNSW index needs it) and the index is made (a no-op once both exist)."""
+    dimension (an HNSW index needs it), is stored inline when it fits, and the index is made
+    (a no-op once it exists)."""
+    inline = ("ALTER TABLE faces ALTER COLUMN embedding SET STORAGE PLAIN",) if dim <= INLINE_VECTOR_MAX_DIM else ()
     return (
         f"ALTER TABLE faces ALTER COLUMN embedding TYPE vector({int(dim)})",
+        *inline,
         f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON faces USING hnsw (embedding vector_ip_ops)"
         f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})",
     )
@@ -140,6 +150,7 @@ __all__ = [
     "HNSW_EF_CONSTRUCTION",
     "HNSW_INDEX",
     "HNSW_M",
+    "INLINE_VECTOR_MAX_DIM",
     "MIGRATION_LOCK",
     "PG_MIGRATIONS",
     "PG_SCHEMA_VERSION",

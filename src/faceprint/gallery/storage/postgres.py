@@ -896,9 +896,11 @@ class PostgresStore:
         else:
             source, params = "faces f WHERE f.embedding IS NOT NULL", []
         with self._snapshot() as db:
-            db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search_for(k)),))
-            matching = int(db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT %s) m",
-                                      (*params, EXACT_SEARCH_BELOW)).fetchone()[0])
+            # (one round trip: this transaction's ef_search, and how many templates match, counted
+            # up to EXACT_SEARCH_BELOW)
+            matching = int(db.execute(
+                f"SELECT set_config('hnsw.ef_search', %s, true), (SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT %s) m)",
+                (str(ef_search_for(k)), *params, EXACT_SEARCH_BELOW)).fetchone()[1])
             rows: list[int] = list(range(n))
             found: dict[int, list[tuple[Any, ...]]] = {}
             if matching >= EXACT_SEARCH_BELOW:
