@@ -255,13 +255,19 @@ def test_an_encrypted_gallery_keeps_only_ciphertext_and_its_keyring_out_of_the_d
         assert g.search(vec[None], top_k=1)[0][0].subject == "ann"  # the in-process index
         with pytest.raises(InvalidArgumentError):
             store.search_faces(vec[None], 1)
+        other = PostgresStore(postgres_url, master_key=key)  # another process: finds the keyring the same way
+        try:
+            seen = Gallery(other)
+            assert seen.search(vec[None], top_k=1)[0][0].subject == "ann"
+            bob = unit(np.random.default_rng(5).normal(size=DIM))
+            add(g, "bob", bob, "b" * 64)  # its index follows the change log at its next search
+            assert seen.search(bob[None], top_k=1)[0][0].subject == "bob"
+            g.forget("bob")
+            assert all(c.subject != "bob" for c in seen.search(bob[None], top_k=5)[0])
+        finally:
+            other.close()
     finally:
         store.close()
-    other = PostgresStore(postgres_url, master_key=key)  # another process: finds the keyring the same way
-    try:
-        assert Gallery(other).search(vec[None], top_k=1)[0][0].subject == "ann"
-    finally:
-        other.close()
 
 
 def test_nul_characters_in_metadata_round_trip_and_filter(pg_store: PostgresStore) -> None:
