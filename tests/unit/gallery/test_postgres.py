@@ -8,13 +8,14 @@ The store/gallery behaviour every backend shares is tested by the parametrised `
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
-import psycopg
 import pytest
 
 from faceprint.errors import GalleryError, GalleryNotFoundError, InvalidArgumentError
@@ -26,6 +27,8 @@ from faceprint.gallery.storage.pg_schema import HNSW_INDEX, PG_SCHEMA_VERSION, S
 from faceprint.gallery.storage.postgres import PostgresStore, ef_search_for, masked_url
 from tests.postgres import PostgresServer
 from tests.unit.gallery.stores import DIM, MODEL, add, unit
+
+psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL store needs its extra: pip install 'faceprint[postgres]'")
 
 SECRET = "pa55-w0rd-never-shown"
 
@@ -281,3 +284,16 @@ def test_nul_characters_in_metadata_round_trip_and_filter(pg_store: PostgresStor
     assert pg_store.face_ids_where({"esc": "\ue000\ue0000"}).tolist() == [face]
     assert pg_store.face_ids_where({"n": [1.0, 1, 1e300, -2.5e-7, True]}).tolist() == [face]
     assert pg_store.face_ids_where({"n": [1, 1, 1e300, -2.5e-7, True]}).tolist() == []  # 1.0 and 1 differ inside
+
+
+def test_without_the_driver_the_store_names_its_extra() -> None:
+    """The module imports without psycopg (the CLI imports it only for a postgresql:// URL);
+    opening a store then says which extra to install."""
+    code = ("import sys\nfor m in ('psycopg', 'psycopg_pool', 'pgvector.psycopg'): sys.modules[m] = None\n"
+            "from faceprint.errors import MissingDependencyError\n"
+            "from faceprint.gallery.storage.postgres import PostgresStore\n"
+            "try:\n    PostgresStore('postgresql://u@/db')\nexcept MissingDependencyError as exc:\n"
+            "    print(exc.code, exc.details['extra'], exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("missing_dependency postgres") and "pip install 'faceprint[postgres]'" in done.stdout
