@@ -128,8 +128,8 @@ PG_SCHEMA_VERSION = PG_MIGRATIONS[-1].version
 
 #: Vectors up to this many dimensions are kept inside the row (``STORAGE PLAIN``), not in TOAST:
 #: a 512-D vector (2,056 bytes) is just over TOAST's threshold, and an exact scan of 20,000 of
-#: them took 137 ms out of line against 45 ms inline (2 cores, loaded). Wider ones would not fit
-#: an 8 kB page with the rest of the row.
+#: them took 213 ms out of line against 48 ms inline (bench/pg_vector_storage.py). Wider ones
+#: would not fit an 8 kB page with the rest of the row.
 INLINE_VECTOR_MAX_DIM = 1700
 
 
