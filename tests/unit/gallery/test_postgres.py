@@ -214,6 +214,9 @@ def test_the_password_is_never_shown(postgres_server: PostgresServer, postgres_u
     assert masked_url("postgresql://u:p%40ss@h:5432/d?password=x&sslmode=require") == \
         "postgresql://u:***@h:5432/d?password=***&sslmode=require"
     assert masked_url("postgresql://u@h/d") == "postgresql://u@h/d"
+    with pytest.raises(InvalidArgumentError) as not_a_url:
+        PostgresStore(f"host=/tmp dbname=db password={SECRET}")
+    assert SECRET not in str(not_a_url.value)
 
 
 def test_create_false_on_an_empty_database_creates_nothing(postgres_url: str) -> None:

@@ -247,6 +247,9 @@ class PostgresStore:
     ) -> None:
         if psycopg is None:
             import_optional("psycopg", "postgres")  # raises MissingDependencyError naming the extra
+        if not isinstance(url, str) or not url.lower().startswith(("postgresql://", "postgres://")):
+            # (a key=value connection string is refused: its password could not be masked)
+            raise InvalidArgumentError("a PostgreSQL gallery is named by a postgresql://user@host/database URL")
         self._url = url
         self._location = masked_url(url)
         self._secrets = _passwords(url)
