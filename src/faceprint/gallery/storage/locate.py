@@ -10,9 +10,9 @@ stats`` -- shows :func:`describe_location`, which never contains a password.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Union
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from faceprint.gallery.crypto import MasterKey
 from faceprint.gallery.storage.base import GalleryStore
@@ -23,10 +23,6 @@ from faceprint.gallery.storage.sqlite import SQLiteStore
 GalleryLocation = Union[str, os.PathLike[str]]
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
-
-_PASSWORD_IN_AUTHORITY = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@", re.IGNORECASE)
-_PASSWORD_IN_QUERY = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
-
 
 def is_database_url(location: object) -> bool:
     """Whether ``location`` is a database URL (``postgresql://...``), not a file."""
@@ -44,9 +40,23 @@ def describe_location(location: GalleryLocation) -> str:
     """``location`` fit to show: a URL's password (in ``user:PASSWORD@`` or ``?password=``)
     replaced by ``***``."""
     text = os.fspath(location)
-    if not is_database_url(text):
-        return text
-    return _PASSWORD_IN_QUERY.sub(r"\1***", _PASSWORD_IN_AUTHORITY.sub(r"\1:***@", text))
+    return masked_url(text) if is_database_url(text) else text
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() == "password" for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def location_exists(location: GalleryLocation) -> bool:

@@ -66,7 +66,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import numpy as np
 
@@ -136,6 +136,7 @@ from faceprint.gallery.storage.keyring import (
     seal_photo_face,
     unseal_stored_face,
 )
+from faceprint.gallery.storage.locate import masked_url
 from faceprint.gallery.storage.pg_schema import (
     MIGRATION_LOCK,
     PG_MIGRATIONS,
@@ -198,22 +199,6 @@ Connection = Any  # psycopg.Connection[tuple[Any, ...]] (psycopg is optional at 
 def ef_search_for(k: int) -> int:
     """The ``hnsw.ef_search`` a query for ``k`` neighbours runs with."""
     return min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * k))
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() == "password" for k, _ in pairs):
-            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _passwords(url: str) -> list[str]:
