@@ -77,6 +77,7 @@ from faceprint.errors import (
     GalleryNotFoundError,
     InvalidArgumentError,
     KeyNotFoundError,
+    MissingDependencyError,
     ModelMismatchError,
     SubjectExistsError,
     SubjectNotFoundError,
@@ -152,8 +153,11 @@ try:  # the ``postgres`` extra; PostgresStore() names it when missing
     import psycopg
     from pgvector.psycopg import register_vector
     from psycopg_pool import ConnectionPool, PoolTimeout
-except ImportError:  # pragma: no cover - exercised without the extra
+except ImportError as missing:  # pragma: no cover - exercised without the extra
     psycopg = None  # type: ignore[assignment]
+    #: Which of the extra's modules is missing (each is checked again, by name, when a store opens).
+    _EXTRA_MODULES = ("psycopg", "pgvector.psycopg", "psycopg_pool")
+    _IMPORT_FAILURE = str(missing)
 
 logger = logging.getLogger(__name__)
 
@@ -230,8 +234,12 @@ class PostgresStore:
         encrypt: bool = False,
         pool_size: int = 4,
     ) -> None:
-        if psycopg is None:
-            import_optional("psycopg", "postgres")  # raises MissingDependencyError naming the extra
+        if psycopg is None:  # raises MissingDependencyError naming the module and the extra
+            for module in _EXTRA_MODULES:
+                import_optional(module, "postgres")
+            raise MissingDependencyError(f"the PostgreSQL driver could not be loaded ({_IMPORT_FAILURE}); it comes with "
+                                         "faceprint's 'postgres' extra: pip install 'faceprint[postgres]'",
+                                         details={"extra": "postgres", "reason": _IMPORT_FAILURE})
         if not isinstance(url, str) or not url.lower().startswith(("postgresql://", "postgres://")):
             # (a key=value connection string is refused: its password could not be masked)
             raise InvalidArgumentError("a PostgreSQL gallery is named by a postgresql://user@host/database URL")
