@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import sys
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,23 @@ def test_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.DASK, " tcp://scheduler:8786 ")
     assert settings.dask_address() == "tcp://scheduler:8786"
     assert settings.DASK in settings.VARIABLES
+
+
+def test_every_batch_command_has_the_one_dask_option() -> None:
+    import typer
+
+    from faceprint.cli import app
+
+    found: dict[str, Any] = {}
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        for param in command.params:
+            if param.name == "dask":
+                found[" ".join(path)] = param
+        for name, sub in getattr(command, "commands", {}).items():  # a group (Typer's own click or click)
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    assert set(found) == {"embed", "enroll", "cluster", "eval pairs", "eval identify", "calibrate"}
+    for param in found.values():
+        assert param.opts == ["--dask"] and param.default is None and "FACEPRINT_DASK" in (getattr(param, "help", "") or "")
