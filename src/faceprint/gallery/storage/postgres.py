@@ -76,12 +76,10 @@ from faceprint.errors import (
     GalleryError,
     GalleryNotFoundError,
     InvalidArgumentError,
-    KeyNotFoundError,
     MissingDependencyError,
     ModelMismatchError,
     SubjectExistsError,
     SubjectNotFoundError,
-    TemplateNotFoundError,
     import_optional,
 )
 from faceprint.gallery.crypto import (
@@ -91,7 +89,6 @@ from faceprint.gallery.crypto import (
     photo_face_aad,
     seal,
     template_aad,
-    unseal,
 )
 from faceprint.gallery.storage.base import (
     CHANGE_LOG_KEEP,
@@ -99,43 +96,27 @@ from faceprint.gallery.storage.base import (
     EncryptionInfo,
     FaceMatches,
     FloatArray,
-    GalleryCounts,
     IdArray,
     NewFace,
     NewPhotoFace,
     PhotoAssignment,
-    PhotoFaceTable,
-    PhotoFaceTemplate,
-    SealedFace,
-    StoredApiKey,
-    StoredFace,
-    StoredPerson,
     TemplateSnapshot,
     TemplateVectors,
-    api_key_from_row,
-    box_from_json,
     box_to_json,
     check_filter_keys,
     check_subject_name,
     json_merge_patch,
     merge_people_by_parts,
     metadata_json,
-    person_from_row,
-    photo_face_from_row,
-    photo_face_table_from_rows,
-    photo_face_template_from_row,
-    template_from_row,
     utc_now,
     vectors_from_bytes,
 )
 from faceprint.gallery.storage.keyring import (
     Keyring,
-    open_photo_faces,
     open_templates,
     require_master_key,
     reseal_templates,
     seal_photo_face,
-    unseal_stored_face,
 )
 from faceprint.gallery.storage.locate import masked_url
 from faceprint.gallery.storage.pg_schema import (
@@ -147,7 +128,8 @@ from faceprint.gallery.storage.pg_schema import (
     WRITE_LOCK,
     hnsw_statements,
 )
-from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
+from faceprint.gallery.storage.sql import SqlStore
+from faceprint.gallery.types import ApiKey, Subject
 
 try:  # the ``postgres`` extra; PostgresStore() names it when missing
     import psycopg
@@ -181,21 +163,10 @@ VACUUM_AFTER_DELETE = True
 # text is kept with U+0000 as _ESC "0" (and _ESC itself as _ESC _ESC), undone when read.
 _ESC = "\ue000"
 
-_SUBJECT_SQL = (
-    "SELECT s.id, s.name, s.metadata::text, s.created_at, s.updated_at, COUNT(f.id)"
-    " FROM subjects s LEFT JOIN faces f ON f.subject_id = s.id"
-)
-_TEMPLATE_SQL = (
-    "SELECT id, subject_id, box, detection_score, quality, image_sha256, source, thumbnail IS NOT NULL, created_at"
-    " FROM faces"
-)
-_PHOTO_FACE_SQL = "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256 FROM photo_faces"
 _SEALED_TEMPLATE_SQL = (
     "SELECT f.id, f.subject_id, f.sealed_embedding, f.image_sha256, s.key_id FROM faces f"
     " JOIN subjects s ON s.id = f.subject_id"
 )
-_PERSON_SQL = "SELECT p.id, p.subject_id, s.name FROM people p LEFT JOIN subjects s ON s.id = p.subject_id"
-_KEY_SQL = "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at, key_sha256 FROM api_keys"
 
 Connection = Any  # psycopg.Connection[tuple[Any, ...]] (psycopg is optional at import time)
 
@@ -215,7 +186,7 @@ def _passwords(url: str) -> list[str]:
     return sorted({p for p in found if p}, key=len, reverse=True)
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """A :class:`~faceprint.gallery.storage.base.GalleryStore` and
     :class:`~faceprint.gallery.storage.base.SearchingStore` in a PostgreSQL database with pgvector.
 
@@ -223,6 +194,11 @@ class PostgresStore:
     is created). ``master_key`` / ``encrypt``: as :class:`~faceprint.gallery.storage.sqlite.SQLiteStore`;
     ``keyring``: the keyring file of an encrypted gallery (default: ``<keyring id>.keys`` in
     :func:`faceprint.settings.keyring_dir`). ``pool_size``: connections at most."""
+
+    PLACEHOLDER = "%s"
+    METADATA_TEXT = "s.metadata::text"
+    SEALED_EMBEDDING = "sealed_embedding"  # (the vector column is NULL then)
+    CODE_POINT_ORDER = ' COLLATE "C"'  # as SQLite sorts (the database's collation may not)
 
     def __init__(
         self,
@@ -358,7 +334,7 @@ class PostgresStore:
         return getattr(self._local, "conn", None)
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One write transaction (nested: a savepoint of the outer one). After-commit actions
         (key destruction, VACUUM) run once the outermost block has committed."""
         outer = self._conn()
@@ -386,9 +362,15 @@ class PostgresStore:
     def _after_commit(self, action: Callable[[], object]) -> None:
         self._local.after.append(action)
 
-    def _vacuum_after_commit(self, *tables: str) -> None:
+    def _erase_after_commit(self, *tables: str) -> None:
         """VACUUM ``tables`` once the transaction commits (rows were deleted from them)."""
         self._local.vacuum.update(tables)
+
+    def _json_from_db(self, text: str) -> Any:
+        return _load_json(text)
+
+    def _vector_from_db(self, value: Any) -> FloatArray:
+        return np.asarray(value.to_numpy(), dtype=np.float32)
 
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
@@ -405,11 +387,6 @@ class PostgresStore:
                 yield conn
             finally:
                 self._local.conn = None
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._tx():
-            yield
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         conn = self._conn()
@@ -496,18 +473,6 @@ class PostgresStore:
         return EncryptionInfo(self._meta("encryption") or SCHEME, str(self.keyring_path(keyring_id)), keyring_id,
                               fingerprint)
 
-    def unlock(self) -> None:
-        self._ring()
-
-    def rotate_master_key(self, new_key: MasterKey) -> int:
-        ring = self._ring()
-        if ring is None:
-            raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: there is no master key to rotate")
-        with self._lock:
-            count = ring.rotate(new_key)
-            self._master = new_key
-        return count
-
     def _enable_encryption(self) -> None:
         """A new keyring and a data key per subject and photo face; every vector and thumbnail
         sealed in one transaction, then the tables VACUUMed (see the module docstring for what
@@ -526,7 +491,7 @@ class PostgresStore:
         ring = Keyring.create(path, keyring_id, master)
         faces = photos = 0
         try:
-            with self._tx() as db:
+            with self._write() as db:
                 if _meta_in(db, "keyring_id") is not None:  # another process was first
                     raise GalleryError(f"the gallery {self._location} was encrypted meanwhile by another process")
                 subjects = [int(r[0]) for r in db.execute("SELECT id FROM subjects ORDER BY id").fetchall()]
@@ -551,7 +516,7 @@ class PostgresStore:
                         for (pid, sha, index, emb, thumb), (key_id, dek) in zip(photo, ring.new_keys(len(photo)))])
                 _set_meta(db, "encryption", SCHEME)
                 _set_meta(db, "keyring_id", keyring_id)
-                self._vacuum_after_commit("faces", "photo_faces")
+                self._erase_after_commit("faces", "photo_faces")
         except BaseException:
             ring.close()
             path.unlink(missing_ok=True)  # its keys never protected committed data
@@ -575,33 +540,12 @@ class PostgresStore:
         db.execute("UPDATE subjects SET key_id = %s WHERE id = %s", (key_id, subject_id))
         return key_id
 
-    def export_sealed_faces(self) -> Iterator[SealedFace]:
-        if self._ring() is None:
-            raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: it has no sealed templates")
-        rows = self._query(
-            "SELECT s.name, s.metadata::text, s.key_id, f.sealed_embedding, f.thumbnail, f.quality, f.box,"
-            " f.detection_score, f.image_sha256, f.source, f.created_at FROM faces f JOIN subjects s"
-            " ON s.id = f.subject_id ORDER BY f.id")
-        for name, meta, key_id, emb, thumb, quality, box, score, sha, source, created in rows:
-            yield SealedFace(name, _load_json(meta), str(key_id), bytes(emb), None if thumb is None else bytes(thumb),
-                             quality, box_from_json(box), score, sha, source, created)
-
-    def unseal_face(self, face: SealedFace) -> StoredFace:
-        ring = self._ring()
-        if ring is None:
-            raise InvalidArgumentError(f"the gallery {self._location} is not encrypted: it has no keys to decrypt with")
-        return unseal_stored_face(ring, face)
-
     # --- model pin --------------------------------------------------------------------------
-    def model(self) -> tuple[str, int] | None:
-        rows = dict(self._query("SELECT key, value FROM meta WHERE key IN ('model_id', 'embedding_dim')"))
-        model_id = rows.get("model_id")
-        return None if model_id is None else (str(model_id), int(rows.get("embedding_dim") or 0))
 
     def pin_model(self, model_id: str, dim: int) -> None:
         """Pin the gallery; the first pin gives the vector column its dimension and builds the
         HNSW index (:func:`~faceprint.gallery.storage.pg_schema.hnsw_statements`)."""
-        with self._tx() as db:
+        with self._write() as db:
             current = _meta_in(db, "model_id")
             if current is None:
                 _set_meta(db, "model_id", model_id)
@@ -613,16 +557,12 @@ class PostgresStore:
                 raise ModelMismatchError(f"gallery {self._location} holds templates of {current}, not {model_id}",
                                          details={"gallery_model": current, "model": model_id})
 
-    def _dim(self) -> int:
-        pinned = self.model()
-        return pinned[1] if pinned else 0
-
     # --- subjects and templates -------------------------------------------------------------
     def add_face(self, subject: str, metadata: dict[str, Any] | None, face: NewFace) -> tuple[int, int]:
         name = check_subject_name(subject)
         now = utc_now()
         vector = np.ascontiguousarray(face.embedding, dtype=np.float32).reshape(-1)
-        with self._tx() as db:
+        with self._write() as db:
             if db.execute("SELECT 1 FROM faces WHERE image_sha256 = %s", (face.image_sha256,)).fetchone():
                 raise DuplicateImageError("this exact image is already enrolled", details={"image_sha256": face.image_sha256})
             ring = self._ring()
@@ -660,7 +600,7 @@ class PostgresStore:
     def create_subject(self, name: str, metadata: dict[str, Any] | None = None) -> Subject:
         name = check_subject_name(name)
         now = utc_now()
-        with self._tx() as db:
+        with self._write() as db:
             if db.execute("SELECT 1 FROM subjects WHERE name = %s", (name,)).fetchone():
                 raise SubjectExistsError(f"a subject named {name!r} already exists", details={"subject": name})
             metadata_json(metadata)
@@ -670,58 +610,9 @@ class PostgresStore:
                        (name, _dump_json(metadata or {}), now, now, ring.new_key()[0] if ring else None))
             return self.subject(name)
 
-    def has_image(self, image_sha256: str) -> bool:
-        return bool(self._query("SELECT 1 FROM faces WHERE image_sha256 = %s", (image_sha256,)))
-
-    def subject(self, name: str) -> Subject:
-        rows = self._query(_SUBJECT_SQL + " WHERE s.name = %s GROUP BY s.id", (name,))
-        if not rows:
-            raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
-        return _subject(rows[0])
-
-    def subject_by_id(self, subject_id: int) -> Subject:
-        rows = self._query(_SUBJECT_SQL + " WHERE s.id = %s GROUP BY s.id", (subject_id,))
-        if not rows:
-            raise SubjectNotFoundError(f"no subject with id {subject_id}", details={"subject_id": subject_id})
-        return _subject(rows[0])
-
-    def subjects(self, limit: int | None = None, offset: int = 0) -> list[Subject]:
-        sql = _SUBJECT_SQL + ' GROUP BY s.id ORDER BY s.name COLLATE "C"'  # code point order, as SQLite
-        params: tuple[int, ...] = ()
-        if limit is not None:
-            sql += " LIMIT %s OFFSET %s"
-            params = (int(limit), int(offset))
-        return [_subject(r) for r in self._query(sql, params)]
-
-    def count(self) -> GalleryCounts:
-        subjects, faces, thumbs = self._query(
-            "SELECT (SELECT COUNT(*) FROM subjects), COUNT(*), COUNT(thumbnail) FROM faces")[0]
-        return GalleryCounts(int(subjects), int(faces), int(thumbs))
-
-    def templates(self, subject_id: int) -> list[Template]:
-        return [template_from_row(r) for r in self._query(_TEMPLATE_SQL + " WHERE subject_id = %s ORDER BY id",
-                                                           (subject_id,))]
-
-    def template(self, face_id: int) -> Template:
-        rows = self._query(_TEMPLATE_SQL + " WHERE id = %s", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-        return template_from_row(rows[0])
-
-    def rename(self, old: str, new: str) -> Subject:
-        new = check_subject_name(new)
-        with self._tx() as db:
-            row = db.execute("SELECT id FROM subjects WHERE name = %s", (old,)).fetchone()
-            if row is None:
-                raise SubjectNotFoundError(f"no subject named {old!r} in the gallery", details={"subject": old})
-            if old != new and db.execute("SELECT 1 FROM subjects WHERE name = %s", (new,)).fetchone():
-                raise SubjectExistsError(f"a subject named {new!r} already exists; merge instead", details={"subject": new})
-            db.execute("UPDATE subjects SET name = %s, updated_at = %s WHERE id = %s", (new, utc_now(), row[0]))
-            return self.subject(new)
-
     def update_metadata(self, name: str, metadata: dict[str, Any]) -> Subject:
         metadata_json(metadata)
-        with self._tx() as db:
+        with self._write() as db:
             cur = db.execute("UPDATE subjects SET metadata = %s::jsonb, updated_at = %s WHERE name = %s",
                              (_dump_json(metadata or {}), utc_now(), name))
             if cur.rowcount == 0:
@@ -731,7 +622,7 @@ class PostgresStore:
     def merge(self, source: str, target: str) -> Subject:
         if source == target:
             raise InvalidArgumentError("cannot merge a subject into itself")
-        with self._tx() as db:
+        with self._write() as db:
             src, tgt = self.subject(source), self.subject(target)
             src_person, tgt_person = self.person_of_subject(src.id), self.person_of_subject(tgt.id)
             if src_person is not None and tgt_person is not None:
@@ -762,16 +653,8 @@ class PostgresStore:
                             reseal_templates(ring, old_key, new_key, rows))
         self._after_commit(lambda: ring.destroy([old_key]))
 
-    def delete_face(self, face_id: int) -> None:
-        with self._tx() as db:
-            cur = db.execute("DELETE FROM faces WHERE id = %s", (face_id,))
-            if cur.rowcount == 0:
-                raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-            db.execute("INSERT INTO changes(op, face_id) VALUES ('del', %s)", (face_id,))
-            self._vacuum_after_commit("faces")
-
     def forget(self, name: str) -> list[int]:
-        with self._tx() as db:
+        with self._write() as db:
             row = db.execute("SELECT id FROM subjects WHERE name = %s", (name,)).fetchone()
             if row is None:
                 raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
@@ -791,21 +674,8 @@ class PostgresStore:
             db.execute("DELETE FROM subjects WHERE id = %s", (subject_id,))
             with db.cursor() as cur:
                 cur.executemany("INSERT INTO changes(op, face_id) VALUES ('del', %s)", [(i,) for i in face_ids])
-            self._vacuum_after_commit("faces", "subjects", *(("people", "photo_faces", "not_person") if person else ()))
+            self._erase_after_commit("faces", "subjects", *(("people", "photo_faces", "not_person") if person else ()))
         return face_ids
-
-    def thumbnail(self, face_id: int) -> bytes | None:
-        rows = self._query("SELECT f.thumbnail, f.image_sha256, s.key_id FROM faces f JOIN subjects s"
-                           " ON s.id = f.subject_id WHERE f.id = %s", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-        thumb, sha, key_id = rows[0]
-        if thumb is None:
-            return None
-        ring = self._ring()
-        if ring is None:
-            return bytes(thumb)
-        return unseal(ring.data_key(str(key_id)), bytes(thumb), template_aad(str(key_id), sha, "thumbnail"))
 
     # --- what an in-process index is built from (encrypted galleries) -----------------------
     def all_templates(self) -> TemplateSnapshot:
@@ -839,7 +709,7 @@ class PostgresStore:
                        self._dim())
 
     def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
-        with self._tx() as db:
+        with self._write() as db:
             top = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
             floor = max(0, top - keep)
             if floor > int(_meta_in(db, "changes_floor") or 0):
@@ -856,18 +726,6 @@ class PostgresStore:
     def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
         ids = sorted({int(i) for i in subject_ids})
         return {int(i): str(n) for i, n in self._query("SELECT id, name FROM subjects WHERE id = ANY(%s)", (ids,))}
-
-    def export_faces(self) -> Iterator[StoredFace]:
-        if self._ring() is not None:
-            for sealed in self.export_sealed_faces():
-                yield self.unseal_face(sealed)
-            return
-        rows = self._query(
-            "SELECT s.name, s.metadata::text, f.embedding, f.quality, f.box, f.detection_score, f.image_sha256, f.source,"
-            " f.thumbnail, f.created_at FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY f.id")
-        for name, meta, emb, quality, box, score, sha, source, thumb, created in rows:
-            yield StoredFace(name, _load_json(meta), np.asarray(emb.to_numpy(), dtype=np.float32), quality,
-                             box_from_json(box), score, sha, source, None if thumb is None else bytes(thumb), created)
 
     # --- search in the database -------------------------------------------------------------
     def search_faces(self, queries: FloatArray, k: int, where: dict[str, Any] | None = None) -> FaceMatches:
@@ -914,17 +772,12 @@ class PostgresStore:
         return FaceMatches(ids, sims, subjects)
 
     # --- people from photos -----------------------------------------------------------------
-    def photo_paths(self) -> set[str]:
-        return {str(r[0]) for r in self._query("SELECT path FROM cluster_photos")}
-
-    def has_photo(self, image_sha256: str) -> bool:
-        return bool(self._query("SELECT 1 FROM cluster_photos WHERE image_sha256 = %s", (image_sha256,)))
 
     def add_photo(self, path: str, image_sha256: str, faces: Sequence[NewPhotoFace]) -> bool:
         now = utc_now()
         if len({f.face_index for f in faces}) != len(faces):
             raise InvalidArgumentError("two faces of one photo share a face index")
-        with self._tx() as db:
+        with self._write() as db:
             if db.execute("SELECT 1 FROM cluster_photos WHERE image_sha256 = %s", (image_sha256,)).fetchone():
                 return False
             db.execute("INSERT INTO cluster_photos(image_sha256, path, faces, added_at) VALUES (%s, %s, %s, %s)",
@@ -945,83 +798,16 @@ class PostgresStore:
                      for f, key in zip(faces, keys)])
         return True
 
-    def usable_photo_face_count(self) -> int:
-        return int(self._value("SELECT COUNT(*) FROM photo_faces WHERE usable"))
-
-    def photo_faces(self) -> list[PhotoFace]:
-        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " ORDER BY id")]
-
-    def photo_faces_of(self, person_id: int) -> list[PhotoFace]:
-        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " WHERE person_id = %s ORDER BY id",
-                                                             (person_id,))]
-
-    def photo_face(self, face_id: int) -> PhotoFace:
-        rows = self._query(_PHOTO_FACE_SQL + " WHERE id = %s", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        return photo_face_from_row(rows[0])
-
-    def photo_face_thumbnail(self, face_id: int) -> bytes | None:
-        rows = self._query("SELECT key_id, image_sha256, face_index, thumbnail FROM photo_faces WHERE id = %s", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        ring = self._ring()
-        if ring is not None:
-            return open_photo_faces(ring, rows, "thumbnail")[0]
-        return None if rows[0][3] is None else bytes(rows[0][3])
-
-    def photo_face_table(self) -> PhotoFaceTable:
-        rows = self._query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding, key_id, face_index"
-                           " FROM photo_faces ORDER BY id")
-        ring = self._ring()
-        if ring is not None:
-            plain = open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
-            rows = [(*r[:5], p) for r, p in zip(rows, plain)]
-        return photo_face_table_from_rows(rows, self._dim())
-
-    def photo_face_templates(self, person_id: int) -> list[PhotoFaceTemplate]:
-        rows = self._query(
-            "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256, face_index, embedding,"
-            " thumbnail, key_id FROM photo_faces WHERE person_id = %s ORDER BY id", (person_id,))
-        ring = self._ring()
-        if ring is not None:
-            embeddings = open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
-            thumbnails = open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
-            rows = [(*r[:10], e, t) for r, e, t in zip(rows, embeddings, thumbnails)]
-        return [photo_face_template_from_row(r) for r in rows]
-
-    def photo_face_indices(self) -> dict[int, int]:
-        return {int(i): int(n) for i, n in self._query("SELECT id, face_index FROM photo_faces")}
-
-    def people(self) -> list[StoredPerson]:
-        return [person_from_row(r) for r in self._query(_PERSON_SQL + " ORDER BY p.id")]
-
-    def person(self, person_id: int) -> StoredPerson | None:
-        rows = self._query(_PERSON_SQL + " WHERE p.id = %s", (person_id,))
-        return person_from_row(rows[0]) if rows else None
-
-    def person_named(self, name: str) -> StoredPerson | None:
-        rows = self._query(_PERSON_SQL + " WHERE s.name = %s", (name,))
-        return person_from_row(rows[0]) if rows else None
-
-    def person_of_subject(self, subject_id: int) -> StoredPerson | None:
-        rows = self._query(_PERSON_SQL + " WHERE p.subject_id = %s", (subject_id,))
-        return person_from_row(rows[0]) if rows else None
-
     def create_person(self) -> int:
         now = utc_now()
-        with self._tx() as db:
+        with self._write() as db:
             return int(db.execute("INSERT INTO people(created_at, updated_at) VALUES (%s, %s) RETURNING id",
                                   (now, now)).fetchone()[0])
-
-    def link_person(self, person_id: int, subject_id: int | None) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE people SET subject_id = %s, updated_at = %s WHERE id = %s", (subject_id, utc_now(), person_id))
 
     def assign_photo_faces(self, assignments: Sequence[PhotoAssignment]) -> None:
         if not assignments:
             return
-        with self._tx() as db, db.cursor() as cur:
+        with self._write() as db, db.cursor() as cur:
             cur.executemany(
                 "UPDATE photo_faces SET person_id = %s, assigned_by = %s, score = %s WHERE id = %s",
                 [(a.person_id, a.assigned_by if a.person_id is not None else None,
@@ -1031,36 +817,17 @@ class PostgresStore:
             if grown:
                 cur.execute("UPDATE people SET updated_at = %s WHERE id = ANY(%s)", (now, grown))
 
-    def not_person_marks(self) -> list[tuple[int, int]]:
-        return [(int(f), int(p)) for f, p in
-                self._query("SELECT face_id, person_id FROM not_person ORDER BY face_id, person_id")]
-
     def mark_not_person(self, face_id: int, person_id: int) -> None:
-        with self._tx() as db:
+        with self._write() as db:
             db.execute("INSERT INTO not_person(face_id, person_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                        (face_id, person_id))
-
-    def unmark_not_person(self, face_id: int, person_id: int) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM not_person WHERE face_id = %s AND person_id = %s", (face_id, person_id))
 
     def merge_people(self, source: int, target: int) -> None:
         merge_people_by_parts(self, source, target)
 
-    def delete_person(self, person_id: int) -> int:
-        with self._tx() as db:
-            ring = self._ring()
-            if ring is not None:  # crypto-shredding first, as forget does
-                ring.destroy([str(r[0]) for r in db.execute("SELECT key_id FROM photo_faces WHERE person_id = %s",
-                                                            (person_id,)).fetchall() if r[0]])
-            n = int(db.execute("DELETE FROM photo_faces WHERE person_id = %s", (person_id,)).rowcount)
-            db.execute("DELETE FROM people WHERE id = %s", (person_id,))
-            self._vacuum_after_commit("people", "photo_faces", "not_person")
-        return n
-
     # --- API keys ---------------------------------------------------------------------------
     def add_api_key(self, record: ApiKey, key_sha256: str) -> bool:
-        with self._tx() as db:
+        with self._write() as db:
             cur = db.execute(
                 "INSERT INTO api_keys(key_id, name, key_sha256, scopes, created_at, last_used_at, revoked_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING",
@@ -1068,27 +835,9 @@ class PostgresStore:
                  record.last_used_at, record.revoked_at))
             return bool(cur.rowcount == 1)
 
-    def api_key(self, key_id: str) -> StoredApiKey | None:
-        rows = self._query(_KEY_SQL + " WHERE key_id = %s", (key_id,))
-        return StoredApiKey(api_key_from_row(rows[0]), str(rows[0][6])) if rows else None
 
-    def api_keys(self, include_revoked: bool = True) -> list[ApiKey]:
-        where = "" if include_revoked else " WHERE revoked_at IS NULL"
-        return [api_key_from_row(r) for r in self._query(_KEY_SQL + where + ' ORDER BY created_at COLLATE "C", key_id COLLATE "C"')]
 
-    def revoke_api_key(self, key_id: str, when: str) -> ApiKey:
-        with self._tx() as db:
-            cur = db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %s) WHERE key_id = %s", (when, key_id))
-            if cur.rowcount == 0:
-                raise KeyNotFoundError(f"no API key with id {key_id!r}", details={"key_id": key_id})
-            return api_key_from_row(db.execute(_KEY_SQL + " WHERE key_id = %s", (key_id,)).fetchone())
 
-    def count_active_api_keys(self) -> int:
-        return int(self._value("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL"))
-
-    def touch_api_key(self, key_id: str, when: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE api_keys SET last_used_at = %s WHERE key_id = %s", (when, key_id))
 
 
 def _search_sql(source: str, *, exact: bool) -> str:
@@ -1224,11 +973,6 @@ def _meta_in(conn: Connection, key: str) -> str | None:
 def _set_meta(conn: Connection, key: str, value: str) -> None:
     conn.execute("INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                  (key, value))
-
-
-def _subject(r: Sequence[Any]) -> Subject:
-    return Subject(id=int(r[0]), name=r[1], metadata=_load_json(r[2]), created_at=r[3], updated_at=r[4],
-                   face_count=int(r[5]))
 
 
 def _vector_bytes(vector: Any) -> bytes:

@@ -41,11 +41,9 @@ from faceprint.errors import (
     GalleryError,
     GalleryNotFoundError,
     InvalidArgumentError,
-    KeyNotFoundError,
     ModelMismatchError,
     SubjectExistsError,
     SubjectNotFoundError,
-    TemplateNotFoundError,
 )
 from faceprint.gallery.crypto import (
     SCHEME,
@@ -54,83 +52,60 @@ from faceprint.gallery.crypto import (
     photo_face_aad,
     seal,
     template_aad,
-    unseal,
 )
 from faceprint.gallery.storage.base import (
     CHANGE_LOG_KEEP,
     Change,
     EncryptionInfo,
-    GalleryCounts,
+    FloatArray,
     IdArray,
     NewFace,
     NewPhotoFace,
     PhotoAssignment,
-    PhotoFaceTable,
-    PhotoFaceTemplate,
-    SealedFace,
-    StoredApiKey,
-    StoredFace,
-    StoredPerson,
     TemplateSnapshot,
     TemplateVectors,
-    api_key_from_row,
-    box_from_json,
     box_to_json,
     check_filter_keys,
     check_subject_name,
     filter_value_json,
     merge_people_by_parts,
     metadata_json,
-    person_from_row,
-    photo_face_from_row,
-    photo_face_table_from_rows,
-    photo_face_template_from_row,
-    template_from_row,
     utc_now,
     vectors_from_bytes,
 )
 from faceprint.gallery.storage.keyring import (
     Keyring,
     default_keyring_path,
-    open_photo_faces,
     open_templates,
     require_master_key,
     reseal_templates,
     seal_photo_face,
-    unseal_stored_face,
 )
 from faceprint.gallery.storage.migrations import MIGRATIONS, SCHEMA_VERSION
-from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
+from faceprint.gallery.storage.sql import SqlStore
+from faceprint.gallery.types import ApiKey, Subject
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 900  # SQLite's bound-parameter limit is 999
 
-_SUBJECT_SQL = (
-    "SELECT s.id, s.name, s.metadata, s.created_at, s.updated_at, COUNT(f.id)"
-    " FROM subjects s LEFT JOIN faces f ON f.subject_id = s.id"
-)
-_TEMPLATE_SQL = (
-    "SELECT id, subject_id, box, detection_score, quality, image_sha256, source, thumbnail IS NOT NULL, created_at"
-    " FROM faces"
-)
-_PHOTO_FACE_SQL = (
-    "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256 FROM photo_faces"
-)
 _SEALED_TEMPLATE_SQL = (
     "SELECT f.id, f.subject_id, f.embedding, f.image_sha256, s.key_id FROM faces f JOIN subjects s ON s.id = f.subject_id"
 )
-_PERSON_SQL = "SELECT p.id, p.subject_id, s.name FROM people p LEFT JOIN subjects s ON s.id = p.subject_id"
-_KEY_SQL = "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at, key_sha256 FROM api_keys"
 
 
-class SQLiteStore:
+class SQLiteStore(SqlStore):
     """A :class:`~faceprint.gallery.storage.base.GalleryStore` in one SQLite file.
 
     ``master_key``: the key of an encrypted gallery (default: :func:`faceprint.settings.master_key_file`,
     read when first needed, so a store used only for API keys opens without one). ``keyring``:
     the keyring file (default ``<path>.keys``). ``encrypt=True`` makes a new gallery encrypted,
     or encrypts an existing plain one in place (needs a master key)."""
+
+    PLACEHOLDER = "?"
+    METADATA_TEXT = "s.metadata"
+    SEALED_EMBEDDING = "embedding"  # (sealed in place)
+    CODE_POINT_ORDER = ""  # (SQLite's BINARY collation)
 
     def __init__(
         self,
@@ -266,11 +241,6 @@ class SQLiteStore:
                 self._purge_pending = False
                 self._purge()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._write():
-            yield
-
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -283,6 +253,16 @@ class SQLiteStore:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
+
+    def _erase_after_commit(self, *tables: str) -> None:
+        # secure_delete zeroes the freed pages as they are freed; the WAL goes after the commit
+        self._purge_pending = True
+
+    def _json_from_db(self, text: str) -> Any:
+        return json.loads(text)
+
+    def _vector_from_db(self, value: Any) -> FloatArray:
+        return np.frombuffer(value, dtype="<f4").astype(np.float32)
 
     def _purge(self) -> None:
         """Leave no copy of deleted rows in the files: secure_delete zeroed the freed pages
@@ -341,18 +321,6 @@ class SQLiteStore:
                 return None
             return EncryptionInfo(self._meta("encryption") or SCHEME, str(self.keyring_path), keyring_id,
                                   self._keyring.master_fingerprint if self._keyring is not None else None)
-
-    def unlock(self) -> None:
-        self._ring()
-
-    def rotate_master_key(self, new_key: MasterKey) -> int:
-        ring = self._ring()
-        if ring is None:
-            raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: there is no master key to rotate")
-        with self._lock:
-            count = ring.rotate(new_key)
-            self._master = new_key
-        return count
 
     def _enable_encryption(self) -> None:
         """Make the gallery encrypted: a new keyring, a data key per subject and per photo face,
@@ -414,28 +382,7 @@ class SQLiteStore:
         self._db.execute("UPDATE subjects SET key_id = ? WHERE id = ?", (key_id, subject_id))
         return key_id
 
-    def export_sealed_faces(self) -> Iterator[SealedFace]:
-        if self._ring() is None:
-            raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: it has no sealed templates")
-        rows = self._query(
-            "SELECT s.name, s.metadata, s.key_id, f.embedding, f.thumbnail, f.quality, f.box, f.detection_score,"
-            " f.image_sha256, f.source, f.created_at FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY f.id"
-        )
-        for name, meta, key_id, emb, thumb, quality, box, score, sha, source, created in rows:
-            yield SealedFace(name, json.loads(meta), str(key_id), bytes(emb), None if thumb is None else bytes(thumb),
-                             quality, box_from_json(box), score, sha, source, created)
-
-    def unseal_face(self, face: SealedFace) -> StoredFace:
-        ring = self._ring()
-        if ring is None:
-            raise InvalidArgumentError(f"the gallery {self.path} is not encrypted: it has no keys to decrypt with")
-        return unseal_stored_face(ring, face)
-
     # --- model pin --------------------------------------------------------------------------
-    def model(self) -> tuple[str, int] | None:
-        with self._lock:
-            model_id, dim = self._meta("model_id"), self._meta("embedding_dim")
-        return None if model_id is None else (model_id, int(dim or 0))
 
     def pin_model(self, model_id: str, dim: int) -> None:
         with self._write():
@@ -448,10 +395,6 @@ class SQLiteStore:
                     f"gallery {self.path} holds templates of {current}, not {model_id}",
                     details={"gallery_model": current, "model": model_id},
                 )
-
-    def _dim(self) -> int:
-        pinned = self.model()
-        return pinned[1] if pinned else 0
 
     # --- subjects and templates -------------------------------------------------------------
     def add_face(self, subject: str, metadata: dict[str, Any] | None, face: NewFace) -> tuple[int, int]:
@@ -504,55 +447,6 @@ class SQLiteStore:
             )
             return self.subject(name)
 
-    def has_image(self, image_sha256: str) -> bool:
-        return bool(self._query("SELECT 1 FROM faces WHERE image_sha256 = ?", (image_sha256,)))
-
-    def subject(self, name: str) -> Subject:
-        rows = self._query(_SUBJECT_SQL + " WHERE s.name = ? GROUP BY s.id", (name,))
-        if not rows:
-            raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
-        return _subject(rows[0])
-
-    def subject_by_id(self, subject_id: int) -> Subject:
-        rows = self._query(_SUBJECT_SQL + " WHERE s.id = ? GROUP BY s.id", (subject_id,))
-        if not rows:
-            raise SubjectNotFoundError(f"no subject with id {subject_id}", details={"subject_id": subject_id})
-        return _subject(rows[0])
-
-    def subjects(self, limit: int | None = None, offset: int = 0) -> list[Subject]:
-        sql = _SUBJECT_SQL + " GROUP BY s.id ORDER BY s.name"
-        params: tuple[int, ...] = ()
-        if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            params = (int(limit), int(offset))
-        return [_subject(r) for r in self._query(sql, params)]
-
-    def count(self) -> GalleryCounts:
-        with self._lock:
-            (subjects,) = self._db.execute("SELECT COUNT(*) FROM subjects").fetchone()
-            faces, thumbs = self._db.execute("SELECT COUNT(*), COUNT(thumbnail) FROM faces").fetchone()
-        return GalleryCounts(int(subjects), int(faces), int(thumbs))
-
-    def templates(self, subject_id: int) -> list[Template]:
-        return [template_from_row(r) for r in self._query(_TEMPLATE_SQL + " WHERE subject_id = ? ORDER BY id", (subject_id,))]
-
-    def template(self, face_id: int) -> Template:
-        rows = self._query(_TEMPLATE_SQL + " WHERE id = ?", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-        return template_from_row(rows[0])
-
-    def rename(self, old: str, new: str) -> Subject:
-        new = check_subject_name(new)
-        with self._write() as db:
-            row = db.execute("SELECT id FROM subjects WHERE name = ?", (old,)).fetchone()
-            if row is None:
-                raise SubjectNotFoundError(f"no subject named {old!r} in the gallery", details={"subject": old})
-            if old != new and db.execute("SELECT 1 FROM subjects WHERE name = ?", (new,)).fetchone():
-                raise SubjectExistsError(f"a subject named {new!r} already exists; merge instead", details={"subject": new})
-            db.execute("UPDATE subjects SET name = ?, updated_at = ? WHERE id = ?", (new, utc_now(), row[0]))
-            return self.subject(new)
-
     def update_metadata(self, name: str, metadata: dict[str, Any]) -> Subject:
         with self._write() as db:
             cur = db.execute("UPDATE subjects SET metadata = ?, updated_at = ? WHERE name = ?",
@@ -594,14 +488,6 @@ class SQLiteStore:
                        reseal_templates(ring, old_key, new_key, rows))
         self._after_commit.append(lambda: ring.destroy([str(old_key)]))
 
-    def delete_face(self, face_id: int) -> None:
-        with self._write() as db:
-            cur = db.execute("DELETE FROM faces WHERE id = ?", (face_id,))
-            if cur.rowcount == 0:
-                raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-            db.execute("INSERT INTO changes(op, face_id) VALUES ('del', ?)", (face_id,))
-            self._purge_pending = True
-
     def forget(self, name: str) -> list[int]:
         with self._write() as db:
             row = db.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
@@ -620,21 +506,8 @@ class SQLiteStore:
             # Cascades to the person clustered under it, its photo faces and their marks.
             db.execute("DELETE FROM subjects WHERE id = ?", (row[0],))
             db.executemany("INSERT INTO changes(op, face_id) VALUES ('del', ?)", [(i,) for i in face_ids])
-            self._purge_pending = True
+            self._erase_after_commit("faces", "subjects")
         return face_ids
-
-    def thumbnail(self, face_id: int) -> bytes | None:
-        rows = self._query("SELECT f.thumbnail, f.image_sha256, s.key_id FROM faces f JOIN subjects s"
-                           " ON s.id = f.subject_id WHERE f.id = ?", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no enrolled face with id {face_id}", details={"face_id": face_id})
-        thumb, sha, key_id = rows[0]
-        if thumb is None:
-            return None
-        ring = self._ring()
-        if ring is None:
-            return bytes(thumb)
-        return unseal(ring.data_key(str(key_id)), bytes(thumb), template_aad(str(key_id), sha, "thumbnail"))
 
     # --- what the index is built from -------------------------------------------------------
     def all_templates(self) -> TemplateSnapshot:
@@ -727,25 +600,7 @@ class SQLiteStore:
             out.update({int(i): str(n) for i, n in self._query(f"SELECT id, name FROM subjects WHERE id IN ({marks})", chunk)})
         return out
 
-    def export_faces(self) -> Iterator[StoredFace]:
-        if self._ring() is not None:
-            for sealed in self.export_sealed_faces():
-                yield self.unseal_face(sealed)
-            return
-        rows = self._query(
-            "SELECT s.name, s.metadata, f.embedding, f.quality, f.box, f.detection_score, f.image_sha256, f.source,"
-            " f.thumbnail, f.created_at FROM faces f JOIN subjects s ON s.id = f.subject_id ORDER BY f.id"
-        )
-        for name, meta, emb, quality, box, score, sha, source, thumb, created in rows:
-            yield StoredFace(name, json.loads(meta), np.frombuffer(emb, dtype="<f4").astype(np.float32), quality,
-                             box_from_json(box), score, sha, source, None if thumb is None else bytes(thumb), created)
-
     # --- people from photos -----------------------------------------------------------------
-    def photo_paths(self) -> set[str]:
-        return {str(r[0]) for r in self._query("SELECT path FROM cluster_photos")}
-
-    def has_photo(self, image_sha256: str) -> bool:
-        return bool(self._query("SELECT 1 FROM cluster_photos WHERE image_sha256 = ?", (image_sha256,)))
 
     def add_photo(self, path: str, image_sha256: str, faces: Sequence[NewPhotoFace]) -> bool:
         now = utc_now()
@@ -770,76 +625,10 @@ class SQLiteStore:
             )
         return True
 
-    def usable_photo_face_count(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM photo_faces WHERE usable = 1")[0][0])
-
-    def photo_faces(self) -> list[PhotoFace]:
-        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " ORDER BY id")]
-
-    def photo_faces_of(self, person_id: int) -> list[PhotoFace]:
-        return [photo_face_from_row(r) for r in self._query(_PHOTO_FACE_SQL + " WHERE person_id = ? ORDER BY id", (person_id,))]
-
-    def photo_face(self, face_id: int) -> PhotoFace:
-        rows = self._query(_PHOTO_FACE_SQL + " WHERE id = ?", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        return photo_face_from_row(rows[0])
-
-    def photo_face_thumbnail(self, face_id: int) -> bytes | None:
-        rows = self._query("SELECT key_id, image_sha256, face_index, thumbnail FROM photo_faces WHERE id = ?", (face_id,))
-        if not rows:
-            raise TemplateNotFoundError(f"no photo face with id {face_id}", details={"face_id": face_id})
-        ring = self._ring()
-        if ring is not None:
-            return open_photo_faces(ring, rows, "thumbnail")[0]
-        return None if rows[0][3] is None else bytes(rows[0][3])
-
-    def photo_face_table(self) -> PhotoFaceTable:
-        rows = self._query("SELECT id, image_sha256, person_id, usable, assigned_by, embedding, key_id, face_index"
-                           " FROM photo_faces ORDER BY id")
-        ring = self._ring()
-        if ring is not None:
-            plain = open_photo_faces(ring, [(r[6], r[1], r[7], r[5]) for r in rows], "embedding")
-            rows = [(*r[:5], p) for r, p in zip(rows, plain)]
-        return photo_face_table_from_rows(rows, self._dim())
-
-    def photo_face_templates(self, person_id: int) -> list[PhotoFaceTemplate]:
-        rows = self._query(
-            "SELECT id, path, box, quality, usable, person_id, assigned_by, score, image_sha256, face_index, embedding,"
-            " thumbnail, key_id FROM photo_faces WHERE person_id = ? ORDER BY id", (person_id,))
-        ring = self._ring()
-        if ring is not None:
-            embeddings = open_photo_faces(ring, [(r[12], r[8], r[9], r[10]) for r in rows], "embedding")
-            thumbnails = open_photo_faces(ring, [(r[12], r[8], r[9], r[11]) for r in rows], "thumbnail")
-            rows = [(*r[:10], e, t) for r, e, t in zip(rows, embeddings, thumbnails)]
-        return [photo_face_template_from_row(r) for r in rows]
-
-    def photo_face_indices(self) -> dict[int, int]:
-        return {int(i): int(n) for i, n in self._query("SELECT id, face_index FROM photo_faces")}
-
-    def people(self) -> list[StoredPerson]:
-        return [person_from_row(r) for r in self._query(_PERSON_SQL + " ORDER BY p.id")]
-
-    def person(self, person_id: int) -> StoredPerson | None:
-        rows = self._query(_PERSON_SQL + " WHERE p.id = ?", (person_id,))
-        return person_from_row(rows[0]) if rows else None
-
-    def person_named(self, name: str) -> StoredPerson | None:
-        rows = self._query(_PERSON_SQL + " WHERE s.name = ?", (name,))
-        return person_from_row(rows[0]) if rows else None
-
-    def person_of_subject(self, subject_id: int) -> StoredPerson | None:
-        rows = self._query(_PERSON_SQL + " WHERE p.subject_id = ?", (subject_id,))
-        return person_from_row(rows[0]) if rows else None
-
     def create_person(self) -> int:
         now = utc_now()
         with self._write() as db:
             return int(db.execute("INSERT INTO people(created_at, updated_at) VALUES (?, ?)", (now, now)).lastrowid or 0)
-
-    def link_person(self, person_id: int, subject_id: int | None) -> None:
-        with self._write() as db:
-            db.execute("UPDATE people SET subject_id = ?, updated_at = ? WHERE id = ?", (subject_id, utc_now(), person_id))
 
     def assign_photo_faces(self, assignments: Sequence[PhotoAssignment]) -> None:
         if not assignments:
@@ -854,30 +643,12 @@ class SQLiteStore:
             grown = sorted({a.person_id for a in assignments if a.person_id is not None})
             db.executemany("UPDATE people SET updated_at = ? WHERE id = ?", [(now, pid) for pid in grown])
 
-    def not_person_marks(self) -> list[tuple[int, int]]:
-        return [(int(f), int(p)) for f, p in self._query("SELECT face_id, person_id FROM not_person ORDER BY face_id, person_id")]
-
     def mark_not_person(self, face_id: int, person_id: int) -> None:
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO not_person(face_id, person_id) VALUES (?, ?)", (face_id, person_id))
 
-    def unmark_not_person(self, face_id: int, person_id: int) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM not_person WHERE face_id = ? AND person_id = ?", (face_id, person_id))
-
     def merge_people(self, source: int, target: int) -> None:
         merge_people_by_parts(self, source, target)
-
-    def delete_person(self, person_id: int) -> int:
-        with self._write() as db:
-            ring = self._ring()
-            if ring is not None:  # crypto-shredding first, as forget does
-                ring.destroy([r[0] for r in db.execute("SELECT key_id FROM photo_faces WHERE person_id = ?", (person_id,))
-                              if r[0]])
-            n = int(db.execute("DELETE FROM photo_faces WHERE person_id = ?", (person_id,)).rowcount)
-            db.execute("DELETE FROM people WHERE id = ?", (person_id,))
-            self._purge_pending = True
-        return n
 
     # --- API keys ---------------------------------------------------------------------------
     def add_api_key(self, record: ApiKey, key_sha256: str) -> bool:
@@ -890,41 +661,17 @@ class SQLiteStore:
             )
             return cur.rowcount == 1
 
-    def api_key(self, key_id: str) -> StoredApiKey | None:
-        rows = self._query(_KEY_SQL + " WHERE key_id = ?", (key_id,))
-        return StoredApiKey(api_key_from_row(rows[0]), str(rows[0][6])) if rows else None
-
-    def api_keys(self, include_revoked: bool = True) -> list[ApiKey]:
-        where = "" if include_revoked else " WHERE revoked_at IS NULL"
-        return [api_key_from_row(r) for r in self._query(_KEY_SQL + where + " ORDER BY created_at, key_id")]
-
-    def revoke_api_key(self, key_id: str, when: str) -> ApiKey:
-        with self._write() as db:
-            cur = db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?", (when, key_id))
-            if cur.rowcount == 0:
-                raise KeyNotFoundError(f"no API key with id {key_id!r}", details={"key_id": key_id})
-            return api_key_from_row(db.execute(_KEY_SQL + " WHERE key_id = ?", (key_id,)).fetchone())
-
-    def count_active_api_keys(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
-
-    def touch_api_key(self, key_id: str, when: str) -> None:
-        with self._write() as db:
-            db.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (when, key_id))
 
 
-# --- rows -> records ------------------------------------------------------------------------
+
+
+
+
+# --- metadata filters -----------------------------------------------------------------------
 def _matches_structured(metadata: str, wanted: dict[str, str]) -> bool:
     """Whether a subject's stored metadata holds each key's object/array (canonical text)."""
     stored = json.loads(metadata)
     return all(filter_value_json(stored.get(key)) == text for key, text in wanted.items())
-
-
-def _subject(r: Any) -> Subject:
-    return Subject(id=int(r[0]), name=r[1], metadata=json.loads(r[2]), created_at=r[3], updated_at=r[4], face_count=int(r[5]))
-
-
-
 
 
 
