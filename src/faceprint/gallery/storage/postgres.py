@@ -91,8 +91,6 @@ from faceprint.gallery.crypto import (
     template_aad,
 )
 from faceprint.gallery.storage.base import (
-    CHANGE_LOG_KEEP,
-    Change,
     EncryptionInfo,
     FaceMatches,
     FloatArray,
@@ -100,7 +98,6 @@ from faceprint.gallery.storage.base import (
     NewFace,
     NewPhotoFace,
     PhotoAssignment,
-    TemplateSnapshot,
     TemplateVectors,
     box_to_json,
     check_filter_keys,
@@ -115,7 +112,6 @@ from faceprint.gallery.storage.keyring import (
     Keyring,
     open_templates,
     require_master_key,
-    reseal_templates,
     seal_photo_face,
 )
 from faceprint.gallery.storage.locate import masked_url
@@ -162,11 +158,6 @@ VACUUM_AFTER_DELETE = True
 # A JSON string in jsonb cannot hold U+0000, which SQLite (and so every other store) can: such
 # text is kept with U+0000 as _ESC "0" (and _ESC itself as _ESC _ESC), undone when read.
 _ESC = "\ue000"
-
-_SEALED_TEMPLATE_SQL = (
-    "SELECT f.id, f.subject_id, f.sealed_embedding, f.image_sha256, s.key_id FROM faces f"
-    " JOIN subjects s ON s.id = f.subject_id"
-)
 
 Connection = Any  # psycopg.Connection[tuple[Any, ...]] (psycopg is optional at import time)
 
@@ -298,7 +289,7 @@ class PostgresStore(SqlStore):
                         conn.execute(f"CREATE SCHEMA {SCHEMA}")  # (only then: it needs the CREATE privilege)
                     conn.execute("SELECT set_config('search_path', %s || ', ' || current_setting('search_path'), true)",
                                  (SCHEMA,))
-                    version = _schema_version(conn)
+                    version = self._schema_version_in(conn)
                     if version > PG_SCHEMA_VERSION:
                         raise GalleryError(
                             f"{self._location} has schema version {version}; this faceprint reads up to "
@@ -310,9 +301,15 @@ class PostgresStore(SqlStore):
                     for statement in step.statements:
                         conn.execute(statement)
                     if version == 0:
-                        _set_meta(conn, "created_at", utc_now())
-                    _set_meta(conn, "schema_version", str(step.version))
+                        self._set_meta_in(conn, "created_at", utc_now())
+                    self._set_meta_in(conn, "schema_version", str(step.version))
                 logger.info("gallery %s: schema %d -> %d (%s)", self._location, version, step.version, step.description)
+
+    def _schema_version_in(self, conn: Connection) -> int:
+        if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()[0] is None:
+            return 0
+        value = self._meta_in(conn, "schema_version")
+        return int(value) if value is not None else 0
 
     def _ensure_extension(self, conn: Connection) -> None:
         if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
@@ -365,6 +362,10 @@ class PostgresStore(SqlStore):
     def _erase_after_commit(self, *tables: str) -> None:
         """VACUUM ``tables`` once the transaction commits (rows were deleted from them)."""
         self._local.vacuum.update(tables)
+
+    def _execute_many(self, db: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with db.cursor() as cur:
+            cur.executemany(sql, rows)
 
     def _json_from_db(self, text: str) -> Any:
         return _load_json(text)
@@ -492,7 +493,7 @@ class PostgresStore(SqlStore):
         faces = photos = 0
         try:
             with self._write() as db:
-                if _meta_in(db, "keyring_id") is not None:  # another process was first
+                if self._meta_in(db, "keyring_id") is not None:  # another process was first
                     raise GalleryError(f"the gallery {self._location} was encrypted meanwhile by another process")
                 subjects = [int(r[0]) for r in db.execute("SELECT id FROM subjects ORDER BY id").fetchall()]
                 for subject_id, (key_id, dek) in zip(subjects, ring.new_keys(len(subjects))):
@@ -514,8 +515,8 @@ class PostgresStore(SqlStore):
                          None if thumb is None else seal(dek, bytes(thumb), photo_face_aad(key_id, sha, index, "thumbnail")),
                          pid)
                         for (pid, sha, index, emb, thumb), (key_id, dek) in zip(photo, ring.new_keys(len(photo)))])
-                _set_meta(db, "encryption", SCHEME)
-                _set_meta(db, "keyring_id", keyring_id)
+                self._set_meta_in(db, "encryption", SCHEME)
+                self._set_meta_in(db, "keyring_id", keyring_id)
                 self._erase_after_commit("faces", "photo_faces")
         except BaseException:
             ring.close()
@@ -531,25 +532,16 @@ class PostgresStore(SqlStore):
             return None
         return seal(ring.data_key(key_id), data, template_aad(key_id, sha, field))
 
-    def _subject_key(self, db: Connection, ring: Keyring, subject_id: int) -> str:
-        """A subject's data key id (made now for a subject that has none)."""
-        row = db.execute("SELECT key_id FROM subjects WHERE id = %s", (subject_id,)).fetchone()
-        if row is not None and row[0]:
-            return str(row[0])
-        key_id, _ = ring.new_key()
-        db.execute("UPDATE subjects SET key_id = %s WHERE id = %s", (key_id, subject_id))
-        return key_id
-
     # --- model pin --------------------------------------------------------------------------
 
     def pin_model(self, model_id: str, dim: int) -> None:
         """Pin the gallery; the first pin gives the vector column its dimension and builds the
         HNSW index (:func:`~faceprint.gallery.storage.pg_schema.hnsw_statements`)."""
         with self._write() as db:
-            current = _meta_in(db, "model_id")
+            current = self._meta_in(db, "model_id")
             if current is None:
-                _set_meta(db, "model_id", model_id)
-                _set_meta(db, "embedding_dim", str(int(dim)))
+                self._set_meta_in(db, "model_id", model_id)
+                self._set_meta_in(db, "embedding_dim", str(int(dim)))
                 for statement in hnsw_statements(int(dim)):
                     db.execute(statement)
                 logger.info("gallery %s: pinned to %s (%d-D vectors, HNSW index)", self._location, model_id, dim)
@@ -638,83 +630,19 @@ class PostgresStore(SqlStore):
             db.execute("UPDATE subjects SET metadata = %s::jsonb, updated_at = %s WHERE id = %s",
                        (_dump_json(json_merge_patch(src.metadata, tgt.metadata)), utc_now(), tgt.id))
             db.execute("DELETE FROM subjects WHERE id = %s", (src.id,))
-            with db.cursor() as cur:
-                cur.executemany("INSERT INTO changes(op, face_id) VALUES ('add', %s)", [(i,) for i in moved])
+            self._execute_many(db, "INSERT INTO changes(op, face_id) VALUES ('add', %s)", [(i,) for i in moved])
             return self.subject(target)
 
-    def _reseal_faces(self, db: Connection, ring: Keyring, source_id: int, target_id: int) -> None:
-        """Re-encrypt ``source_id``'s templates under ``target_id``'s data key; the source's key
-        is destroyed once this commits."""
-        old_key, new_key = self._subject_key(db, ring, source_id), self._subject_key(db, ring, target_id)
-        rows = db.execute("SELECT id, image_sha256, sealed_embedding, thumbnail FROM faces WHERE subject_id = %s",
-                          (source_id,)).fetchall()
-        with db.cursor() as cur:
-            cur.executemany("UPDATE faces SET sealed_embedding = %s, thumbnail = %s WHERE id = %s",
-                            reseal_templates(ring, old_key, new_key, rows))
-        self._after_commit(lambda: ring.destroy([old_key]))
-
-    def forget(self, name: str) -> list[int]:
-        with self._write() as db:
-            row = db.execute("SELECT id FROM subjects WHERE name = %s", (name,)).fetchone()
-            if row is None:
-                raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
-            subject_id = int(row[0])
-            face_ids = [int(r[0]) for r in db.execute("SELECT id FROM faces WHERE subject_id = %s ORDER BY id",
-                                                      (subject_id,)).fetchall()]
-            ring = self._ring()
-            if ring is not None:
-                # Crypto-shredding first: every copy of these rows (WAL, backups, replicas, an
-                # export) is unreadable even if what follows never commits.
-                ring.destroy([str(r[0]) for r in db.execute(
-                    "SELECT key_id FROM subjects WHERE id = %s UNION ALL SELECT f.key_id FROM photo_faces f JOIN people p"
-                    " ON p.id = f.person_id WHERE p.subject_id = %s", (subject_id, subject_id)).fetchall() if r[0]])
-            db.execute("DELETE FROM faces WHERE subject_id = %s", (subject_id,))
-            person = db.execute("SELECT 1 FROM people WHERE subject_id = %s", (subject_id,)).fetchone()
-            # Cascades to the person clustered under it, its photo faces and their marks.
-            db.execute("DELETE FROM subjects WHERE id = %s", (subject_id,))
-            with db.cursor() as cur:
-                cur.executemany("INSERT INTO changes(op, face_id) VALUES ('del', %s)", [(i,) for i in face_ids])
-            self._erase_after_commit("faces", "subjects", *(("people", "photo_faces", "not_person") if person else ()))
-        return face_ids
-
     # --- what an in-process index is built from (encrypted galleries) -----------------------
-    def all_templates(self) -> TemplateSnapshot:
-        ring = self._ring()
-        with self._snapshot() as db:
-            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-            if ring is None:
-                rows = db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
-                vectors = _unpack(rows, self._dim())
-            else:
-                sealed = db.execute(_SEALED_TEMPLATE_SQL + " ORDER BY f.id").fetchall()
-                vectors = vectors_from_bytes(open_templates(ring, sealed, self._location), self._dim())
-        return TemplateSnapshot(vectors.face_ids, vectors.subject_ids, vectors.vectors, seq)
-
-    def changes_since(self, seq: int) -> tuple[list[Change], int] | None:
-        with self._snapshot() as db:
-            floor = int(_meta_in(db, "changes_floor") or 0)
-            if seq < floor:
-                return None
-            rows = db.execute("SELECT seq, op, face_id FROM changes WHERE seq > %s ORDER BY seq", (seq,)).fetchall()
-        changes = [Change(int(s), str(op), int(f)) for s, op, f in rows]
-        return changes, (changes[-1].seq if changes else seq)
 
     def read_templates(self, face_ids: Sequence[int]) -> TemplateVectors:
         ids = sorted({int(i) for i in face_ids})
         ring = self._ring()
         if ring is not None:
-            sealed = self._query(_SEALED_TEMPLATE_SQL + " WHERE f.id = ANY(%s) ORDER BY f.id", (ids,))
+            sealed = self._query(self._sealed_templates_sql() + " WHERE f.id = ANY(%s) ORDER BY f.id", (ids,))
             return vectors_from_bytes(open_templates(ring, sealed, self._location), self._dim())
-        return _unpack(self._query("SELECT id, subject_id, embedding FROM faces WHERE id = ANY(%s) ORDER BY id", (ids,)),
+        return self._vectors_from_db(self._query("SELECT id, subject_id, embedding FROM faces WHERE id = ANY(%s) ORDER BY id", (ids,)),
                        self._dim())
-
-    def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
-        with self._write() as db:
-            top = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-            floor = max(0, top - keep)
-            if floor > int(_meta_in(db, "changes_floor") or 0):
-                db.execute("DELETE FROM changes WHERE seq <= %s", (floor,))
-                _set_meta(db, "changes_floor", str(floor))
 
     def face_ids_where(self, metadata: dict[str, Any]) -> IdArray:
         check_filter_keys(metadata)
@@ -953,43 +881,15 @@ def _load_json(text: str) -> Any:
 
 
 # --- rows -> records ------------------------------------------------------------------------
-def _schema_version(conn: Connection) -> int:
-    if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()[0] is None:
-        return 0
-    value = _meta_in(conn, "schema_version")
-    return int(value) if value is not None else 0
-
-
 def _value_in(conn: Connection, sql: str, *params: Any) -> Any:
     row = conn.execute(sql, params).fetchone()
     return None if row is None else row[0]
-
-
-def _meta_in(conn: Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _set_meta(conn: Connection, key: str, value: str) -> None:
-    conn.execute("INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                 (key, value))
 
 
 def _vector_bytes(vector: Any) -> bytes:
     """A pgvector value (numpy array or ``Vector``) as little-endian float32 bytes."""
     array = vector.to_numpy() if hasattr(vector, "to_numpy") else vector
     return np.ascontiguousarray(array, dtype="<f4").tobytes()
-
-
-def _unpack(rows: Sequence[tuple[Any, ...]], dim: int) -> TemplateVectors:
-    """Rows ``(id, subject id, vector)`` as arrays."""
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    subjects = np.array([r[1] for r in rows], dtype=np.int64)
-    if rows:
-        vectors = np.stack([np.asarray(r[2].to_numpy(), dtype=np.float32) for r in rows])
-    else:
-        vectors = np.zeros((0, dim), dtype=np.float32)
-    return TemplateVectors(ids, subjects, vectors)
 
 
 __all__ = ["EXACT_SEARCH_BELOW", "MAX_EF_SEARCH", "MIN_EF_SEARCH", "PostgresStore", "ef_search_for", "filter_sql",

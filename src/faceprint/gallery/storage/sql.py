@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
+
+import numpy as np
 
 from faceprint.errors import InvalidArgumentError, KeyNotFoundError, SubjectExistsError, SubjectNotFoundError, TemplateNotFoundError
 from faceprint.gallery.crypto import MasterKey, template_aad, unseal
 from faceprint.gallery.storage.base import (
+    CHANGE_LOG_KEEP,
+    Change,
     FloatArray,
     GalleryCounts,
     PhotoFaceTable,
@@ -30,6 +34,8 @@ from faceprint.gallery.storage.base import (
     StoredApiKey,
     StoredFace,
     StoredPerson,
+    TemplateSnapshot,
+    TemplateVectors,
     api_key_from_row,
     box_from_json,
     check_subject_name,
@@ -39,8 +45,9 @@ from faceprint.gallery.storage.base import (
     photo_face_template_from_row,
     template_from_row,
     utc_now,
+    vectors_from_bytes,
 )
-from faceprint.gallery.storage.keyring import Keyring, open_photo_faces, unseal_stored_face
+from faceprint.gallery.storage.keyring import Keyring, open_photo_faces, open_templates, reseal_templates, unseal_stored_face
 from faceprint.gallery.types import ApiKey, PhotoFace, Subject, Template
 
 _TEMPLATE_SQL = (
@@ -100,6 +107,30 @@ class SqlStore(ABC):
     def _vector_from_db(self, value: Any) -> FloatArray:
         """A plain template's stored ``embedding`` as a float32 vector."""
 
+    def _vectors_from_db(self, rows: Sequence[Any], dim: int) -> TemplateVectors:
+        """Rows ``(id, subject id, embedding)`` of plain templates as arrays (``dim``: the width
+        when there are none)."""
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        subjects = np.array([r[1] for r in rows], dtype=np.int64)
+        if rows:
+            vectors = np.stack([self._vector_from_db(r[2]) for r in rows])
+        else:
+            vectors = np.zeros((0, dim), dtype=np.float32)
+        return TemplateVectors(ids, subjects, vectors)
+
+    @abstractmethod
+    def _snapshot(self) -> AbstractContextManager[Any]:
+        """A read transaction whose statements all see one snapshot (inside a write transaction:
+        that transaction); yields the connection, as :meth:`_write`."""
+
+    @abstractmethod
+    def _execute_many(self, db: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` (the driver's placeholders) on ``db`` once per row of parameters."""
+
+    @abstractmethod
+    def _after_commit(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once the outermost write transaction has committed (never if it rolls back)."""
+
     # --- plumbing ---------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
         """Shared SQL (``?`` placeholders, no other ``?`` or ``%``) in the driver's placeholders."""
@@ -108,6 +139,21 @@ class SqlStore(ABC):
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """:meth:`_query` for shared SQL."""
         return self._query(self._sql(sql), params)
+
+    def _meta_in(self, db: Any, key: str) -> str | None:
+        """A ``meta`` value, read on connection ``db``."""
+        row = db.execute(self._sql("SELECT value FROM meta WHERE key = ?"), (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta_in(self, db: Any, key: str, value: str) -> None:
+        db.execute(self._sql("INSERT INTO meta(key, value) VALUES (?, ?)"
+                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (key, value))
+
+    def _sealed_templates_sql(self) -> str:
+        """Rows ``(id, subject id, sealed embedding, image_sha256, key id)`` for
+        :func:`~faceprint.gallery.storage.keyring.open_templates`; a ``WHERE``/``ORDER BY`` on ``f`` follows."""
+        return (f"SELECT f.id, f.subject_id, f.{self.SEALED_EMBEDDING}, f.image_sha256, s.key_id FROM faces f"
+                " JOIN subjects s ON s.id = f.subject_id")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -150,6 +196,25 @@ class SqlStore(ABC):
         if ring is None:
             raise InvalidArgumentError(f"the gallery {self.location} is not encrypted: it has no keys to decrypt with")
         return unseal_stored_face(ring, face)
+
+    def _subject_key(self, db: Any, ring: Keyring, subject_id: int) -> str:
+        """A subject's data key id (made now for a subject that has none; inside a write transaction)."""
+        row = db.execute(self._sql("SELECT key_id FROM subjects WHERE id = ?"), (subject_id,)).fetchone()
+        if row is not None and row[0]:
+            return str(row[0])
+        key_id, _ = ring.new_key()
+        db.execute(self._sql("UPDATE subjects SET key_id = ? WHERE id = ?"), (key_id, subject_id))
+        return key_id
+
+    def _reseal_faces(self, db: Any, ring: Keyring, source_id: int, target_id: int) -> None:
+        """Re-encrypt subject ``source_id``'s templates under ``target_id``'s data key; the
+        source's key is destroyed once this commits (inside a write transaction)."""
+        old_key, new_key = self._subject_key(db, ring, source_id), self._subject_key(db, ring, target_id)
+        rows = db.execute(self._sql(f"SELECT id, image_sha256, {self.SEALED_EMBEDDING}, thumbnail FROM faces"
+                                    " WHERE subject_id = ?"), (source_id,)).fetchall()
+        self._execute_many(db, self._sql(f"UPDATE faces SET {self.SEALED_EMBEDDING} = ?, thumbnail = ? WHERE id = ?"),
+                           reseal_templates(ring, old_key, new_key, rows))
+        self._after_commit(lambda: ring.destroy([old_key]))
 
     # --- model pin --------------------------------------------------------------------------
     def model(self) -> tuple[str, int] | None:
@@ -220,6 +285,29 @@ class SqlStore(ABC):
             db.execute(self._sql("INSERT INTO changes(op, face_id) VALUES ('del', ?)"), (face_id,))
             self._erase_after_commit("faces")
 
+    def forget(self, name: str) -> list[int]:
+        with self._write() as db:
+            row = db.execute(self._sql("SELECT id FROM subjects WHERE name = ?"), (name,)).fetchone()
+            if row is None:
+                raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
+            subject_id = int(row[0])
+            face_ids = [int(r[0]) for r in db.execute(self._sql("SELECT id FROM faces WHERE subject_id = ? ORDER BY id"),
+                                                      (subject_id,)).fetchall()]
+            ring = self._ring()
+            if ring is not None:
+                # Crypto-shredding: the data keys go first, so that every copy of these rows (the
+                # WAL, a backup, a replica, an export) is unreadable even if what follows never commits.
+                ring.destroy([str(r[0]) for r in db.execute(self._sql(
+                    "SELECT key_id FROM subjects WHERE id = ? UNION ALL SELECT f.key_id FROM photo_faces f JOIN people p"
+                    " ON p.id = f.person_id WHERE p.subject_id = ?"), (subject_id, subject_id)).fetchall() if r[0]])
+            db.execute(self._sql("DELETE FROM faces WHERE subject_id = ?"), (subject_id,))
+            person = db.execute(self._sql("SELECT 1 FROM people WHERE subject_id = ?"), (subject_id,)).fetchone()
+            # Cascades to the person clustered under it, its photo faces and their marks.
+            db.execute(self._sql("DELETE FROM subjects WHERE id = ?"), (subject_id,))
+            self._execute_many(db, self._sql("INSERT INTO changes(op, face_id) VALUES ('del', ?)"), [(i,) for i in face_ids])
+            self._erase_after_commit("faces", "subjects", *(("people", "photo_faces", "not_person") if person else ()))
+        return face_ids
+
     def thumbnail(self, face_id: int) -> bytes | None:
         rows = self._select("SELECT f.thumbnail, f.image_sha256, s.key_id FROM faces f JOIN subjects s"
                             " ON s.id = f.subject_id WHERE f.id = ?", (face_id,))
@@ -244,6 +332,37 @@ class SqlStore(ABC):
         for name, meta, emb, quality, box, score, sha, source, thumb, created in rows:
             yield StoredFace(name, self._json_from_db(meta), self._vector_from_db(emb), quality, box_from_json(box),
                              score, sha, source, None if thumb is None else bytes(thumb), created)
+
+    # --- what an in-process index is built from --------------------------------------------
+    def all_templates(self) -> TemplateSnapshot:
+        ring = self._ring()
+        with self._snapshot() as db:
+            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+            if ring is None:
+                rows = db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
+                vectors = self._vectors_from_db(rows, self._dim())
+            else:
+                sealed = db.execute(self._sealed_templates_sql() + " ORDER BY f.id").fetchall()
+                vectors = vectors_from_bytes(open_templates(ring, sealed, self.location), self._dim())
+        return TemplateSnapshot(vectors.face_ids, vectors.subject_ids, vectors.vectors, seq)
+
+    def changes_since(self, seq: int) -> tuple[list[Change], int] | None:
+        with self._snapshot() as db:
+            floor = int(self._meta_in(db, "changes_floor") or 0)
+            if seq < floor:
+                return None
+            rows = db.execute(self._sql("SELECT seq, op, face_id FROM changes WHERE seq > ? ORDER BY seq"),
+                              (seq,)).fetchall()
+        changes = [Change(int(s), str(op), int(f)) for s, op, f in rows]
+        return changes, (changes[-1].seq if changes else seq)
+
+    def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
+        with self._write() as db:
+            top = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+            floor = max(0, top - keep)
+            if floor > int(self._meta_in(db, "changes_floor") or 0):
+                db.execute(self._sql("DELETE FROM changes WHERE seq <= ?"), (floor,))
+                self._set_meta_in(db, "changes_floor", str(floor))
 
     # --- people from photos -----------------------------------------------------------------
     def photo_paths(self) -> set[str]:

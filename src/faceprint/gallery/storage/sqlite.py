@@ -54,15 +54,12 @@ from faceprint.gallery.crypto import (
     template_aad,
 )
 from faceprint.gallery.storage.base import (
-    CHANGE_LOG_KEEP,
-    Change,
     EncryptionInfo,
     FloatArray,
     IdArray,
     NewFace,
     NewPhotoFace,
     PhotoAssignment,
-    TemplateSnapshot,
     TemplateVectors,
     box_to_json,
     check_filter_keys,
@@ -78,7 +75,6 @@ from faceprint.gallery.storage.keyring import (
     default_keyring_path,
     open_templates,
     require_master_key,
-    reseal_templates,
     seal_photo_face,
 )
 from faceprint.gallery.storage.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -88,11 +84,6 @@ from faceprint.gallery.types import ApiKey, Subject
 logger = logging.getLogger(__name__)
 
 _CHUNK = 900  # SQLite's bound-parameter limit is 999
-
-_SEALED_TEMPLATE_SQL = (
-    "SELECT f.id, f.subject_id, f.embedding, f.image_sha256, s.key_id FROM faces f JOIN subjects s ON s.id = f.subject_id"
-)
-
 
 class SQLiteStore(SqlStore):
     """A :class:`~faceprint.gallery.storage.base.GalleryStore` in one SQLite file.
@@ -142,7 +133,7 @@ class SQLiteStore(SqlStore):
         self.keyring_path = Path(keyring) if keyring is not None else default_keyring_path(self.path)
         self._keyring: Keyring | None = None
         # Run once the outermost transaction commits (dropped if it rolls back).
-        self._after_commit: list[Callable[[], object]] = []
+        self._on_commit: list[Callable[[], object]] = []
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False
@@ -228,13 +219,13 @@ class SQLiteStore(SqlStore):
             except BaseException:
                 self._depth = 0
                 self._purge_pending = False
-                self._after_commit.clear()
+                self._on_commit.clear()
                 self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
             self._db.execute("COMMIT")
             self._commits += 1
-            pending, self._after_commit = self._after_commit, []
+            pending, self._on_commit = self._on_commit, []
             for action in pending:
                 action()
             if self._purge_pending:
@@ -242,13 +233,28 @@ class SQLiteStore(SqlStore):
                 self._purge()
 
     def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        return self._meta_in(self._db, key)
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._db.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
-        )
+        self._set_meta_in(self._db, key, value)
+
+    def _after_commit(self, action: Callable[[], object]) -> None:
+        self._on_commit.append(action)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            own = not self._depth  # inside a write transaction the snapshot is that transaction
+            if own:
+                self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                if own:
+                    self._db.execute("COMMIT")
+
+    def _execute_many(self, db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        db.executemany(sql, rows)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -263,6 +269,9 @@ class SQLiteStore(SqlStore):
 
     def _vector_from_db(self, value: Any) -> FloatArray:
         return np.frombuffer(value, dtype="<f4").astype(np.float32)
+
+    def _vectors_from_db(self, rows: Sequence[Any], dim: int) -> TemplateVectors:
+        return vectors_from_bytes(rows, dim)  # (one buffer for all rows)
 
     def _purge(self) -> None:
         """Leave no copy of deleted rows in the files: secure_delete zeroed the freed pages
@@ -371,17 +380,6 @@ class SQLiteStore(SqlStore):
             return data
         return seal(ring.data_key(str(key_id)), data, template_aad(str(key_id), sha, field))
 
-    def _subject_key(self, ring: Keyring | None, subject_id: int) -> str | None:
-        """A subject's data key id (made now for a subject that has none)."""
-        if ring is None:
-            return None
-        row = self._db.execute("SELECT key_id FROM subjects WHERE id = ?", (subject_id,)).fetchone()
-        if row is not None and row[0]:
-            return str(row[0])
-        key_id, _ = ring.new_key()
-        self._db.execute("UPDATE subjects SET key_id = ? WHERE id = ?", (key_id, subject_id))
-        return key_id
-
     # --- model pin --------------------------------------------------------------------------
 
     def pin_model(self, model_id: str, dim: int) -> None:
@@ -422,7 +420,7 @@ class SQLiteStore(SqlStore):
                                (metadata_json(metadata), now, subject_id))
                 else:
                     db.execute("UPDATE subjects SET updated_at = ? WHERE id = ?", (now, subject_id))
-            key_id = self._subject_key(ring, subject_id)
+            key_id = self._subject_key(db, ring, subject_id) if ring is not None else None
             cur = db.execute(
                 "INSERT INTO faces(subject_id, embedding, quality, box, detection_score, image_sha256, source, thumbnail,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -468,7 +466,7 @@ class SQLiteStore(SqlStore):
             moved = [r[0] for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (src.id,))]
             ring = self._ring()
             if ring is not None:  # the faces move under the target's data key; the source's goes
-                self._reseal_faces(ring, src.id, tgt.id)
+                self._reseal_faces(db, ring, src.id, tgt.id)
             db.execute("UPDATE faces SET subject_id = ? WHERE subject_id = ?", (tgt.id, src.id))
             # The target keeps its own metadata where both define a key.
             db.execute("UPDATE subjects SET metadata = json_patch(?, metadata), updated_at = ? WHERE id = ?",
@@ -477,66 +475,7 @@ class SQLiteStore(SqlStore):
             db.executemany("INSERT INTO changes(op, face_id) VALUES ('add', ?)", [(i,) for i in moved])
             return self.subject(target)
 
-    def _reseal_faces(self, ring: Keyring, source_id: int, target_id: int) -> None:
-        """Re-encrypt subject ``source_id``'s templates under ``target_id``'s data key, and
-        destroy the source's key once this commits (inside a write transaction)."""
-        db = self._db
-        old_key, new_key = str(self._subject_key(ring, source_id)), str(self._subject_key(ring, target_id))
-        rows = db.execute("SELECT id, image_sha256, embedding, thumbnail FROM faces WHERE subject_id = ?",
-                          (source_id,)).fetchall()
-        db.executemany("UPDATE faces SET embedding = ?, thumbnail = ? WHERE id = ?",
-                       reseal_templates(ring, old_key, new_key, rows))
-        self._after_commit.append(lambda: ring.destroy([str(old_key)]))
-
-    def forget(self, name: str) -> list[int]:
-        with self._write() as db:
-            row = db.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
-            face_ids = [int(r[0]) for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (row[0],))]
-            ring = self._ring()
-            if ring is not None:
-                # Crypto-shredding: the data keys go first, so that every copy of these rows (the
-                # WAL, a backup, an export) is unreadable even if what follows never commits.
-                keys = [r[0] for r in db.execute(
-                    "SELECT key_id FROM subjects WHERE id = ? UNION ALL SELECT f.key_id FROM photo_faces f JOIN people p"
-                    " ON p.id = f.person_id WHERE p.subject_id = ?", (row[0], row[0])) if r[0]]
-                ring.destroy(keys)
-            db.execute("DELETE FROM faces WHERE subject_id = ?", (row[0],))
-            # Cascades to the person clustered under it, its photo faces and their marks.
-            db.execute("DELETE FROM subjects WHERE id = ?", (row[0],))
-            db.executemany("INSERT INTO changes(op, face_id) VALUES ('del', ?)", [(i,) for i in face_ids])
-            self._erase_after_commit("faces", "subjects")
-        return face_ids
-
     # --- what the index is built from -------------------------------------------------------
-    def all_templates(self) -> TemplateSnapshot:
-        with self._lock:
-            own = not self._depth  # inside a write transaction the snapshot is that transaction
-            if own:
-                self._db.execute("BEGIN")
-            try:
-                seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-                ring = self._ring()
-                if ring is None:
-                    rows = self._db.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id").fetchall()
-                else:
-                    rows = open_templates(ring, self._db.execute(_SEALED_TEMPLATE_SQL + " ORDER BY f.id").fetchall(),
-                                          self.location)
-            finally:
-                if own:
-                    self._db.execute("COMMIT")
-        ids, subjects, vectors = vectors_from_bytes(rows, self._dim())
-        return TemplateSnapshot(ids, subjects, vectors, int(seq))
-
-    def changes_since(self, seq: int) -> tuple[list[Change], int] | None:
-        with self._lock:
-            floor = int(self._meta("changes_floor") or 0)
-            if seq < floor:
-                return None
-            rows = self._db.execute("SELECT seq, op, face_id FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
-        changes = [Change(int(s), str(op), int(f)) for s, op, f in rows]
-        return changes, (changes[-1].seq if changes else seq)
 
     def read_templates(self, face_ids: Sequence[int]) -> TemplateVectors:
         ids = [int(i) for i in face_ids]
@@ -555,16 +494,8 @@ class SQLiteStore(SqlStore):
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows += self._query(_SEALED_TEMPLATE_SQL + f" WHERE f.id IN ({marks}) ORDER BY f.id", chunk)
+            rows += self._query(self._sealed_templates_sql() + f" WHERE f.id IN ({marks}) ORDER BY f.id", chunk)
         return vectors_from_bytes(open_templates(ring, rows, self.location), self._dim())
-
-    def trim_changes(self, keep: int = CHANGE_LOG_KEEP) -> None:
-        with self._write() as db:
-            top = db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-            floor = max(0, int(top) - keep)
-            if floor > int(self._meta("changes_floor") or 0):
-                db.execute("DELETE FROM changes WHERE seq <= ?", (floor,))
-                self._set_meta("changes_floor", str(floor))
 
     def face_ids_where(self, metadata: dict[str, Any]) -> IdArray:
         check_filter_keys(metadata)
