@@ -103,7 +103,6 @@ from faceprint.gallery.storage.base import (
     check_filter_keys,
     check_subject_name,
     json_merge_patch,
-    merge_people_by_parts,
     metadata_json,
     utc_now,
     vectors_from_bytes,
@@ -611,30 +610,11 @@ class PostgresStore(SqlStore):
                 raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
             return self.subject(name)
 
-    def merge(self, source: str, target: str) -> Subject:
-        if source == target:
-            raise InvalidArgumentError("cannot merge a subject into itself")
-        with self._write() as db:
-            src, tgt = self.subject(source), self.subject(target)
-            src_person, tgt_person = self.person_of_subject(src.id), self.person_of_subject(tgt.id)
-            if src_person is not None and tgt_person is not None:
-                self.merge_people(src_person.id, tgt_person.id)
-            elif src_person is not None:  # the person follows its templates (else it would go with source)
-                self.link_person(src_person.id, tgt.id)
-            moved = [int(r[0]) for r in db.execute("SELECT id FROM faces WHERE subject_id = %s", (src.id,)).fetchall()]
-            ring = self._ring()
-            if ring is not None:  # the faces move under the target's data key; the source's goes
-                self._reseal_faces(db, ring, src.id, tgt.id)
-            db.execute("UPDATE faces SET subject_id = %s WHERE subject_id = %s", (tgt.id, src.id))
-            # The target keeps its own metadata where both define a key.
-            db.execute("UPDATE subjects SET metadata = %s::jsonb, updated_at = %s WHERE id = %s",
-                       (_dump_json(json_merge_patch(src.metadata, tgt.metadata)), utc_now(), tgt.id))
-            db.execute("DELETE FROM subjects WHERE id = %s", (src.id,))
-            self._execute_many(db, "INSERT INTO changes(op, face_id) VALUES ('add', %s)", [(i,) for i in moved])
-            return self.subject(target)
+    def _merge_metadata(self, db: Connection, source: Subject, target: Subject) -> None:
+        db.execute("UPDATE subjects SET metadata = %s::jsonb, updated_at = %s WHERE id = %s",
+                   (_dump_json(json_merge_patch(source.metadata, target.metadata)), utc_now(), target.id))
 
     # --- what an in-process index is built from (encrypted galleries) -----------------------
-
     def read_templates(self, face_ids: Sequence[int]) -> TemplateVectors:
         ids = sorted({int(i) for i in face_ids})
         ring = self._ring()
@@ -749,9 +729,6 @@ class PostgresStore(SqlStore):
         with self._write() as db:
             db.execute("INSERT INTO not_person(face_id, person_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                        (face_id, person_id))
-
-    def merge_people(self, source: int, target: int) -> None:
-        merge_people_by_parts(self, source, target)
 
     # --- API keys ---------------------------------------------------------------------------
     def add_api_key(self, record: ApiKey, key_sha256: str) -> bool:

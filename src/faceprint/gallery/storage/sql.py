@@ -1,23 +1,24 @@
-"""What the SQL gallery stores share: :class:`SqlStore`, the queries that read (and the small
-writes that run) the same in SQLite and PostgreSQL, written once with ``?`` placeholders.
+"""What the SQL gallery stores share: :class:`SqlStore`, the queries and transactions that read
+the same in SQLite and PostgreSQL, written once with ``?`` placeholders.
 
 Both stores keep the same tables (:mod:`~faceprint.gallery.storage.migrations`,
-:mod:`~faceprint.gallery.storage.pg_schema`); a store says how its dialect differs through a few
-hooks: how a query runs (:meth:`SqlStore._query`) and a write transaction opens
-(:meth:`SqlStore._write`), its placeholder, how a subject's metadata is read as text and parsed,
-which column holds a sealed template, how a stored vector becomes an array, which collation sorts
-text by code point, and what is erased once deleted rows commit. What genuinely differs
-(opening and migrating, transactions, enrolment, merges, forgetting, filters, search) stays in
-:mod:`~faceprint.gallery.storage.sqlite` and :mod:`~faceprint.gallery.storage.postgres`.
+:mod:`~faceprint.gallery.storage.pg_schema`). A store says how its dialect differs through a few
+hooks: its placeholder and the class attributes beside it (metadata as text, the column of a
+sealed template, the collation that sorts text by code point), how a query runs
+(:meth:`SqlStore._query`), a write transaction (:meth:`SqlStore._write`) or a read snapshot
+(:meth:`SqlStore._snapshot`) opens, ``executemany``, JSON and vectors as stored, how merged
+metadata is written, and what is erased once deleted rows commit. What genuinely differs
+(opening and migrating, encrypting a plain gallery, enrolment, metadata filters, search, photo
+and key inserts) stays in :mod:`~faceprint.gallery.storage.sqlite` and
+:mod:`~faceprint.gallery.storage.postgres`.
 """
-
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from faceprint.gallery.storage.base import (
     Change,
     FloatArray,
     GalleryCounts,
+    PeopleStore,
     PhotoFaceTable,
     PhotoFaceTemplate,
     SealedFace,
@@ -39,6 +41,7 @@ from faceprint.gallery.storage.base import (
     api_key_from_row,
     box_from_json,
     check_subject_name,
+    merge_people_by_parts,
     person_from_row,
     photo_face_from_row,
     photo_face_table_from_rows,
@@ -117,6 +120,11 @@ class SqlStore(ABC):
         else:
             vectors = np.zeros((0, dim), dtype=np.float32)
         return TemplateVectors(ids, subjects, vectors)
+
+    @abstractmethod
+    def _merge_metadata(self, db: Any, source: Subject, target: Subject) -> None:
+        """Give ``target`` the keys of ``source``'s metadata it lacks (its own win) and a new
+        ``updated_at`` (inside a write transaction)."""
 
     @abstractmethod
     def _snapshot(self) -> AbstractContextManager[Any]:
@@ -276,6 +284,28 @@ class SqlStore(ABC):
                 raise SubjectExistsError(f"a subject named {new!r} already exists; merge instead", details={"subject": new})
             db.execute(self._sql("UPDATE subjects SET name = ?, updated_at = ? WHERE id = ?"), (new, utc_now(), row[0]))
             return self.subject(new)
+
+    def merge(self, source: str, target: str) -> Subject:
+        if source == target:
+            raise InvalidArgumentError("cannot merge a subject into itself")
+        with self._write() as db:
+            src, tgt = self.subject(source), self.subject(target)
+            src_person, tgt_person = self.person_of_subject(src.id), self.person_of_subject(tgt.id)
+            if src_person is not None and tgt_person is not None:
+                self.merge_people(src_person.id, tgt_person.id)
+            elif src_person is not None:  # the person follows its templates (else it would go with source)
+                self.link_person(src_person.id, tgt.id)
+            moved = [int(r[0]) for r in db.execute(self._sql("SELECT id FROM faces WHERE subject_id = ?"),
+                                                   (src.id,)).fetchall()]
+            ring = self._ring()
+            if ring is not None:  # the faces move under the target's data key; the source's goes
+                self._reseal_faces(db, ring, src.id, tgt.id)
+            db.execute(self._sql("UPDATE faces SET subject_id = ? WHERE subject_id = ?"), (tgt.id, src.id))
+            # The target keeps its own metadata where both define a key.
+            self._merge_metadata(db, src, tgt)
+            db.execute(self._sql("DELETE FROM subjects WHERE id = ?"), (src.id,))
+            self._execute_many(db, self._sql("INSERT INTO changes(op, face_id) VALUES ('add', ?)"), [(i,) for i in moved])
+            return self.subject(target)
 
     def delete_face(self, face_id: int) -> None:
         with self._write() as db:
@@ -447,6 +477,10 @@ class SqlStore(ABC):
     def unmark_not_person(self, face_id: int, person_id: int) -> None:
         with self._write() as db:
             db.execute(self._sql("DELETE FROM not_person WHERE face_id = ? AND person_id = ?"), (face_id, person_id))
+
+    def merge_people(self, source: int, target: int) -> None:
+        # (every subclass is a whole PeopleStore: the writes this needs are its own)
+        merge_people_by_parts(cast(PeopleStore, self), source, target)
 
     def delete_person(self, person_id: int) -> int:
         with self._write() as db:

@@ -17,7 +17,8 @@ under per-subject (per-photo-face) data keys kept in a keyring file beside the g
 Forgetting a subject destroys its data key *before* its rows are deleted, so copies of the
 gallery file taken before (backups, its write-ahead log, exports) cannot be decrypted.
 
-This module and the keyring's are the only ones in faceprint that speak SQL.
+Only this module, the queries it shares with the PostgreSQL store (:mod:`faceprint.gallery.storage.sql`)
+and the keyring's speak SQL to SQLite.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from faceprint.errors import (
     DuplicateImageError,
     GalleryError,
     GalleryNotFoundError,
-    InvalidArgumentError,
     ModelMismatchError,
     SubjectExistsError,
     SubjectNotFoundError,
@@ -65,7 +65,6 @@ from faceprint.gallery.storage.base import (
     check_filter_keys,
     check_subject_name,
     filter_value_json,
-    merge_people_by_parts,
     metadata_json,
     utc_now,
     vectors_from_bytes,
@@ -84,6 +83,7 @@ from faceprint.gallery.types import ApiKey, Subject
 logger = logging.getLogger(__name__)
 
 _CHUNK = 900  # SQLite's bound-parameter limit is 999
+
 
 class SQLiteStore(SqlStore):
     """A :class:`~faceprint.gallery.storage.base.GalleryStore` in one SQLite file.
@@ -453,30 +453,11 @@ class SQLiteStore(SqlStore):
                 raise SubjectNotFoundError(f"no subject named {name!r} in the gallery", details={"subject": name})
             return self.subject(name)
 
-    def merge(self, source: str, target: str) -> Subject:
-        if source == target:
-            raise InvalidArgumentError("cannot merge a subject into itself")
-        with self._write() as db:
-            src, tgt = self.subject(source), self.subject(target)
-            src_person, tgt_person = self.person_of_subject(src.id), self.person_of_subject(tgt.id)
-            if src_person is not None and tgt_person is not None:
-                self.merge_people(src_person.id, tgt_person.id)
-            elif src_person is not None:  # the person follows its templates (else it would go with source)
-                self.link_person(src_person.id, tgt.id)
-            moved = [r[0] for r in db.execute("SELECT id FROM faces WHERE subject_id = ?", (src.id,))]
-            ring = self._ring()
-            if ring is not None:  # the faces move under the target's data key; the source's goes
-                self._reseal_faces(db, ring, src.id, tgt.id)
-            db.execute("UPDATE faces SET subject_id = ? WHERE subject_id = ?", (tgt.id, src.id))
-            # The target keeps its own metadata where both define a key.
-            db.execute("UPDATE subjects SET metadata = json_patch(?, metadata), updated_at = ? WHERE id = ?",
-                       (metadata_json(src.metadata), utc_now(), tgt.id))
-            db.execute("DELETE FROM subjects WHERE id = ?", (src.id,))
-            db.executemany("INSERT INTO changes(op, face_id) VALUES ('add', ?)", [(i,) for i in moved])
-            return self.subject(target)
+    def _merge_metadata(self, db: sqlite3.Connection, source: Subject, target: Subject) -> None:
+        db.execute("UPDATE subjects SET metadata = json_patch(?, metadata), updated_at = ? WHERE id = ?",
+                   (metadata_json(source.metadata), utc_now(), target.id))
 
     # --- what the index is built from -------------------------------------------------------
-
     def read_templates(self, face_ids: Sequence[int]) -> TemplateVectors:
         ids = [int(i) for i in face_ids]
         ring = self._ring()
@@ -577,9 +558,6 @@ class SQLiteStore(SqlStore):
     def mark_not_person(self, face_id: int, person_id: int) -> None:
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO not_person(face_id, person_id) VALUES (?, ?)", (face_id, person_id))
-
-    def merge_people(self, source: int, target: int) -> None:
-        merge_people_by_parts(self, source, target)
 
     # --- API keys ---------------------------------------------------------------------------
     def add_api_key(self, record: ApiKey, key_sha256: str) -> bool:
