@@ -26,6 +26,9 @@ where they are), so the blocks run with whichever default pipeline this machine 
     install``/``models remove`` (the machine's model packs; install needs the network) and
     ``gallery migrate`` (re-embeds every photo; tests/integration/gallery/test_gallery_migrate.py).
   - ``your own files``: a file the reader brings (``.onnx`` models, an npm ``.tgz``).
+  - ``your own servers``: a PostgreSQL gallery (``postgresql://...``) or a Dask scheduler
+    (``--dask tcp://...``) the reader runs (tests/integration/test_dask.py and the PostgreSQL
+    suites run those commands against servers the test session starts).
   - ``example ids``: people and faces named by an id the README made up (``'#3'``, face
     ``42``): which ids exist depends on the photos.
 
@@ -118,6 +121,8 @@ def shell_line_rule(line: str) -> tuple[str, str | None]:
         return line, "long-running or machine-wide"
     if re.search(r"\.(onnx|tgz)\b", bare):
         return line, "your own files"
+    if re.search(r"postgres(ql)?://|--dask\b|FACEPRINT_DASK=", bare):
+        return line, "your own servers"
     if re.search(r"'#\d+'", bare) or (sub[:2] in (["people", "move"], ["people", "not"], ["people", "delete-face"], ["people", "face"])):
         return line, "example ids"
     del words
@@ -224,6 +229,8 @@ def test_readme_block_runs_as_written(block: Block, workspace: tuple[Path, dict[
     ("faceprint --gallery people.db serve [--port 8000]", "long-running or machine-wide"),
     ("faceprint models install            # every pack", "long-running or machine-wide"),
     ("faceprint embed photo.jpg --model-file arcface_r100.onnx", "your own files"),
+    ("faceprint --gallery postgresql://faceprint@db.example.org/faceprint gallery init", "your own servers"),
+    ("faceprint enroll --folders people/ --dask tcp://scheduler:8786", "your own servers"),
     ("faceprint --gallery photos.db people name '#3' \"Ada Lovelace\"", "example ids"),
     ("FACEPRINT_MODELS_DIR=~/models faceprint models   # register", ("FACEPRINT_MODELS_DIR=~/models faceprint models", None)),
     ("make demo", "not a faceprint command"),
