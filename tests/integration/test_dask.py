@@ -10,6 +10,8 @@ import collections
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +126,37 @@ def test_closing_early_cancels_the_rest(engine: DaskEngine) -> None:
 
 def _our_tasks(dask_scheduler: distributed.Scheduler) -> list[str]:
     return [str(key) for key in dask_scheduler.tasks if str(key).startswith("faceprint-")]
+
+
+def test_ctrl_c_cancels_the_chunks_on_the_cluster(cluster: distributed.LocalCluster, tmp_path: Path) -> None:
+    """Ctrl-C in `faceprint embed --dask`: exit 130 with the partial JSON document, and nothing of
+    the run left queued or running on the cluster."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(2000):  # far more than get done before the interrupt
+        (folder / f"{i:05d}.jpg").symlink_to(face_image("collins.jpg"))
+    proc = subprocess.Popen([sys.executable, "-m", "faceprint", "embed", str(folder), "--dask", cluster.scheduler_address,
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        try:
+            deadline = time.monotonic() + 60
+            while not client.run_on_scheduler(_our_tasks) and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.1)
+            assert client.run_on_scheduler(_our_tasks), "the run never reached the cluster"
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal does
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr and "interrupted" in stderr
+        doc = json.loads(stdout)
+        assert doc["interrupted"] is True and len(doc["results"]) < 2000
+        deadline = time.monotonic() + 10
+        while (left := client.run_on_scheduler(_our_tasks)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left
 
 
 def test_enroll_folders_cli_gives_the_same_gallery(cluster: distributed.LocalCluster, tmp_path: Path) -> None:
