@@ -59,7 +59,7 @@ def test_it_is_a_searching_store_with_an_hnsw_index(pg_store: PostgresStore, pos
     assert raw(postgres_url, "SELECT format_type(atttypid, atttypmod), attstorage FROM pg_attribute WHERE attrelid ="
                              " 'faces'::regclass AND attname = 'embedding'") == [(f"vector({DIM})", "p")]  # inline
     assert pg_store.schema_version() == PG_SCHEMA_VERSION and pg_store.size_bytes() > 0
-    assert ef_search_for(1) == 40 and ef_search_for(100) == 200 and ef_search_for(10_000) == 1000
+    assert ef_search_for(1) == 200 and ef_search_for(150) == 300 and ef_search_for(10_000) == 1000
 
 
 def test_two_stores_on_one_database_see_each_others_changes_at_once(postgres_url: str) -> None:
