@@ -1,6 +1,7 @@
 """Load on the HTTP service: N concurrent clients calling /v1/identify and /v1/verify.
 
     python bench/service_load.py [--subjects 2000] [--clients 1,4,16] [--requests 320] > bench/results_service_load.json
+    python bench/service_load.py --backend postgresql --workers 2 ...   # the gallery in PostgreSQL + pgvector
 
 Prints one JSON document. Not a test. Loopback only, bounded loops.
 
@@ -17,6 +18,10 @@ Prints one JSON document. Not a test. Loopback only, bounded loops.
    connection failure). The goal: 0 errors at 16 concurrent clients.
 
 Both the server and the clients run on this machine, so the clients take some of its CPU.
+
+``--backend postgresql``: the gallery is a PostgreSQL database (PostgreSQL 16 + pgvector from the
+PyPI package pgserver, started here on a Unix socket in the temporary folder) instead of a SQLite
+file; with ``--workers 2`` two service processes share it, each searching in the database.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ def log(*args: object) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-def build_gallery(db: Path, target: int, jobs: int) -> tuple[int, list[str], float]:
+def build_gallery(db: Path | str, target: int, jobs: int) -> tuple[int, list[str], float]:
     """Enrol ``target`` subjects; returns (enrolled, unused photos for probing, seconds)."""
     from faceprint.gallery import Enrolled, Gallery
 
@@ -101,14 +106,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_key(db: Path, *scopes: str) -> str:
+def make_key(db: Path | str, *scopes: str) -> str:
     """A new API key of ``scopes`` made by `faceprint keys create`."""
     made = subprocess.run([str(EXE), "--gallery", str(db), "keys", "create", "--scope", ",".join(scopes), "--json"],
                           capture_output=True, text=True, check=True)
     return str(json.loads(made.stdout)["key"])
 
 
-def start_server(db: Path, port: int, *options: str) -> subprocess.Popen[str]:
+def start_server(db: Path | str, port: int, *options: str) -> subprocess.Popen[str]:
     """`faceprint serve` on loopback ``port`` with no rate limit and ``options``; returns once
     /v1/health answers."""
     server = subprocess.Popen(
@@ -217,13 +222,21 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="server worker threads (faceprint serve --threads)")
     ap.add_argument("--workers", type=int, default=1, help="server processes (faceprint serve --workers)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes for enrolment")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite", help="where the gallery is")
     args = ap.parse_args()
     if not LFW.is_dir():
         log(f"needs {LFW}")
         return 2
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "load.db"
+        db: Path | str = Path(tmp) / "load.db"
+        if args.backend == "postgresql":
+            import pgserver  # the test extra: PostgreSQL 16 + pgvector
+
+            postgres = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+            postgres.psql("CREATE DATABASE faceprint_load;")
+            db = postgres.get_uri("faceprint_load")
+            info["postgresql"] = postgres.psql("SHOW server_version;").split("\n")[2].strip()
         log(f"enrolling {args.subjects} subjects ...")
         enrolled, probe_paths, enrol_s = build_gallery(db, args.subjects, args.jobs)
         probes = with_a_face(probe_paths, 200)
@@ -244,8 +257,9 @@ def main() -> int:
         "benchmark": "bench/service_load.py: faceprint serve under concurrent identify/verify load",
         "machine": {**info, "loadavg_end": os.getloadavg()[0]},
         "settings": {"subjects": enrolled, "enrol_seconds": round(enrol_s, 1), "probe_photos": len(probes),
+                     "backend": args.backend,
                      "server": f"{args.workers} uvicorn process(es), --threads {args.threads}, no rate limit, "
-                               "hog + dlib-resnet34",
+                               "the gallery's default models",
                      "requests_per_run": args.requests, "mix": "half identify (1 photo), half verify (2 photos)",
                      "photos": "lfw_dev 250x250 JPEGs, not used for enrolment"},
         "runs": loads,
