@@ -363,13 +363,14 @@ def existing_gallery_path(ctx: typer.Context, override: str | Path | None = None
     path = gallery_path(ctx, override)
     if gallery_exists(path):
         return path
-    how = f"faceprint --gallery {path} {create_with}"
+    shown = shown_gallery(path)
+    how = f"faceprint --gallery {shown} {create_with}"
     if override is not None or global_options(ctx).gallery is not None:
-        message = f"no gallery at {path} (nothing was created): check the path, or create one with `{how}`"
+        message = f"no gallery at {shown} (nothing was created): check the path, or create one with `{how}`"
     else:
-        message = (f"no gallery yet at {path} (the default; name another with --gallery or ${settings.GALLERY}): "
+        message = (f"no gallery yet at {shown} (the default; name another with --gallery or ${settings.GALLERY}): "
                    f"create one with `{how}`")
-    raise GalleryNotFoundError(message, details={"path": str(path)})
+    raise GalleryNotFoundError(message, details={"path": shown})
 
 
 def some_file_exists(paths: list[str]) -> None:

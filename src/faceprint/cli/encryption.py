@@ -74,7 +74,8 @@ def gallery_init(
         path = common.gallery_path(ctx)
         if common.gallery_holds_one(path):
             hint = " (to encrypt it: faceprint gallery encrypt)" if encrypt else ""
-            raise InvalidArgumentError(f"a gallery already exists at {path}{hint}", details={"path": common.shown_gallery(path)})
+            shown = common.shown_gallery(path)
+            raise InvalidArgumentError(f"a gallery already exists at {shown}{hint}", details={"path": shown})
         key, key_path, created = _key_for_new_encryption(key_file) if encrypt else (None, None, False)
         with Gallery.open(path, master_key=key, keyring=keyring, encrypt=encrypt) as gallery:
             info = gallery.store.encryption()
