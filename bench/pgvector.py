@@ -19,19 +19,28 @@ Measured, one size after the other:
   index scan filters its candidates afterwards, so a selective filter returns fewer than k),
   the genuine match found for probes whose identity is inside the filter, and the latency of
   an exact filtered search in SQL (index scans off) -- the numbers behind the store's
-  exact-search threshold.
+  exact-search threshold. The index rows run with ``enable_sort = off`` (the planner, having no
+  statistics on a JSONB expression, would otherwise pick either plan whatever the filter); the
+  planner's own plan is recorded.
 
-Data: N/5 identities, each a random unit centre c in 512-D; 5 templates per identity, each
-``normalize(c + s * g / sqrt(512))`` with g standard normal and s drawn per identity uniformly
-in [0.5, 0.8] (same-identity cosine ~ 1/(1+s^2): 0.6-0.8; different identities ~ N(0, 1/512)).
-Queries: fresh samples of enrolled identities drawn the same way (the identity is known);
-exact answers from float32 numpy matrix products. The script records the measured similarity
-distribution.
+Data (``--data``): N/5 identities, 5 templates each, 512-D unit vectors. ``fr-feature`` (default):
+bench/search.py's shape fitted to fr-feature's lfw_dev embeddings (~150 effective directions;
+same-identity cosine 0.65 +- 0.11, different identities 0.008 +- 0.11). ``isotropic``: random
+unit centres c, templates ``normalize(c + s * g / sqrt(512))`` with g standard normal and s
+uniform in [0.5, 0.8] per identity (same-identity cosine ~ 1/(1+s^2): 0.6-0.8; different
+identities ~ N(0, 1/512)), a harder case for any graph than real embeddings. Queries: fresh
+samples of enrolled identities (the identity is known); exact answers from float32 numpy
+matrix products. The script records the measured similarity distribution.
+
+``--store`` runs the same searches through ``PostgresStore.search_faces`` (its schema, its
+exact-search rule and ef_search) instead of raw SQL; ``--storage plain`` keeps the vectors
+inline (pgvector's default puts a 512-D vector in TOAST).
 
 Progress goes to stderr; the results are written after every phase (so a run stopped early
 keeps its partial numbers) under the label ``n<N>`` of ``--out`` and printed at the end.
 
-    python bench/pgvector.py --sizes 100000 [--queries 1000] [--out bench/results_pgvector.json]
+    python bench/pgvector.py --sizes 100000 [--queries 1000] [--ivf-lists sqrt,n/1000] [--out bench/results_pgvector.json]
+    python bench/pgvector.py --sizes 100000 --store --out bench/results_pgvector_store.json
 """
 
 from __future__ import annotations
