@@ -48,7 +48,7 @@ def main() -> None:
     import pgserver
     import psycopg
 
-    # (vectors go as text: this folder's pgvector.py would shadow the pgvector package)
+    # (vectors go as text: no adapter needed)
 
     data = Path(tempfile.mkdtemp(prefix="fp-bench-pg-"))
     server = pgserver.get_server(data, cleanup_mode="stop")

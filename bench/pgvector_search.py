@@ -39,8 +39,8 @@ inline (pgvector's default puts a 512-D vector in TOAST).
 Progress goes to stderr; the results are written after every phase (so a run stopped early
 keeps its partial numbers) under the label ``n<N>`` of ``--out`` and printed at the end.
 
-    python bench/pgvector.py --sizes 100000 [--queries 1000] [--ivf-lists sqrt,n/1000] [--out bench/results_pgvector.json]
-    python bench/pgvector.py --sizes 100000 --store --out bench/results_pgvector_store.json
+    python bench/pgvector_search.py --sizes 100000 [--queries 1000] [--ivf-lists sqrt,n/1000] [--out bench/results_pgvector.json]
+    python bench/pgvector_search.py --sizes 100000 --store --out bench/results_pgvector_store.json
 """
 
 from __future__ import annotations
@@ -59,13 +59,9 @@ from typing import Any
 
 import numpy as np
 
-_BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(_BENCH))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine  # noqa: E402
 from search import SHAPES, Synth  # noqa: E402  (bench/search.py: the fr-feature-shaped generator)
-
-# This script's name would shadow the pgvector package (the adapter): drop bench/ from the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
 
 DIM = 512
 PER_IDENTITY = 5
