@@ -42,6 +42,7 @@ import hashlib
 import logging
 import pickle
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -104,9 +105,18 @@ class AnalyzerPlugin(WorkerPlugin):
         self.spec = replace(setup, transform=None)  # the transform is scattered once a run
         self.name = "faceprint-analyzer-" + hashlib.sha256(pickle.dumps(self.spec)).hexdigest()[:16]
         self.analyzer: Analyzer | None = None
+        #: One chunk at a time per worker process: the models (dlib's above all) are not safe to
+        #: call from two threads at once, and a worker started with several threads would.
+        self.lock: threading.Lock | None = None
 
     def setup(self, worker: Any) -> None:
+        self.lock = threading.Lock()
         self.analyzer = self.spec.start()
+        threads = int(getattr(getattr(worker, "state", None), "nthreads", 1) or 1)
+        if threads > 1:
+            logger.warning("Dask worker %s has %d threads: faceprint runs one chunk at a time in it (the models are not "
+                           "thread-safe); start workers with --nthreads 1 and one process per core", worker.address,
+                           threads)
         logger.info("Dask worker %s: %s ready (%s)", worker.address, self.analyzer.model_id, self.name)
 
 
@@ -114,11 +124,12 @@ def run_chunk(plugin_name: str, items: list[BatchItem], embed: bool, digest: boo
               transform: Transform | None) -> list[Result]:
     """A task: one chunk prepared and (with ``embed``) embedded on a worker, in order."""
     plugin = get_worker().plugins[plugin_name]
-    analyzer = plugin.analyzer if isinstance(plugin, AnalyzerPlugin) else None
-    if analyzer is None:  # pragma: no cover - setup() runs before any task
-        raise RuntimeError(f"worker plugin {plugin_name} is not set up")
+    if not isinstance(plugin, AnalyzerPlugin) or plugin.analyzer is None or plugin.lock is None:  # pragma: no cover
+        raise RuntimeError(f"worker plugin {plugin_name} is not set up")  # (setup() runs before any task)
+    analyzer = plugin.analyzer
     chip = analyzer.embedder.chip if embed else None
-    return list(prepare_items(analyzer, items, chip, embed, digest, transform))
+    with plugin.lock:
+        return list(prepare_items(analyzer, items, chip, embed, digest, transform))
 
 
 class DaskEngine:

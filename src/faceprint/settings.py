@@ -77,10 +77,10 @@ def _get(name: str) -> str | None:
 
 def gallery_path() -> Path | str:
     """``$FACEPRINT_GALLERY``, else ``gallery.db`` in the user's data folder. A database URL
-    (``postgresql://...``: anything with ``://``) is returned as text, a file as a path."""
+    (``postgresql://`` or ``postgres://``) is returned as text, a file as a path."""
     value = _get(GALLERY)
     if value:
-        return value if "://" in value else Path(value).expanduser()
+        return value if value.lower().startswith(("postgresql://", "postgres://")) else Path(value).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("faceprint")) / "gallery.db"

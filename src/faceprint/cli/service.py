@@ -44,7 +44,7 @@ def _keys(ctx: typer.Context, create: bool = False) -> KeyStore:
     from faceprint.service.auth import KeyStore
 
     path = common.gallery_path(ctx) if create else common.existing_gallery_path(ctx, create_with=_FIRST_KEY)
-    new = create and not common.gallery_exists(path)
+    new = create and not common.gallery_holds_one(path)
     store = KeyStore(path if isinstance(path, str) else path.expanduser().resolve())
     if new:
         common.note_created(path)

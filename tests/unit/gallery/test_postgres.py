@@ -214,6 +214,15 @@ def test_the_password_is_never_shown(postgres_server: PostgresServer, postgres_u
     assert masked_url("postgresql://u:p%40ss@h:5432/d?password=x&sslmode=require") == \
         "postgresql://u:***@h:5432/d?password=***&sslmode=require"
     assert masked_url("postgresql://u@h/d") == "postgresql://u@h/d"
+    # split as libpq splits it: "?", "#" and "/" may be in a password; sslpassword is a secret too
+    for url, shown in ((f"postgresql://u:{SECRET}?x@127.0.0.1:1/db", "postgresql://u:***@127.0.0.1:1/db"),
+                       (f"postgresql://u:{SECRET}#x@h/d", "postgresql://u:***@h/d"),
+                       (f"postgresql://u:pa/{SECRET}@h/d", "postgresql://u:***@h/d"),
+                       (f"postgresql://h/d?sslpassword={SECRET}", "postgresql://h/d?sslpassword=***")):
+        assert masked_url(url) == shown
+    with pytest.raises(GalleryError) as question_mark:
+        PostgresStore(f"postgresql://ann:{SECRET}?x@/db?host=/nonexistent/socket/dir")
+    assert SECRET not in str(question_mark.value) and SECRET not in repr(question_mark.value.details)
     with pytest.raises(InvalidArgumentError) as not_a_url:
         PostgresStore(f"host=/tmp dbname=db password={SECRET}")
     assert SECRET not in str(not_a_url.value)
@@ -300,3 +309,17 @@ def test_without_the_driver_the_store_names_its_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("missing_dependency postgres") and "pip install 'faceprint[postgres]'" in done.stdout
+
+
+def test_a_keyring_id_from_the_database_cannot_leave_the_keyring_folder(postgres_url: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACEPRINT_KEYRING_DIR", str(tmp_path / "keyrings"))
+    store = PostgresStore(postgres_url, master_key=MasterKey.generate(), encrypt=True)
+    store.close()
+    raw(postgres_url, f"UPDATE {SCHEMA}.meta SET value = %s WHERE key = 'keyring_id' RETURNING key", ("../../elsewhere",))
+    reopened = PostgresStore(postgres_url, master_key=MasterKey.generate())
+    try:
+        with pytest.raises(GalleryError, match="not a keyring id"):
+            reopened.unlock()
+    finally:
+        reopened.close()

@@ -10,9 +10,9 @@ stats`` -- shows :func:`describe_location`, which never contains a password.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Union
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from faceprint.gallery.crypto import MasterKey
 from faceprint.gallery.storage.base import GalleryStore
@@ -43,20 +43,53 @@ def describe_location(location: GalleryLocation) -> str:
     return masked_url(text) if is_database_url(text) else text
 
 
-def masked_url(url: str) -> str:
-    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
+#: Connection parameters whose values are secrets (libpq's ``password`` and ``sslpassword``).
+SECRET_PARAMETERS = ("password", "sslpassword")
+_SECRET_IN_QUERY = re.compile(r"([?&](?:" + "|".join(SECRET_PARAMETERS) + r")=)[^&#]*", re.IGNORECASE)
+
+
+def _authority(url: str) -> tuple[str, str, str] | None:
+    """``(scheme://, authority, rest)`` of a URL split as libpq splits it: the authority ends at
+    the first ``/`` (not at ``?`` or ``#``, which a password may hold: ``u:pa?ss@host``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    at = rest.rfind("@", 0, (rest.find("?") + 1 or len(rest) + 1) - 1)
+    if at >= 0 and "/" in rest[:at]:  # a "/" in the password (libpq would misread it): hide it all
+        slash = rest.find("/", at)
+        return scheme + sep, rest[:slash] if slash >= 0 else rest, rest[slash:] if slash >= 0 else ""
+    slash = rest.find("/")
+    authority, tail = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    if "@" not in authority:  # no user info: the authority is the host (and maybe a query)
+        cut = min((i for i in (authority.find("?"), authority.find("#")) if i >= 0), default=len(authority))
+        authority, tail = authority[:cut], authority[cut:] + tail
+    return scheme + sep, authority, tail
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets a connection URL carries: the password of ``user:PASSWORD@`` and the values
+    of ``password=`` / ``sslpassword=`` parameters, as written."""
+    found: list[str] = []
+    parts = _authority(url)
+    if parts is not None:
+        userinfo = parts[1].rpartition("@")[0]
         if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() == "password" for k, _ in pairs):
-            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+            found.append(userinfo.split(":", 1)[1])
+    found += [m.group(0).split("=", 1)[1] for m in _SECRET_IN_QUERY.finditer(url)]
+    return [f for f in found if f]
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its secrets (``user:PASSWORD@``, ``password=``, ``sslpassword=``) shown as
+    ``***``; a URL that cannot be split is shown as its scheme and ``***``."""
+    parts = _authority(url)
+    if parts is None:
+        return "***"
+    scheme, authority, tail = parts
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    return _SECRET_IN_QUERY.sub(r"\1***", scheme + authority + tail)
 
 
 def location_exists(location: GalleryLocation) -> bool:

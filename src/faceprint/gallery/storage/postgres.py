@@ -67,7 +67,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import numpy as np
 
@@ -114,7 +114,7 @@ from faceprint.gallery.storage.keyring import (
     require_master_key,
     seal_photo_face,
 )
-from faceprint.gallery.storage.locate import masked_url
+from faceprint.gallery.storage.locate import masked_url, url_secrets
 from faceprint.gallery.storage.pg_schema import (
     MIGRATION_LOCK,
     PG_MIGRATIONS,
@@ -175,12 +175,11 @@ def ef_search_for(k: int) -> int:
 
 
 def _passwords(url: str) -> list[str]:
-    """The password(s) in ``url``, as written and decoded (to scrub them from any text)."""
+    """The secrets in ``url`` (:func:`~faceprint.gallery.storage.locate.url_secrets`), as
+    written, decoded and re-encoded (to scrub them from any text, the driver's included)."""
     found: list[str] = []
-    parts = urlsplit(url)
-    if parts.password:
-        found += [parts.password, unquote(parts.password), quote(unquote(parts.password), safe="")]
-    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() == "password"]
+    for secret in url_secrets(url):
+        found += [secret, unquote(secret), quote(unquote(secret), safe="")]
     return sorted({p for p in found if p}, key=len, reverse=True)
 
 
@@ -343,8 +342,15 @@ class PostgresStore(SqlStore):
         (key destruction, VACUUM) run once the outermost block has committed."""
         outer = self._conn()
         if outer is not None:
-            with outer.transaction():
-                yield outer
+            # a savepoint rolled back takes its after-commit actions along (destroying a data key
+            # its rolled-back rows no longer need would make the kept rows undecryptable)
+            kept = len(self._local.after)
+            try:
+                with outer.transaction():
+                    yield outer
+            except BaseException:
+                del self._local.after[kept:]
+                raise
             return
         with self._errors(), self._pool.connection() as conn:
             self._local.conn, self._local.after, self._local.vacuum = conn, [], set()
@@ -454,7 +460,14 @@ class PostgresStore(SqlStore):
 
     def keyring_path(self, keyring_id: str) -> Path:
         """Where this gallery's keyring file is: ``keyring=``, else in :func:`settings.keyring_dir`."""
-        return self._keyring_path or settings.keyring_dir() / f"{keyring_id}.keys"
+        if self._keyring_path is not None:
+            return self._keyring_path
+        try:  # (read from the database: it must not steer the file name out of keyring_dir)
+            uuid.UUID(keyring_id)
+        except ValueError:
+            raise GalleryError(f"the gallery {self._location} names a keyring that is not a keyring id: "
+                               f"{keyring_id[:80]!r}") from None
+        return settings.keyring_dir() / f"{keyring_id}.keys"
 
     def _ring(self) -> Keyring | None:
         keyring_id = self._keyring_id_now()

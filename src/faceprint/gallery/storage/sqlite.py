@@ -201,9 +201,11 @@ class SQLiteStore(SqlStore):
                 name = f"sp{self._depth}"
                 self._db.execute(f"SAVEPOINT {name}")
                 self._depth += 1
+                kept = len(self._on_commit)
                 try:
                     yield self._db
                 except BaseException:
+                    del self._on_commit[kept:]  # (its actions were for rows rolled back)
                     self._db.execute(f"ROLLBACK TO {name}")
                     self._db.execute(f"RELEASE {name}")
                     raise
