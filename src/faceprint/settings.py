@@ -75,12 +75,16 @@ def _get(name: str) -> str | None:
     return value or None
 
 
+#: The URL schemes that name a database gallery (PostgreSQL) rather than a SQLite file.
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
 def gallery_path() -> Path | str:
     """``$FACEPRINT_GALLERY``, else ``gallery.db`` in the user's data folder. A database URL
     (``postgresql://`` or ``postgres://``) is returned as text, a file as a path."""
     value = _get(GALLERY)
     if value:
-        return value if value.lower().startswith(("postgresql://", "postgres://")) else Path(value).expanduser()
+        return value if value.lower().startswith(DATABASE_URL_SCHEMES) else Path(value).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("faceprint")) / "gallery.db"

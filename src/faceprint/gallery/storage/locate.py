@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Union
 
+from faceprint import settings
 from faceprint.gallery.crypto import MasterKey
 from faceprint.gallery.storage.base import GalleryStore
 from faceprint.gallery.storage.sqlite import SQLiteStore
@@ -22,11 +23,10 @@ from faceprint.gallery.storage.sqlite import SQLiteStore
 #: ``//``).
 GalleryLocation = Union[str, os.PathLike[str]]
 
-DATABASE_SCHEMES = ("postgresql://", "postgres://")
 
 def is_database_url(location: object) -> bool:
     """Whether ``location`` is a database URL (``postgresql://...``), not a file."""
-    return isinstance(location, str) and location.strip().lower().startswith(DATABASE_SCHEMES)
+    return isinstance(location, str) and location.strip().lower().startswith(settings.DATABASE_URL_SCHEMES)
 
 
 def parse_location(text: str | os.PathLike[str]) -> Path | str:

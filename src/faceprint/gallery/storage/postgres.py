@@ -213,7 +213,7 @@ class PostgresStore(SqlStore):
             raise MissingDependencyError(f"the PostgreSQL driver could not be loaded ({_IMPORT_FAILURE}); it comes with "
                                          "faceprint's 'postgres' extra: pip install 'faceprint[postgres]'",
                                          details={"extra": "postgres", "reason": _IMPORT_FAILURE})
-        if not isinstance(url, str) or not url.lower().startswith(("postgresql://", "postgres://")):
+        if not isinstance(url, str) or not url.lower().startswith(settings.DATABASE_URL_SCHEMES):
             # (a key=value connection string is refused: its password could not be masked)
             raise InvalidArgumentError("a PostgreSQL gallery is named by a postgresql://user@host/database URL")
         self._url = url
