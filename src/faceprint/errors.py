@@ -240,6 +240,26 @@ class ClusterUnavailableError(FaceprintError):
     code = "cluster_unavailable"
 
 
+# --- video ---------------------------------------------------------------------------------
+class VideoNotFoundError(FaceprintError):
+    """No video file at the path given, or no camera at the index given."""
+
+    code = "video_not_found"
+
+
+class VideoUnreadableError(FaceprintError):
+    """The file or stream is not a video faceprint can decode: empty, truncated, corrupt, a
+    still image or text, no frame at all, or a stream URL that cannot be opened (or needs seeking)."""
+
+    code = "video_unreadable"
+
+
+class VideoWriteError(FaceprintError):
+    """A video file could not be written (its folder, or the codec for its extension)."""
+
+    code = "video_write_failed"
+
+
 def import_optional(module: str, extra: str) -> Any:
     """``importlib.import_module(module)``, or :class:`MissingDependencyError` naming the
     faceprint extra that installs it."""
@@ -287,4 +307,7 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     MasterKeyInvalidError,
     DecryptionError,
     ClusterUnavailableError,
+    VideoNotFoundError,
+    VideoUnreadableError,
+    VideoWriteError,
 )

@@ -63,6 +63,12 @@ HTTP_STATUS: dict[str, int] = {
     "decryption_failed": 500,
     # the Dask scheduler of a batch run cannot be reached (a set-up problem, not the request)
     "cluster_unavailable": 503,
+    # the service opens only its own temporary copy of an upload: a video it cannot find or
+    # decode is the uploaded content's fault (not a missing URL resource, so not 404)
+    "video_not_found": 422,
+    "video_unreadable": 422,
+    # the server could not write a video file (its disk or codecs)
+    "video_write_failed": 500,
 }
 #: A code defined outside faceprint.errors (an enrolment rejection's reason) is a client error.
 DEFAULT_STATUS = 400
