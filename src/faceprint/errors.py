@@ -260,6 +260,45 @@ class VideoWriteError(FaceprintError):
     code = "video_write_failed"
 
 
+class VideoTooLongError(FaceprintError):
+    """A clip is longer (seconds) than the limit it is checked against (the service's
+    ``max_video_seconds``)."""
+
+    code = "video_too_long"
+
+
+# --- live sessions (the service's webcam streams and liveness checks) ---------------------
+class SessionNotFoundError(FaceprintError, KeyError):
+    """No such session: never created, ended, dropped after its time, or another API key's."""
+
+    code = "session_not_found"
+
+
+class SessionExpiredError(FaceprintError):
+    """The session's time is over: it takes no more frames."""
+
+    code = "session_expired"
+
+
+class SessionClosedError(FaceprintError):
+    """The session has its verdict (a liveness check passed or failed): it takes no more frames."""
+
+    code = "session_closed"
+
+
+class FrameOrderError(FaceprintError):
+    """A frame's sequence number is not above every number the session has seen (a replayed,
+    duplicated or reordered frame)."""
+
+    code = "frame_out_of_order"
+
+
+class TooManySessionsError(FaceprintError):
+    """The service (or this API key) holds as many live sessions as it allows; end one or wait."""
+
+    code = "too_many_sessions"
+
+
 def import_optional(module: str, extra: str) -> Any:
     """``importlib.import_module(module)``, or :class:`MissingDependencyError` naming the
     faceprint extra that installs it."""
@@ -310,4 +349,10 @@ ALL_ERRORS: tuple[type[FaceprintError], ...] = (
     VideoNotFoundError,
     VideoUnreadableError,
     VideoWriteError,
+    VideoTooLongError,
+    SessionNotFoundError,
+    SessionExpiredError,
+    SessionClosedError,
+    FrameOrderError,
+    TooManySessionsError,
 )

@@ -69,6 +69,14 @@ HTTP_STATUS: dict[str, int] = {
     "video_unreadable": 422,
     # the server could not write a video file (its disk or codecs)
     "video_write_failed": 500,
+    # a clip over max_video_seconds
+    "video_too_long": 413,
+    # live sessions (streams, liveness): another key's session is "not found" too
+    "session_not_found": 404,
+    "session_expired": 410,
+    "session_closed": 409,
+    "frame_out_of_order": 409,
+    "too_many_sessions": 429,
 }
 #: A code defined outside faceprint.errors (an enrolment rejection's reason) is a client error.
 DEFAULT_STATUS = 400
