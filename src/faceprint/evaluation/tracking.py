@@ -64,13 +64,23 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class TruthBox:
     """One face in one frame: ``box`` is clipped to the frame; ``visible`` is the fraction of the
-    whole (unclipped) face box that is on screen and not covered by anything in front of it."""
+    whole (unclipped) face box that is on screen and not covered by anything in front of it;
+    ``visible_box`` bounds that uncovered part (``None`` when nothing is seen): a detector sees
+    only it, so a prediction matching it matches the face."""
 
     object_id: int
     identity: str
     enrolled: bool
     box: Box
     visible: float
+    visible_box: Box | None = None
+
+    def iou(self, other: Box) -> float:
+        """The better IoU of ``other`` with the whole face box or with its visible part."""
+        best = self.box.iou(other)
+        if self.visible_box is not None and self.visible < 1.0:
+            best = max(best, self.visible_box.iou(other))
+        return best
 
 
 class TrackedFace(Protocol):
@@ -206,7 +216,8 @@ def evaluate_tracking(
 
     Matching, per frame, as in CLEAR MOT: a truth object keeps the track it was matched to in
     the previous frame while their IoU stays >= ``iou_min``; the rest are matched greedily by
-    descending IoU (>= ``iou_min``), one to one. Truth boxes below ``min_visible`` take part in
+    descending IoU (>= ``iou_min``), one to one. The IoU is :meth:`TruthBox.iou`'s: with the
+    whole face box, or with its visible part when it is partly hidden. Truth boxes below ``min_visible`` take part in
     matching (a track on them is not a false positive) but are not required (no miss).
     """
     if len(truth) != len(predicted):
@@ -286,12 +297,12 @@ def _match(
     index_of_track = {p.track: j for j, p in enumerate(preds)}
     for i, t in enumerate(faces):
         j_prev = index_of_track.get(previous.get(t.object_id, -1))
-        if j_prev is not None and j_prev not in used_p and t.box.iou(preds[j_prev].box) >= iou_min:
+        if j_prev is not None and j_prev not in used_p and t.iou(preds[j_prev].box) >= iou_min:
             pairs.append((i, j_prev))
             used_t.add(i)
             used_p.add(j_prev)
     scored = sorted(
-        ((t.box.iou(p.box), i, j) for i, t in enumerate(faces) if i not in used_t
+        ((t.iou(p.box), i, j) for i, t in enumerate(faces) if i not in used_t
          for j, p in enumerate(preds) if j not in used_p),
         key=lambda s: (-s[0], s[1], s[2]),
     )
@@ -432,11 +443,16 @@ class Scenario:
         for k, (actor, where) in enumerate(placed):
             fb = _face_box(where)
             x1, y1, x2, y2 = _clip_int(fb, self.width, self.height)
-            seen = int(np.count_nonzero(owner[y1:y2, x1:x2] == k))
+            mine = owner[y1:y2, x1:x2] == k
+            seen = int(np.count_nonzero(mine))
             clipped = Box(max(0.0, fb.x1), max(0.0, fb.y1), min(float(self.width), fb.x2), min(float(self.height), fb.y2))
             whole = (round(fb.x2) - round(fb.x1)) * (round(fb.y2) - round(fb.y1))  # the pixels seen when all on screen
+            visible_box = None
+            if seen:
+                rows, cols = np.nonzero(mine.any(axis=1))[0], np.nonzero(mine.any(axis=0))[0]
+                visible_box = Box(float(x1 + cols[0]), float(y1 + rows[0]), float(x1 + cols[-1] + 1), float(y1 + rows[-1] + 1))
             faces.append(TruthBox(actor.object_id, actor.identity, actor.enrolled, clipped,
-                                  round(min(1.0, seen / max(whole, 1)), 4)))
+                                  round(min(1.0, seen / max(whole, 1)), 4), visible_box))
         return sorted(faces, key=lambda t: t.object_id)
 
     def placed(self, frame: int) -> list[tuple[Actor, Waypoint]]:

@@ -138,6 +138,18 @@ def test_barely_visible_faces_are_optional() -> None:
     assert evaluate_tracking(truth, preds, min_visible=0.2).gt == 4
 
 
+def test_a_partly_hidden_face_matches_on_its_visible_part() -> None:
+    # The left 60% of a 10x10 face is hidden: a detector's box on the visible right part has IoU
+    # 0.4 with the whole box, 1.0 with the visible part.
+    hidden = TruthBox(1, "A", True, box(0), 0.4, Box(6.0, 0.0, 10.0, 10.0))
+    seen = PredictedFace(1, Box(6.0, 0.0, 10.0, 10.0), "A")
+    assert hidden.iou(seen.box) == 1.0
+    r = evaluate_tracking([[hidden]], [[seen]])
+    assert (r.matches, r.fp) == (1, 0)
+    whole = TruthBox(1, "A", True, box(0), 1.0, box(0))
+    assert whole.iou(seen.box) == pytest.approx(0.4)
+
+
 def test_counts_serialise() -> None:
     r = evaluate_tracking([[gt(1, 0)], [gt(1, 0)]], [[pred(1, 0, "A")], [pred(1, 0, "A")]])
     d = r.to_dict()
@@ -236,6 +248,10 @@ def test_visible_fraction_counts_edges_occluders_and_people_in_front(fake_lfw: P
     assert by_id[2].visible == 0.0  # exactly behind person 3
     assert by_id[3].visible == 1.0
     assert by_id[4].visible == pytest.approx(0.5, abs=0.03)  # left half under the bar
+    assert by_id[4].visible_box is not None and by_id[4].visible_box.x1 == 275.0
+    assert by_id[4].visible_box.x2 == pytest.approx(by_id[4].box.x2, abs=1)
+    assert by_id[2].visible_box is None
+    assert by_id[3].visible_box is not None and by_id[3].visible_box.iou(by_id[3].box) > 0.95
 
 
 def test_actors_are_on_stage_between_their_waypoints_only() -> None:
