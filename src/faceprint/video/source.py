@@ -297,7 +297,8 @@ class CaptureSource:
                     logger.info("%s: its timestamps stopped increasing; using the clock since opening", self._info.source)
                 self._pos_clock = False
                 t = now
-        t = max(t, self._last_time) if self._next_index > 0 else t
+        if self._next_index > 0:
+            t = max(t, self._last_time)
         self._last_time = t
         return t
 
@@ -432,6 +433,9 @@ class VideoWriter:
     H.264), ``.webm`` (VP8: browsers play it), ``.avi`` (Motion JPEG) or ``.y4m`` (raw YUV 4:2:0,
     BT.601 video range, written with numpy: Chromium's ``--use-file-for-fake-video-capture``
     reads it).
+
+    OpenCV's FFmpeg prints a harmless "tag 'VP80' is not supported ... fallback" line to stderr
+    when it opens a ``.webm``; the file is VP8 all the same.
 
     ``size`` is ``(width, height)``; every frame written must have that size. 4:2:0 video needs
     an even width and height, so an odd one loses its last column or row (logged once; OpenCV's

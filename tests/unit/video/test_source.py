@@ -352,3 +352,54 @@ def test_hamilton_clip() -> None:
     assert len(frames) == 275
     assert frames[82].time_s == pytest.approx(2.736, abs=0.001)
     assert all(b.time_s > a.time_s for a, b in zip(frames, frames[1:]))
+
+
+class ScriptedCapture:
+    """Stands in for cv2.VideoCapture where no camera or misbehaving stream is at hand: returns
+    ``n`` frames whose ``CAP_PROP_POS_MSEC`` values are scripted."""
+
+    def __init__(self, positions: list[float], fps: float = 25.0) -> None:
+        self.positions = positions
+        self.fps = fps
+        self.read_count = 0
+        self.released = False
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.read_count >= len(self.positions):
+            return False, None
+        self.read_count += 1
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def get(self, prop: int) -> float:
+        values = {cv2.CAP_PROP_FRAME_WIDTH: 8.0, cv2.CAP_PROP_FRAME_HEIGHT: 8.0, cv2.CAP_PROP_FPS: self.fps,
+                  cv2.CAP_PROP_FRAME_COUNT: float(len(self.positions)), cv2.CAP_PROP_FOURCC: 0.0}
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return self.positions[self.read_count - 1]
+        return values.get(prop, 0.0)
+
+    def getBackendName(self) -> str:  # noqa: N802 - OpenCV's name
+        return "scripted"
+
+    def release(self) -> None:
+        self.released = True
+
+
+def scripted_times(kind: str, positions: list[float]) -> tuple[list[float], ScriptedCapture]:
+    from faceprint.video.source import CaptureSource
+
+    capture = ScriptedCapture(positions)
+    source = CaptureSource(capture, "scripted", kind, max_pixels=100)  # type: ignore[arg-type]
+    return [f.time_s for f in source], capture
+
+
+def test_times_never_go_back() -> None:
+    times, capture = scripted_times("file", [0.0, 40.0, 80.0, 0.0, 160.0])  # a file's bad timestamp
+    assert times == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.16])
+    assert capture.released  # the end of the frames releases the capture
+    times, _ = scripted_times("stream", [5000.0, 5040.0, 5080.0])  # relative to the first frame
+    assert times == pytest.approx([0.0, 0.04, 0.08])
+    times, _ = scripted_times("stream", [5000.0, 5040.0, 0.0, 0.0, 0.0])  # then stuck: the clock takes over
+    assert times[:2] == pytest.approx([0.0, 0.04])
+    assert all(b >= a for a, b in zip(times, times[1:]))
+    times, _ = scripted_times("camera", [123456.0, 1.0, 999999.0])  # a driver's clock is ignored
+    assert times[0] < 5.0 and all(b >= a for a, b in zip(times, times[1:]))
