@@ -15,7 +15,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 import faceprint
 from faceprint import settings
-from faceprint.cli import encryption, evaluation, gallery, images, people, service
+from faceprint.cli import encryption, evaluation, gallery, images, liveness, people, service, video
 from faceprint.cli.common import GlobalOptions, out
 
 HELP = "Detect, align, embed, verify and identify faces. Thresholds are tied to a stated false-accept rate."
@@ -140,6 +140,8 @@ app.add_typer(gallery.app)  # enroll, identify
 app.add_typer(evaluation.app)  # calibrate
 app.add_typer(service.app)  # serve
 app.add_typer(people.app)  # cluster
+app.add_typer(video.app)  # watch
+app.add_typer(liveness.app)  # liveness
 # ... then the command groups.
 app.add_typer(people.people_app, name="people")
 encryption.register(gallery.gallery_app)  # gallery init, encrypt, rotate-key, encryption

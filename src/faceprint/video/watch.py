@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from faceprint.errors import FaceprintError, InvalidArgumentError, ModelMismatchError
 from faceprint.gallery import Gallery
 from faceprint.pipeline import Analyzer
 from faceprint.types import Box, EmbeddedFace
+from faceprint.video.annotate import TrackMark, draw_tracks
+from faceprint.video.cuts import CutDetector
 from faceprint.video.enroll import BestCrops, enroll_crops
 from faceprint.video.events import Event, box_list, rounded
 from faceprint.video.identity import IdentityKeeper, IdentityPolicy, Observation, TrackIdentity
@@ -35,7 +39,6 @@ from faceprint.video.track import FaceTracker, Track, TrackerConfig
 from faceprint.video.types import Frame, VideoInfo, VideoSource
 
 if TYPE_CHECKING:
-    from faceprint.video.cuts import CutDetector
     from faceprint.video.source import VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -71,8 +74,8 @@ class WatchOptions:
             raise InvalidArgumentError("the name to enrol is empty")
         if self.enroll_frames < 1:
             raise InvalidArgumentError(f"enroll_frames must be at least 1; got {self.enroll_frames}")
-        if not 0.0 < self.cut_threshold <= 1.0:
-            raise InvalidArgumentError(f"cut_threshold must be in (0, 1]; got {self.cut_threshold}")
+        if not 0.0 < self.cut_threshold < 1.0:
+            raise InvalidArgumentError(f"cut_threshold must be in (0, 1); got {self.cut_threshold}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +179,6 @@ class Watcher:
         self.tracker = FaceTracker(options.tracker)
         self.cut_detector: CutDetector | None = None
         if options.cuts:
-            from faceprint.video.cuts import CutDetector
-
             self.cut_detector = CutDetector(options.cut_threshold)
         self.proctor = Proctor(options.proctor) if options.proctor is not None else None
         self.crops = BestCrops(options.enroll_frames) if gallery is not None else None
@@ -191,6 +192,10 @@ class Watcher:
         self.ended_at: float | None = None
         self.interrupted = False
         self.enrolled_track = False
+        #: Why the enrolment WatchOptions asked for failed (also in its ``enrolled`` event).
+        self.enroll_error: FaceprintError | None = None
+        #: The gallery faces enrolled from tracks so far.
+        self.enrolled_face_ids: list[int] = []
         self.finished = False
 
     # --- decisions --------------------------------------------------------------------------
@@ -322,6 +327,7 @@ class Watcher:
                                        details={"track": track})
         report = enroll_crops(self.gallery, name, crops, label=f"track {track}")
         face_ids = [e.face_id for e in report.enrolled]
+        self.enrolled_face_ids += face_ids
         return Event("enrolled", self.last_frame, self.last_time_s, track, name.strip() if face_ids else None, extra={
             "name": name.strip(), "face_ids": face_ids, "frames": [c.frame for c in crops], **report.to_dict(),
             "error": None})
@@ -334,6 +340,7 @@ class Watcher:
         try:
             return self.enroll(track, name)
         except FaceprintError as exc:
+            self.enroll_error = exc
             return Event("enrolled", frame, time_s, track, None, extra={
                 "name": name, "face_ids": [], "frames": [], "enrolled": [], "rejected": [], "error": exc.to_dict()})
 
@@ -366,10 +373,15 @@ class Watcher:
 
 
 def track_label(view: TrackView) -> str:
-    """``"3 Ada 0.62"`` or ``"3 unknown"``: what an annotated video shows by a track's box."""
+    """``"#3 Ada 0.62"`` or ``"#3 unknown"``: what an annotated video shows by a track's box."""
     if view.identity is None:
-        return f"{view.track} unknown"
-    return f"{view.track} {view.identity}" + ("" if view.similarity is None else f" {view.similarity:.2f}")
+        return f"#{view.track} unknown"
+    return f"#{view.track} {view.identity}" + ("" if view.similarity is None else f" {view.similarity:.2f}")
+
+
+def annotated(rgb: np.ndarray, tracks: Sequence[TrackView]) -> np.ndarray:
+    """A copy of the frame with its confirmed tracks' boxes, ids and names drawn."""
+    return draw_tracks(rgb, [TrackMark(v.box, track_label(v), v.identity is not None) for v in tracks if v.confirmed])
 
 
 def watch(source: VideoSource, analyzer: Analyzer, gallery: Gallery | None = None, options: WatchOptions = WatchOptions(),
@@ -378,8 +390,6 @@ def watch(source: VideoSource, analyzer: Analyzer, gallery: Gallery | None = Non
     is ``summary``). ``annotate_to``: every frame is written there with its confirmed tracks'
     boxes, ids and names. Ctrl-C (KeyboardInterrupt) while a frame is read or processed ends the
     run as the end of the stream would, its summary saying ``interrupted``."""
-    from faceprint.video.annotate import TrackMark, draw_tracks
-
     watcher = Watcher(analyzer, gallery, options)
     yield watcher.started(source.info)
     interrupted = False
@@ -387,8 +397,7 @@ def watch(source: VideoSource, analyzer: Analyzer, gallery: Gallery | None = Non
         for frame in source:
             result = watcher.process(frame)
             if annotate_to is not None:
-                marks = [TrackMark(v.box, track_label(v), v.identity is not None) for v in result.tracks if v.confirmed]
-                annotate_to.write(draw_tracks(frame.rgb, marks))
+                annotate_to.write(annotated(frame.rgb, result.tracks))
             yield from result.events
     except KeyboardInterrupt:
         interrupted = True
