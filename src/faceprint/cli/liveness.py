@@ -1,0 +1,119 @@
+"""``faceprint liveness SOURCE``: an active liveness check (challenge-response) on a video file,
+a stream or a webcam.
+
+A recording cannot answer a challenge drawn after it was made, so a file or stream URL needs
+``--challenge`` (the one it was recorded answering: for tests and audits); a webcam index gets a
+random challenge whose prompts are printed one step at a time. Thin: frames come from
+:func:`faceprint.video.source.open_source`, the check is :class:`faceprint.liveness.check.LivenessChecker`.
+
+Exit status: 0 passed, 1 failed (or a faceprint error), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from faceprint.cli import common
+from faceprint.cli.common import DetectorOpt, JsonOpt, ModelOpt, err, out
+from faceprint.errors import InvalidArgumentError
+from faceprint.liveness.challenge import DEFAULT_STEP_TIMEOUT_S, Challenge, random_challenge
+from faceprint.liveness.check import LivenessChecker, LivenessResult
+from faceprint.liveness.passive import PassiveModel
+from faceprint.pipeline import Analyzer
+from faceprint.video.source import is_stream_url, open_source, webcam_index
+
+#: ``liveness``, merged into the root by :mod:`faceprint.cli.root`.
+app = typer.Typer()
+
+
+@app.command("liveness")
+def liveness(
+    source: str = typer.Argument(..., help="A video file, a stream URL (rtsp://, http(s)://) or a webcam index (0-9)."),
+    challenge_text: Optional[str] = typer.Option(
+        None, "--challenge", metavar="STEPS",
+        help="The steps, comma-separated: blink[:N], turn_left, turn_right (the user's own left/right). Needed for a "
+        "file or stream; a webcam without it gets a random challenge.",
+    ),
+    steps: int = typer.Option(3, "--steps", min=1, max=10, help="Steps of a random challenge (webcam)."),
+    step_timeout: float = typer.Option(DEFAULT_STEP_TIMEOUT_S, "--step-timeout", min=0.1, max=600,
+                                       help="Seconds allowed for each step after its prompt."),
+    passive_model: Optional[Path] = typer.Option(
+        None, "--passive-model", metavar="MODEL.onnx",
+        help="A passive anti-spoofing ONNX model (MODEL.json beside it gives its settings); its score is reported, "
+        "not decided on.",
+    ),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Read at most this many frames."),
+    detector: Optional[str] = DetectorOpt,
+    model: Optional[str] = ModelOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Is a live person answering a challenge (blink, turn left, turn right), the same throughout?
+    Exit 0 passed, 1 failed."""
+    with common.errors_to_exit(as_json):
+        live = webcam_index(source) is not None
+        if challenge_text is not None:
+            challenge = Challenge.parse(challenge_text, step_timeout)
+        elif live:
+            challenge = random_challenge(steps, step_timeout_s=step_timeout)
+        else:
+            what = "a stream" if is_stream_url(source) else "a file"
+            raise InvalidArgumentError(
+                f"{what} cannot answer a random challenge drawn now: give the one it answers with --challenge "
+                "(e.g. blink,turn_left,turn_right); a webcam index gets a random one",
+                details={"source": source})
+        passive = PassiveModel.load(passive_model) if passive_model is not None else None
+        analyzer = Analyzer(detector=detector, embedder=model, landmarks68=True)
+        checker = LivenessChecker(analyzer, challenge, passive=passive)
+        video = open_source(source, max_frames=max_frames)
+        prompt: str | None = None
+        last_time = 0.0
+        try:
+            if live:
+                err.print("Look at the camera. Follow each prompt as it appears.")
+            for frame in video:
+                last_time = frame.time_s
+                progress = checker.observe(frame.rgb, frame.time_s)
+                if live and progress.prompt != prompt and progress.prompt is not None:
+                    prompt = progress.prompt
+                    err.print(f"[bold]step {progress.step + 1}/{progress.steps}:[/] {escape(prompt)}")
+                if progress.state != "pending":
+                    break
+        finally:
+            video.close()
+        result = checker.finish(last_time)
+        if as_json:
+            print(json.dumps({"source": video.info.to_dict(), **result.to_dict()}))
+        else:
+            _print_result(result)
+    if not result.passed:
+        raise typer.Exit(common.EXIT_FAILED)
+
+
+def _print_result(result: LivenessResult) -> None:
+    if result.passed:
+        out.print(f"[bold green]PASSED[/]  {escape(result.challenge.describe())}")
+    else:
+        step = f" at step {result.failed_step + 1}" if result.failed_step is not None else ""
+        out.print(f"[bold red]FAILED[/] ({result.reason}){step}: {escape(result.message)}")
+    for i, s in enumerate(result.steps):
+        when = (f"done at {s.completed_at:.2f} s" if s.completed_at is not None
+                else f"prompted at {s.prompted_at:.2f} s, not done" if s.prompted_at is not None else "not reached")
+        count = f" x{s.count}" if s.count > 1 else ""
+        out.print(f"  {i + 1}. {s.action}{count}: {when}")
+    ident = result.identity
+    lowest = "-" if ident.min_similarity is None else f"{ident.min_similarity:.3f}"
+    ends = "-" if ident.ends_similarity is None else f"{ident.ends_similarity:.3f}"
+    out.print(f"  identity: lowest similarity to the running mean {lowest} (threshold {ident.threshold:.3f}), "
+              f"first third vs last third {ends} (threshold {ident.ends_threshold:.3f}); {ident.frames} frames, "
+              f"{ident.model}")
+    if result.passive is not None:
+        p = result.passive
+        score = "-" if p.mean is None else f"{p.mean:.3f}"
+        verdict = "" if p.live is None else ("  (live)" if p.live else "  (spoof)")
+        out.print(f"  passive model {escape(p.model)}: score {score} over {p.frames} frame(s){verdict}; "
+                  "reported only, not part of the verdict")
