@@ -79,10 +79,9 @@ class Interval:
 class _Condition:
     start_frame: int
     start_s: float
-    last_frame: int  # the last frame on which it held
-    last_s: float
     track: int | None
     reported: bool = False
+    cleared: tuple[int, float] | None = None  # the frame (and time) it stopped holding, within grace
 
 
 def is_person(track: Track, min_hits: int) -> bool:
@@ -117,15 +116,20 @@ class Proctor:
             condition = self.open.get(kind)
             if kind in holding:
                 if condition is None:
-                    condition = self.open[kind] = _Condition(frame, time_s, frame, time_s, holding[kind])
-                condition.last_frame, condition.last_s = frame, time_s
+                    condition = self.open[kind] = _Condition(frame, time_s, holding[kind])
+                condition.cleared = None
                 if not condition.reported and time_s - condition.start_s >= self.policy.min_duration_s:
                     condition.reported = True
                     events.append(Event("proctor_started", frame, time_s, track=condition.track, extra={
                         "kind": kind, "start_frame": condition.start_frame, "start_s": round(condition.start_s, 3)}))
-            elif condition is not None and (not condition.reported or time_s - condition.last_s >= self.policy.grace_s):
-                del self.open[kind]
-                if condition.reported:
+            elif condition is not None:
+                if not condition.reported:
+                    del self.open[kind]
+                    continue
+                if condition.cleared is None:
+                    condition.cleared = (frame, time_s)
+                if time_s - condition.cleared[1] >= self.policy.grace_s:
+                    del self.open[kind]
                     events.append(self._ended(kind, condition, frame, time_s))
         return events
 
@@ -134,8 +138,10 @@ class Proctor:
         return pose is not None and (abs(pose.yaw) > self.policy.yaw_limit or abs(pose.pitch) > self.policy.pitch_limit)
 
     def _ended(self, kind: str, condition: _Condition, frame: int, time_s: float) -> Event:
-        """The condition ended: it held last on ``condition.last_frame``; it is over at ``frame``."""
-        interval = Interval(kind, condition.start_frame, condition.start_s, frame, time_s, condition.track)
+        """The ``proctor_ended`` event, reported at ``frame``: the condition ended where it
+        stopped holding (``condition.cleared``), else at ``frame`` (the end of the stream)."""
+        end_frame, end_s = condition.cleared or (frame, time_s)
+        interval = Interval(kind, condition.start_frame, condition.start_s, end_frame, end_s, condition.track)
         self.intervals.append(interval)
         extra = {k: v for k, v in interval.to_dict().items() if k != "track"}
         return Event("proctor_ended", frame, time_s, track=condition.track, extra=extra)
