@@ -233,6 +233,21 @@ def test_truth_box_is_where_the_face_is_pasted(fake_lfw: Path) -> None:
     assert found.iou(t.box) > 0.85
 
 
+def test_a_measured_face_box_is_scaled_onto_the_truth_box(tmp_path: Path) -> None:
+    # A photo whose face is small and off-centre: given its box, the sprite puts it on the truth.
+    rgb = np.full((250, 250, 3), 30, dtype=np.uint8)
+    face = Box(40.0, 50.0, 100.0, 124.0)  # 60 x 74: FACE_BOX's aspect
+    rgb[50:124, 40:100] = MAGENTA
+    Image.fromarray(rgb).save(tmp_path / "small.png")
+    actor = Actor(1, "X", True, (str(tmp_path / "small.png"),), (Waypoint(0, 120.0, 90.0, 80.0),), faces=(face,))
+    scene = Scenario("measured", 240, 180, 1, (actor,), noise=0)
+    (t,) = scene.frame_truth(0)
+    frame = next(render(scene)).astype(int)
+    ys, xs = np.nonzero(np.abs(frame - np.array(MAGENTA)).max(axis=2) < 40)
+    found = Box(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    assert found.iou(t.box) > 0.85
+
+
 def test_visible_fraction_counts_edges_occluders_and_people_in_front(fake_lfw: Path) -> None:
     people = lfw_people(fake_lfw)
     photos = (people["Ann_A"][0],)
@@ -259,9 +274,12 @@ def test_actors_are_on_stage_between_their_waypoints_only() -> None:
     assert a.at(4) is None and a.at(16) is None
     mid = a.at(10)
     assert mid is not None and (mid.x, mid.y, mid.face_height) == (50.0, 25.0, 20.0)
-    assert [a.photo(f) for f in (5, 8, 9, 13)] == ["p1", "p1", "p2", "p1"]
+    assert [a.photo(f)[0] for f in (5, 8, 9, 13)] == ["p1", "p1", "p2", "p1"]
+    assert a.photo(5)[1] == FACE_BOX
     with pytest.raises(ValueError):
         Actor(1, "A", True, ("p",), (Waypoint(5, 0, 0, 1), Waypoint(5, 1, 1, 1)))
+    with pytest.raises(ValueError):
+        Actor(1, "A", True, ("p", "q"), (Waypoint(5, 0, 0, 1),), faces=(FACE_BOX,))
 
 
 def test_scenarios_cover_what_they_promise(fake_lfw: Path) -> None:
