@@ -76,6 +76,16 @@ def serve(
     max_faces: int = typer.Option(50, "--max-faces", min=1, help="Most faces handled in one image."),
     max_top_k: int = typer.Option(100, "--max-top-k", min=1, max=1000, help="Largest top_k of identify."),
     max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
+    max_video_mb: float = typer.Option(30.0, "--max-video-mb", min=0.001, help="Largest clip of /v1/videos/identify, MiB."),
+    max_video_seconds: float = typer.Option(60.0, "--max-video-seconds", min=0.1,
+                                            help="Longest clip of /v1/videos/identify, seconds."),
+    liveness_challenge: Optional[str] = typer.Option(
+        None, "--liveness-challenge", metavar="STEPS",
+        help="TESTS AND DEMOS ONLY: every liveness session gets this challenge (blink,turn_left) instead of a "
+        "random one, which defeats the replay protection."),
+    liveness_secret_file: Optional[Path] = typer.Option(
+        None, "--liveness-secret-file", help="A file of at least 32 bytes that signs liveness results, for relying "
+        "parties to check them (default: a random secret per process)."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow this origin by CORS (repeatable; default: CORS off)."),
     detector: Optional[str] = DetectorOpt,
     min_score: Optional[float] = MinScoreOpt,
@@ -104,6 +114,14 @@ def serve(
         # Fail here, with a one-line message, on a bad gallery; and resolve the models once (the
         # gallery's own), so every worker process runs the same ones.
         card = calibration.expanduser().resolve() if calibration is not None else None
+        if liveness_challenge:  # refused here, in one line, rather than by every worker
+            from faceprint.liveness.challenge import Challenge
+
+            Challenge.parse(liveness_challenge)
+        if liveness_secret_file is not None:
+            from faceprint.service.sessions import load_secret
+
+            load_secret(str(liveness_secret_file.expanduser()))
         with Gallery.open(gallery_file, create=False, detector=detector) as opened:
             chosen = opened.analyzer
             # Checked here (a missing file, another model's card) before any worker starts.
@@ -116,6 +134,9 @@ def serve(
             rate_limit=rate_limit, cors_origins=tuple(cors_origin or ()), log_level=log_level,
             auth_failure_limit=auth_failure_limit, header_timeout=header_timeout,
             keep_thumbnails=keep_thumbnails, calibration=str(card) if card else None, min_score=min_score,
+            max_video_bytes=int(max_video_mb * mib), max_video_seconds=max_video_seconds,
+            liveness_challenge=liveness_challenge,
+            liveness_secret_file=str(liveness_secret_file.expanduser().resolve()) if liveness_secret_file else None,
         )
         keys = KeyStore(settings.gallery)
         try:
@@ -131,6 +152,9 @@ def serve(
         if not active:
             print("no API keys yet: create one with "
                   f"`faceprint --gallery {common.shown_gallery(settings.gallery)} keys create --scope recognize --scope manage`", file=sys.stderr)
+        if liveness_challenge:
+            err.print(f"[yellow]every liveness session gets the fixed challenge {liveness_challenge!r}: for tests and "
+                      "demos only (a recording of one session answers the next)[/]")
         if host not in _LOOPBACK:
             err.print(f"[yellow]listening on {host}: other machines can reach this service; use TLS in front of it[/]")
         sys.stdout.flush()

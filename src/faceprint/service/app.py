@@ -10,6 +10,7 @@ worker thread, and formats the library's ``to_dict()`` results. No face logic li
 - :mod:`~faceprint.service.errors`: error code -> HTTP status, the error envelope
 - :mod:`~faceprint.service.parsing`: multipart and JSON input
 - :mod:`~faceprint.service.deps`: the dependencies (service state, API key and scope)
+- :mod:`~faceprint.service.sessions`: the live sessions (webcam streams, liveness checks)
 - :mod:`~faceprint.service.routers`: one router per resource
 """
 
@@ -24,7 +25,8 @@ from fastapi import FastAPI
 from faceprint import __version__
 from faceprint.service.errors import install_error_handlers
 from faceprint.service.middleware import install_middleware
-from faceprint.service.routers import keys, models, recognition, subjects, web
+from faceprint.service.routers import keys, liveness, models, recognition, streams, subjects, videos, web
+from faceprint.service.sessions import LiveSessions
 from faceprint.service.settings import Settings
 from faceprint.service.state import Service
 
@@ -63,10 +65,12 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = svc
+    app.state.sessions = LiveSessions(settings)
     install_middleware(app, settings)
     install_error_handlers(app)
     app.include_router(web.router)
     web.mount_static(app)
-    for router in (models.router, recognition.router, subjects.router, keys.router):
+    for router in (models.router, recognition.router, videos.router, streams.router, liveness.router,
+                   subjects.router, keys.router):
         app.include_router(router)
     return app

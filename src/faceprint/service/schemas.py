@@ -297,3 +297,122 @@ class KeyCreated(KeyOut):
 
 class KeyList(BaseModel):
     keys: list[KeyOut]
+
+
+# --- video, streams and liveness (issue 15) ----------------------------------------------------
+class VideoParams(_Strict):
+    far: Optional[float] = Field(None, gt=0, lt=1, description="false-accept rate to name tracks at (default 1e-3)")
+    threshold: Optional[float] = Field(None, ge=-1, le=1, description="explicit cosine-similarity threshold")
+    every: Optional[int] = Field(None, ge=1, le=30, description="detect and embed every Nth frame (default: "
+                                 "the watcher's); the frames between are tracked")
+    max_seconds: Optional[float] = Field(None, gt=0, description="analyse at most this many seconds from the start "
+                                         "(at most the service's max_video_seconds)")
+
+
+class StreamCreate(_Strict):
+    far: Optional[float] = Field(None, gt=0, lt=1, description="false-accept rate to name tracks at (default 1e-3)")
+    threshold: Optional[float] = Field(None, ge=-1, le=1, description="explicit cosine-similarity threshold")
+
+
+class LivenessFrameParams(_Strict):
+    seq: Count = Field(description="the frame's sequence number: above every one this session took before")
+
+
+class LivenessFrameJSON(LivenessFrameParams):
+    image: str = Field(description="base64 image (a JPEG of one webcam frame)")
+
+
+class TokenIn(_Strict):
+    token: str = Field(min_length=1, max_length=8192, description="the token of a liveness result (a JWT)")
+
+
+class TrackOut(BaseModel):
+    track: int
+    box: Box
+    identity: Optional[str]
+    similarity: Optional[float]
+    confirmed: bool = Field(description="seen in enough frames to be reported (events name only confirmed tracks)")
+    predicted: bool = Field(False, description="the box was predicted (a frame between detections), not detected")
+
+
+class EventOut(BaseModel):
+    """One event of a watched video; kinds may carry more keys (``reason``, ``duration_s`` ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    event: str = Field(description="video_started, track_started, identified, track_ended, scene_cut, "
+                       "proctor_started, proctor_ended, summary ...")
+    frame: int
+    time_s: float
+    track: Optional[int]
+    identity: Optional[str]
+    similarity: Optional[float]
+    box: Optional[Box]
+
+
+class VideoIdentifyOut(BaseModel):
+    model: str
+    video: dict[str, Any] = Field(description="source, width, height, fps, frame_count, live")
+    events: list[EventOut] = Field(description="in order; the last is the summary")
+    tracks: list[dict[str, Any]] = Field(description="each track: id, first/last frame, duration, identity, similarity")
+    timing: dict[str, float] = Field(description="frames decoded, seconds taken, frames a second")
+
+
+class StreamOut(BaseModel):
+    stream_id: str
+    model: str
+    idle_timeout_s: float = Field(description="the stream ends after this long without a frame")
+
+
+class StreamFrameOut(BaseModel):
+    stream_id: str
+    frame: int = Field(description="the frame's index in the stream (0 first)")
+    time_s: float = Field(description="the server's receive time, seconds since the stream was created")
+    image_size: list[int]
+    tracks: list[TrackOut] = Field(description="the faces tracked in this frame, named per track")
+    events: list[EventOut]
+
+
+class StreamEnded(BaseModel):
+    stream_id: str
+    frames: int
+    events: list[EventOut] = Field(description="the tracks' ends; the last is the summary")
+
+
+class LivenessSessionOut(BaseModel):
+    session_id: str
+    nonce: str = Field(description="128 random bits, part of the signed result")
+    state: Literal["pending", "passed", "failed", "expired"]
+    challenge: dict[str, Any] = Field(description="the steps to perform in order, and each step's time limit")
+    created_at: str
+    expires_at: str = Field(description="frames are taken until then (the server's clock)")
+    expires_in_s: float
+
+
+class LivenessFrameOut(BaseModel):
+    session_id: str
+    seq: int
+    state: Literal["pending", "passed", "failed", "expired"]
+    progress: dict[str, Any] = Field(description="the checker after this frame: state, step, the current prompt, "
+                                     "signals, a reason when failed")
+    result: Optional[dict[str, Any]] = Field(None, description="the verdict, once the session is over")
+    token: Optional[str] = Field(None, description="the verdict signed (a JWT, HS256), once the session is over")
+
+
+class LivenessStatus(BaseModel):
+    session_id: str
+    state: Literal["pending", "passed", "failed", "expired"]
+    challenge: dict[str, Any]
+    created_at: str
+    expires_at: str
+    frames: int
+    progress: Optional[dict[str, Any]]
+    result: Optional[dict[str, Any]]
+    claims: Optional[dict[str, Any]] = Field(description="what the token signs: iss, sub (the session id), nonce, iat, "
+                                             "key_id, challenge, state, passed, reason, frames, model, started_at, "
+                                             "completed_at")
+    token: Optional[str] = Field(description="a JWT (HS256) over the claims")
+
+
+class TokenCheck(BaseModel):
+    valid: bool
+    claims: Optional[dict[str, Any]]

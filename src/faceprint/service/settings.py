@@ -70,6 +70,40 @@ class Settings:
     calibration: str | None = None
     #: Faces the detector scores below this are dropped; None: the detector card's default.
     min_score: float | None = None
+    #: ``/v1/videos/identify``: the largest clip (bytes; the body limit ``max_request_bytes``
+    #: applies too), its longest duration (seconds, from the container before decoding and
+    #: from the frames' times while decoding), and the pixels of all its frames together
+    #: (width x height x frames): the clip's decoding work bounded like an image request's.
+    max_video_bytes: int = 30 * MiB
+    max_video_seconds: float = 60.0
+    max_video_pixels: int = 2_000_000_000
+    #: Live sessions (webcam streams, liveness checks), held in this process's memory: at most
+    #: this many in all and per API key (a key at its limit first loses its finished ones).
+    #: With ``--workers N`` each process holds its own: a session's frames must reach the
+    #: process that created it (one worker, or sticky routing by session id).
+    max_sessions: int = 64
+    max_sessions_per_key: int = 4
+    #: A stream ends after this many seconds without a frame.
+    stream_idle_s: float = 60.0
+    #: A liveness session takes frames for this many seconds after it is created; its result
+    #: can then be read for ``liveness_result_s`` more.
+    liveness_session_s: float = 30.0
+    liveness_result_s: float = 300.0
+    #: A random challenge's steps, and the seconds each step may take from its prompt (the
+    #: session's time should exceed their product).
+    liveness_steps: int = 3
+    liveness_step_timeout_s: float = 5.0
+    #: A passive anti-spoofing ONNX model (with its sidecar JSON) whose score each result
+    #: reports beside the active check's verdict; it does not decide it. None: no passive score.
+    liveness_passive_model: str | None = None
+    #: FOR TESTS AND DEMOS ONLY: every liveness session gets this challenge (``blink,turn_left``)
+    #: instead of a random one, which defeats the replay protection (a recording of one session
+    #: answers the next). The service logs a warning at start-up when it is set.
+    liveness_challenge: str | None = None
+    #: A file holding the secret that signs liveness results (HMAC-SHA256, a JWT), so that a
+    #: relying party holding it can check them; None: a random secret per process (results can
+    #: then be checked only through ``POST /v1/liveness/verify`` of the same process).
+    liveness_secret_file: str | None = None
 
     def to_json(self) -> str:
         d: dict[str, Any] = asdict(self)

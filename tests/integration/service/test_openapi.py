@@ -34,6 +34,10 @@ def test_schema_documents_the_contract():
         "/v1/subjects/{subject_id}/faces/{face_id}": {"delete"},
         "/v1/subjects/{subject_id}/faces/{face_id}/thumbnail": {"get"},
         "/v1/keys": {"get", "post"}, "/v1/keys/{key_id}": {"delete"},
+        "/v1/videos/identify": {"post"}, "/v1/streams": {"post"}, "/v1/streams/{stream_id}/frames": {"post"},
+        "/v1/streams/{stream_id}": {"delete"}, "/v1/liveness/sessions": {"post"},
+        "/v1/liveness/sessions/{session_id}": {"get"}, "/v1/liveness/sessions/{session_id}/frames": {"post"},
+        "/v1/liveness/verify": {"post"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     verify = paths["/v1/verify"]["post"]["requestBody"]["content"]

@@ -549,6 +549,276 @@ $("verify-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// --- webcam panels ---------------------------------------------------------------------------------
+// Each panel opens the camera (getUserMedia), draws its frames onto a canvas and sends them as JPEGs,
+// one at a time (the next once the service has answered), while it runs. The preview is mirrored by
+// CSS only: the frames sent are the camera's own, so "your left" means the same to the service.
+const FRAME_MAX_WIDTH = 640;
+const MIN_FRAME_GAP_MS = 120;  // at most ~8 frames a second, well inside the key's rate limit
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function openCamera(video) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error("This browser gives this page no camera (it needs https, or this machine's own address).");
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } },
+                                                         audio: false });
+  } catch (err) {
+    throw new Error(`The camera could not be opened: ${err && err.message ? err.message : err}.`);
+  }
+  video.srcObject = stream;
+  await video.play();
+  if (!video.videoWidth) await new Promise((resolve) => video.addEventListener("loadeddata", resolve, { once: true }));
+  return stream;
+}
+
+function closeCamera(video, stream) {
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  video.srcObject = null;
+}
+
+/** The camera's current frame as a JPEG (at most FRAME_MAX_WIDTH wide), as the camera sees it. */
+function grabFrame(video, canvas) {
+  const scale = Math.min(1, FRAME_MAX_WIDTH / video.videoWidth);
+  canvas.width = Math.round(video.videoWidth * scale);
+  canvas.height = Math.round(video.videoHeight * scale);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+}
+
+/** Waits so that frames are sent at most every MIN_FRAME_GAP_MS (a rate-limited key waits longer). */
+async function pace(startedAt, err) {
+  if (err && err.status === 429) await sleep(1000);
+  const gap = MIN_FRAME_GAP_MS - (performance.now() - startedAt);
+  if (gap > 0) await sleep(gap);
+}
+
+/** Whether an error ends a panel's run (no key, no scope, the session gone) rather than one frame. */
+const endsRun = (err) => !(err instanceof ApiError) || [0, 401, 403, 404, 409, 410].includes(err.status);
+
+// --- live identify ---
+const live = { id: null, stream: null };
+
+function liveState(text) { $("live-state").textContent = text; }
+
+async function startLive() {
+  if (!getKey()) { say("Enter an API key first.", true); return; }
+  $("live-start").disabled = true;
+  try {
+    live.stream = await openCamera($("live-video"));
+    const doc = await apiJSON("/v1/streams", jsonBody("POST", {}));
+    live.id = doc.stream_id;
+  } catch (err) {
+    closeCamera($("live-video"), live.stream);
+    live.stream = null;
+    $("live-start").disabled = false;
+    sayError(err);
+    return;
+  }
+  $("live-stage").hidden = false;
+  $("live-stop").disabled = false;
+  liveState("Camera on: looking for faces...");
+  liveLoop(live.id);
+}
+
+async function liveLoop(id) {
+  const video = $("live-video"), canvas = document.createElement("canvas");
+  while (live.id === id) {
+    const started = performance.now();
+    let failure = null;
+    try {
+      const form = new FormData();
+      form.append("image", await grabFrame(video, canvas), "frame.jpg");
+      const doc = await apiJSON(`/v1/streams/${id}/frames`, { method: "POST", body: form });
+      if (live.id === id) drawLive(doc);
+    } catch (err) {
+      failure = err;
+      if (live.id !== id) return;
+      sayError(err);
+      if (endsRun(err)) { stopLive(false); return; }
+    }
+    await pace(started, failure);
+  }
+}
+
+function trackLabel(t) {
+  return t.identity ? `${t.identity} ${fmt(t.similarity)}` : `Unknown (track ${t.track})`;
+}
+
+/** The tracked faces on the preview (boxes in % of the frame, so they follow its size) and listed. */
+function drawLive(doc) {
+  const [w, h] = doc.image_size;
+  const boxes = $("live-boxes");
+  boxes.replaceChildren(...doc.tracks.map((t) => {
+    const [x1, y1, x2, y2] = t.box;
+    const box = el("div", { class: "face-box " + (t.identity ? "known" : "unknown"), "data-track": String(t.track) },
+                   el("span", { class: "tag", text: trackLabel(t) }));
+    box.style.left = (100 * x1 / w) + "%";
+    box.style.top = (100 * y1 / h) + "%";
+    box.style.width = (100 * (x2 - x1) / w) + "%";
+    box.style.height = (100 * (y2 - y1) / h) + "%";
+    return box;
+  }));
+  $("live-names").replaceChildren(...doc.tracks.map((t) => el("li", {}, el("span", { class: "who", text: trackLabel(t) }))));
+  $("live-none").hidden = doc.tracks.length > 0;
+  const named = doc.tracks.filter((t) => t.identity).length;
+  liveState(`Camera on: ${doc.tracks.length} face(s) in view, ${named} recognised.`);
+}
+
+async function stopLive(tell = true) {
+  const id = live.id;
+  live.id = null;
+  closeCamera($("live-video"), live.stream);
+  live.stream = null;
+  $("live-stage").hidden = true;
+  $("live-boxes").replaceChildren();
+  $("live-start").disabled = false;
+  $("live-stop").disabled = true;
+  liveState("Camera off.");
+  if (id) {
+    try { await api(`/v1/streams/${id}`, { method: "DELETE" }); } catch (_) { /* already gone */ }
+  }
+  if (tell) say("Live identify stopped.");
+}
+
+$("live-start").addEventListener("click", startLive);
+$("live-stop").addEventListener("click", () => stopLive());
+
+// --- liveness ---
+// The service reveals the challenge one step at a time (the pending step's prompt); the page lists
+// the steps seen so far and how many remain.
+const check = { id: null, stream: null, seq: 0, total: 0, prompts: [], deadline: 0, timer: null };
+
+function livenessState(text) { $("liveness-state").textContent = text; }
+
+/** The steps known so far, the done ones ticked and the current one marked, then what remains. */
+function drawSteps(current) {
+  const items = check.prompts.map((prompt, i) => el("li", {
+    class: i < current ? "done" : i === current ? "current" : "",
+    text: (i < current ? "✓ " : "") + prompt,
+  }));
+  const more = check.total - check.prompts.length;
+  if (more > 0) items.push(el("li", { class: "muted", text: `${more} more step(s) to come` }));
+  $("liveness-steps").replaceChildren(...items);
+}
+
+function showProgress(progress) {
+  if (!progress) return;
+  const step = Number.isInteger(progress.step) ? progress.step : 0;
+  if (progress.prompt) {
+    check.prompts[step] = progress.prompt;
+    $("liveness-prompt").textContent = progress.prompt;
+  }
+  drawSteps(step);
+}
+
+function tick() {
+  const left = Math.max(0, Math.ceil((check.deadline - performance.now()) / 1000));
+  livenessState(`Checking: ${left} s left.`);
+}
+
+async function startLiveness() {
+  if (!getKey()) { say("Enter an API key first.", true); return; }
+  $("liveness-start").disabled = true;
+  $("liveness-verdict").textContent = "";
+  $("liveness-verdict").className = "verdict";
+  $("liveness-detail").textContent = "";
+  try {
+    check.stream = await openCamera($("liveness-video"));
+    const doc = await apiJSON("/v1/liveness/sessions", { method: "POST" });
+    check.id = doc.session_id;
+    check.total = doc.challenge.steps;
+    check.prompts = [doc.challenge.prompt];
+    check.seq = 0;
+    check.deadline = performance.now() + doc.expires_in_s * 1000;
+  } catch (err) {
+    closeCamera($("liveness-video"), check.stream);
+    check.stream = null;
+    $("liveness-start").disabled = false;
+    sayError(err);
+    return;
+  }
+  $("liveness-stage").hidden = false;
+  $("liveness-stop").disabled = false;
+  drawSteps(0);
+  $("liveness-prompt").textContent = check.prompts[0];
+  check.timer = setInterval(tick, 250);
+  tick();
+  livenessLoop(check.id);
+}
+
+async function livenessLoop(id) {
+  const video = $("liveness-video"), canvas = document.createElement("canvas");
+  while (check.id === id) {
+    const started = performance.now();
+    let failure = null;
+    try {
+      const form = new FormData();
+      form.append("image", await grabFrame(video, canvas), "frame.jpg");
+      form.append("seq", String(check.seq++));
+      const doc = await apiJSON(`/v1/liveness/sessions/${id}/frames`, { method: "POST", body: form });
+      if (check.id !== id) return;
+      showProgress(doc.progress);
+      if (doc.state !== "pending") { finishLiveness(id); return; }
+    } catch (err) {
+      failure = err;
+      if (check.id !== id) return;
+      if (err instanceof ApiError && ["session_expired", "session_closed"].includes(err.code)) { finishLiveness(id); return; }
+      sayError(err);
+      if (endsRun(err)) { stopLiveness(false); return; }
+    }
+    await pace(started, failure);
+  }
+}
+
+const REASONS = { expired: "the time ran out" };
+
+/** The session's verdict as the service holds it (never the page's own guess). */
+async function finishLiveness(id) {
+  stopLiveness(false);
+  try {
+    const doc = await apiJSON(`/v1/liveness/sessions/${id}`);
+    const passed = doc.state === "passed";
+    const verdict = $("liveness-verdict");
+    verdict.textContent = passed ? "PASSED" : "FAILED";
+    verdict.className = "verdict " + (passed ? "passed" : "failed");
+    verdict.dataset.state = doc.state;
+    const reason = doc.claims && doc.claims.reason;
+    $("liveness-detail").textContent = passed
+      ? `Every step was answered (${doc.frames} frames checked); the result is signed.`
+      : `Not passed: ${REASONS[reason] || (reason || doc.state).replaceAll("_", " ")} (${doc.frames} frames checked).`;
+    $("liveness-prompt").textContent = "";
+    if (Array.isArray(doc.challenge.steps)) {  // the whole challenge, now that it is over
+      check.prompts = doc.challenge.steps.map((st) => st.prompt);
+      check.total = check.prompts.length;
+      const done = doc.result ? doc.result.steps.filter((st) => st.done).length : 0;
+      drawSteps(done);
+    }
+    livenessState("Done.");
+  } catch (err) {
+    sayError(err);
+  }
+}
+
+function stopLiveness(tell = true) {
+  check.id = null;
+  clearInterval(check.timer);
+  closeCamera($("liveness-video"), check.stream);
+  check.stream = null;
+  $("liveness-stage").hidden = true;
+  $("liveness-start").disabled = false;
+  $("liveness-stop").disabled = true;
+  if (tell) {
+    $("liveness-prompt").textContent = "";
+    livenessState("Cancelled.");
+  }
+}
+
+$("liveness-start").addEventListener("click", startLiveness);
+$("liveness-stop").addEventListener("click", () => stopLiveness());
+
 // --- start ---------------------------------------------------------------------------------------
 // A key kept in this tab from before a reload is checked again, like a newly entered one.
 if (getKey()) {
