@@ -46,10 +46,11 @@ FOX_OPEN, FOX_LEFT, FOX_RIGHT = "Vicente_Fox_0003", "Vicente_Fox_0011", "Vicente
 STOIBER_OPEN, STOIBER_CLOSED, STOIBER_LEFT, STOIBER_RIGHT = (
     "Edmund_Stoiber_0012", "Edmund_Stoiber_0010", "Edmund_Stoiber_0005", "Edmund_Stoiber_0013")
 
-#: Hugo_Chavez answering blink:2, turn_left, turn_right.
+#: Hugo_Chavez answering blink:2, turn_left, turn_right. Each action starts 10 frames (1/3 s)
+#: after the previous one ended: an action sooner than 0.2 s after its prompt does not count.
 HUGO_BLINK2_LEFT_RIGHT: Sequence_ = (
-    (HUGO_OPEN, 10), (HUGO_CLOSED, 4), (HUGO_OPEN, 6), (HUGO_LIDS_DOWN, 4), (HUGO_OPEN, 6),
-    (HUGO_LEFT, 8), (HUGO_OPEN, 6), (HUGO_RIGHT, 8), (HUGO_OPEN, 6),
+    (HUGO_OPEN, 10), (HUGO_CLOSED, 4), (HUGO_OPEN, 10), (HUGO_LIDS_DOWN, 4), (HUGO_OPEN, 10),
+    (HUGO_LEFT, 8), (HUGO_OPEN, 10), (HUGO_RIGHT, 8), (HUGO_OPEN, 6),
 )
 
 
