@@ -18,11 +18,12 @@ Track ids count from 1 in the order tracks start, so a file gives the same ids o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from faceprint.errors import FaceprintError
 from faceprint.types import Box, EmbeddedFace
 
 logger = logging.getLogger(__name__)
@@ -31,24 +32,63 @@ logger = logging.getLogger(__name__)
 END_REASONS: tuple[str, ...] = ("lost", "cut", "appearance_changed", "end_of_stream")
 
 
+#: The gates where the embedder has no calibration: fr-feature's, measured on the clip (one
+#: person's consecutive frames: cosine 0.775 at least; different faces 0.336 at most).
+FALLBACK_COS_MIN = 0.2
+FALLBACK_REID_COS = 0.5
+
+
 @dataclass(frozen=True, slots=True)
 class TrackerConfig:
-    """How faces are joined into tracks (defaults measured on the hamilton clip)."""
+    """How faces are joined into tracks (defaults measured on the hamilton clip).
+
+    The cosine gates depend on the embedder (dlib's cosines between strangers sit near 0.9,
+    fr-feature's near 0), so by default they are the embedder card's thresholds at a FAR
+    (:meth:`for_model`): ``cos_min`` at ``gate_far`` 0.03 (fr-feature: 0.19, the 0.2 measured
+    on the clip); ``reid_cos`` at ``reid_far`` 1e-3 (fr-feature: 0.336), the stricter gate of
+    the second pass, which joins a face to a track it does not overlap (a head that moved
+    fast, or ducked, between two detections) when it is within ``reid_distance`` box sizes.
+    """
 
     iou_min: float = 0.3
-    cos_min: float = 0.2  # cosine(new face, track's last embedding)
+    cos_min: float | None = None  # cosine(new face, track's last embedding); None: from the card
     max_age_s: float = 0.5  # unmatched this long: the track ends ("lost")
     min_hits: int = 3  # detections before a track is confirmed (hand/microphone false positives)
+    gate_far: float = 0.03
+    reid_cos: float | None = None
+    reid_far: float = 1e-3
+    reid_distance: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.iou_min <= 1.0:
             raise ValueError(f"iou_min must be in [0, 1]; got {self.iou_min}")
-        if not -1.0 <= self.cos_min <= 1.0:
-            raise ValueError(f"cos_min must be in [-1, 1]; got {self.cos_min}")
+        for name in ("cos_min", "reid_cos"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [-1, 1]; got {value}")
         if self.max_age_s < 0:
             raise ValueError(f"max_age_s must be at least 0; got {self.max_age_s}")
         if self.min_hits < 1:
             raise ValueError(f"min_hits must be at least 1; got {self.min_hits}")
+        if self.reid_distance < 0:
+            raise ValueError(f"reid_distance must be at least 0; got {self.reid_distance}")
+
+    def for_model(self, threshold_for: Callable[[float], float] | None) -> TrackerConfig:
+        """This config with its unset gates filled in: the embedder's thresholds at
+        ``gate_far`` and ``reid_far`` (``threshold_for``: its card's), else the fallbacks."""
+
+        def gate(value: float | None, far: float, fallback: float) -> float:
+            if value is not None:
+                return value
+            if threshold_for is None:
+                return fallback
+            try:
+                return float(threshold_for(far))
+            except FaceprintError:  # no calibration, or not that far
+                return fallback
+
+        return replace(self, cos_min=gate(self.cos_min, self.gate_far, FALLBACK_COS_MIN),
+                       reid_cos=gate(self.reid_cos, self.reid_far, FALLBACK_REID_COS))
 
 
 def face_quality(face: EmbeddedFace) -> float:
@@ -126,37 +166,53 @@ class TrackUpdate:
 def associate(
     tracks: Sequence[Track], faces: Sequence[EmbeddedFace], config: TrackerConfig, time_s: float | None = None
 ) -> list[tuple[int, int]]:
-    """(track index, face index) pairs, one to one, greedily by IoU + cosine, best first; a
-    pair failing either gate is never made. Boxes are predicted to ``time_s`` when given."""
+    """(track index, face index) pairs, one to one. First greedily by IoU + cosine, best
+    first, a pair failing either gate never made; then, among those left, by cosine alone
+    above the stricter ``reid_cos`` for a face within ``reid_distance`` box sizes of the
+    track. Boxes are predicted to ``time_s`` when given."""
+    config = config.for_model(None) if config.cos_min is None or config.reid_cos is None else config
+    assert config.cos_min is not None and config.reid_cos is not None
+    boxes = [track.box if time_s is None else track.predict(time_s) for track in tracks]
+    cosines = np.array([[float(np.dot(t.embedding.astype(np.float64), f.embedding.astype(np.float64))) for f in faces]
+                        for t in tracks]).reshape(len(tracks), len(faces))
     pairs: list[tuple[float, int, int]] = []
-    for ti, track in enumerate(tracks):
-        box = track.box if time_s is None else track.predict(time_s)
+    for ti, box in enumerate(boxes):
         for fi, face in enumerate(faces):
             overlap = box.iou(face.face.box)
-            if overlap < config.iou_min:
-                continue
-            cosine = float(np.dot(track.embedding.astype(np.float64), face.embedding.astype(np.float64)))
-            if cosine < config.cos_min:
-                continue
-            pairs.append((overlap + cosine, ti, fi))
-    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+            if overlap >= config.iou_min and cosines[ti, fi] >= config.cos_min:
+                pairs.append((overlap + cosines[ti, fi], ti, fi))
     used_tracks: set[int] = set()
     used_faces: set[int] = set()
     out: list[tuple[int, int]] = []
-    for _, ti, fi in pairs:
-        if ti in used_tracks or fi in used_faces:
-            continue
-        used_tracks.add(ti)
-        used_faces.add(fi)
-        out.append((ti, fi))
+    second: list[tuple[float, int, int]] = []
+    for ti, (track, box) in enumerate(zip(tracks, boxes)):
+        for fi, face in enumerate(faces):
+            if cosines[ti, fi] >= config.reid_cos and _near(box, track.box, face.face.box, config.reid_distance):
+                second.append((float(cosines[ti, fi]), ti, fi))
+    for stage in (pairs, second):
+        stage.sort(key=lambda p: (-p[0], p[1], p[2]))
+        for _, ti, fi in stage:
+            if ti in used_tracks or fi in used_faces:
+                continue
+            used_tracks.add(ti)
+            used_faces.add(fi)
+            out.append((ti, fi))
     return out
+
+
+def _near(predicted: Box, last: Box, box: Box, sizes: float) -> bool:
+    """Whether ``box``'s centre is within ``sizes`` box sizes (the larger side of either box)
+    of the track's predicted or last box's centre."""
+    reach = sizes * max(last.width, last.height, box.width, box.height)
+    cx, cy = box.center
+    return any(np.hypot(cx - b.center[0], cy - b.center[1]) <= reach for b in (predicted, last))
 
 
 class FaceTracker:
     """Live tracks, updated one detection frame at a time (see the module's docstring)."""
 
     def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
-        self.config = config
+        self.config = config.for_model(None)  # gates left unset: the fallbacks
         self.tracks: list[Track] = []
         self.next_id = 1
 

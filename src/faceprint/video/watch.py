@@ -176,7 +176,9 @@ class Watcher:
             gallery.subject(options.proctor.subject)  # SubjectNotFoundError before any frame is read
         self.keeper = IdentityKeeper(gallery, options.identity, far=options.far, threshold=options.threshold) \
             if gallery is not None else None
-        self.tracker = FaceTracker(options.tracker)
+        card = analyzer.embedder_card
+        calibrated = card.calibration is not None and bool(card.calibration.thresholds)
+        self.tracker = FaceTracker(options.tracker.for_model(card.threshold_for if calibrated else None))
         self.cut_detector: CutDetector | None = None
         if options.cuts:
             self.cut_detector = CutDetector(options.cut_threshold)

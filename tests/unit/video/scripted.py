@@ -52,8 +52,11 @@ class ScriptedAnalyzer:
     written in pixel [0, 0, 0] of the frame; see :func:`frame_for`) shows ``script[i]``."""
 
     def __init__(self, script: dict[int, list[EmbeddedFace]], model_id: str = MODEL) -> None:
+        from faceprint import models
+
         self.script = script
         self.model_id = model_id
+        self.embedder_card = models.get_card("dlib-resnet34", "embedder")
         self.detected: list[int] = []
 
     def detect_array(self, rgb: np.ndarray) -> list[EmbeddedFace]:

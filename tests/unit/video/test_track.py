@@ -141,3 +141,31 @@ def test_config_is_checked():
         TrackerConfig(min_hits=0)
     with pytest.raises(ValueError):
         TrackerConfig(iou_min=1.5)
+
+
+def test_a_face_that_jumped_between_detections_is_found_again_by_its_embedding(rng):
+    """The clip's frame 112 with --every 3: Miranda ducks, his box drops by most of its height
+    (IoU under 0.3), and the predicted box overshoots; the second pass joins him by the
+    stricter cosine gate within a box size."""
+    person, stranger = random_unit(rng), random_unit(rng)
+    tracker = FaceTracker()
+    run(tracker, {i: [face((200, 30 + 10 * i, 280, 140 + 10 * i), near(person, 0.9, rng))] for i in (0, 3, 6)})
+    jumped = tracker.update(9, 9 / FPS, [face((205, 120, 285, 230), near(person, 0.85, rng))])
+    assert not jumped.started and jumped.matched[0][0].id == 1
+    elsewhere = tracker.update(12, 12 / FPS, [face((500, 120, 580, 230), near(person, 0.85, rng))])
+    assert elsewhere.started  # too far away: a new track
+    impostor = FaceTracker()
+    run(impostor, {i: [face((200, 30, 280, 140), near(person, 0.9, rng))] for i in (0, 3)})
+    assert impostor.update(6, 6 / FPS, [face((205, 120, 285, 230), near(stranger, 0.9, rng))]).started
+
+
+def test_the_gates_come_from_the_embedders_card():
+    from faceprint import models
+
+    for name in ("fr-feature", "dlib-resnet34"):
+        card = models.get_card(name, "embedder")
+        config = TrackerConfig().for_model(card.threshold_for)
+        assert config.cos_min == pytest.approx(card.threshold_for(0.03))
+        assert config.reid_cos == pytest.approx(card.threshold_for(1e-3))
+    assert TrackerConfig(cos_min=0.4).for_model(None).cos_min == 0.4
+    assert TrackerConfig().for_model(None).cos_min == 0.2  # no card: the gate measured on the clip

@@ -1,0 +1,136 @@
+"""Issue 15's done-when on real video: ``faceprint watch`` on the hamilton clip (275 frames,
+shots 0-19, 20-81, 82-210, 211-274; ../shared/data/face_recognition_examples/MANIFEST.md) with
+Lin-Manuel Miranda and Barack Obama enrolled from photos.
+
+Miranda must be tracked and named through 82-210 with no other name given there, his track
+must end at the cut (210), Obama must be named in 211-274, and no track may change its name.
+One run of the real command line (module-scoped), whatever the default pipeline is; the
+``--every 3`` policy through the library.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import shared
+from tests.integration.test_cli import faceprint
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+
+MIRANDA, OBAMA = "Lin-Manuel Miranda", "Barack Obama"
+SHOT = (82, 210)  # Miranda's shot
+AUDIENCE = (211, 274)  # Obama among the audience
+
+
+def examples() -> Path:
+    return shared("face_recognition_examples")
+
+
+def enrol(gallery_file: Path) -> None:
+    from faceprint.gallery import Gallery
+
+    root = examples()
+    obama = [root / "tests" / "test_images" / n for n in ("obama.jpg", "obama2.jpg", "obama3.jpg")]
+    obama += [root / "examples" / n for n in ("obama-480p.jpg", "obama_small.jpg")]
+    with Gallery.open(gallery_file) as gallery:
+        assert len(gallery.enroll(MIRANDA, [str(root / "examples" / "lin-manuel-miranda.png")]).enrolled) == 1
+        assert len(gallery.enroll(OBAMA, [str(p) for p in obama]).enrolled) == 5
+
+
+@pytest.fixture(scope="module")
+def gallery_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("hamilton") / "gallery.db"
+    enrol(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def events(gallery_file: Path) -> list[dict]:
+    """``faceprint --gallery G watch short_hamilton_clip.mp4 --json``: its JSON Lines."""
+    clip = examples() / "examples" / "short_hamilton_clip.mp4"
+    proc = faceprint("--gallery", str(gallery_file), "watch", str(clip), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def miranda_track(events: list[dict]) -> dict:
+    """The summary's track that covers most of Miranda's shot."""
+    summary = events[-1]
+    assert summary["event"] == "summary"
+
+    def covered(t: dict) -> int:
+        return max(0, min(t["last_frame"], SHOT[1]) - max(t["first_frame"], SHOT[0]) + 1)
+
+    return max(summary["tracks"], key=covered)
+
+
+def test_every_line_is_an_event_with_every_key(events):
+    assert events[0]["event"] == "video_started" and events[-1]["event"] == "summary"
+    for event in events:
+        assert list(event)[:7] == ["event", "frame", "time_s", "track", "identity", "similarity", "box"]
+    start = events[0]
+    assert (start["width"], start["height"], start["frame_count"]) == (640, 360, 275)
+    assert start["far"] == 1e-3 and start["threshold"] is not None
+
+
+def test_miranda_is_one_track_named_through_his_shot(events):
+    track = miranda_track(events)
+    covered = min(track["last_frame"], SHOT[1]) - max(track["first_frame"], SHOT[0]) + 1
+    assert covered >= 0.95 * (SHOT[1] - SHOT[0] + 1), track
+    assert track["identity"] == MIRANDA
+    assert track["last_frame"] <= SHOT[1] and track["end_reason"] == "cut"
+    named = [e for e in events if e["event"] == "identified" and e["track"] == track["track"]]
+    assert len(named) == 1 and named[0]["identity"] == MIRANDA
+    assert named[0]["frame"] <= SHOT[0] + 4  # confirmed (3 detections) and named by frame ~84
+    ended = [e for e in events if e["event"] == "track_ended" and e["track"] == track["track"]]
+    assert len(ended) == 1 and ended[0]["frame"] <= SHOT[1] and ended[0]["identity"] == MIRANDA
+
+
+def test_no_one_else_is_named_in_mirandas_shot(events):
+    for e in events:
+        if e["identity"] is not None and SHOT[0] <= e["frame"] <= SHOT[1]:
+            assert e["identity"] == MIRANDA, e
+
+
+def test_obama_is_named_in_the_audience(events):
+    named = [e for e in events if e["event"] == "identified" and e["identity"] == OBAMA]
+    assert named and all(AUDIENCE[0] <= e["frame"] <= AUDIENCE[1] for e in named)
+    assert named[0]["frame"] <= 225
+
+
+def test_no_track_changes_its_name(events):
+    names: dict[int, set] = {}
+    for e in events:
+        if e["track"] is not None and e["identity"] is not None:
+            names.setdefault(e["track"], set()).add(e["identity"])
+    assert all(len(n) == 1 for n in names.values()), names
+    assert not any(e.get("reason") == "appearance_changed" for e in events)
+
+
+def test_no_track_crosses_a_cut(events):
+    cuts = sorted(e["frame"] for e in events if e["event"] == "scene_cut")
+    assert cuts == [20, 82, 211]
+    for t in events[-1]["tracks"]:
+        assert not any(t["first_frame"] < cut <= t["last_frame"] for cut in cuts), t
+
+
+def test_every_third_frame_names_the_same_people(gallery_file):
+    """The ``--every 3`` policy (through the library): the same names, a little later."""
+    from faceprint.gallery import Gallery
+    from faceprint.video.source import open_source
+    from faceprint.video.watch import WatchOptions, watch
+
+    clip = examples() / "examples" / "short_hamilton_clip.mp4"
+    with Gallery.open(gallery_file, create=False) as gallery:
+        events = [e.to_dict() for e in watch(open_source(clip), gallery.analyzer, gallery, WatchOptions(every=3))]
+    summary = events[-1]
+    assert summary["detected_frames"] < 110
+    track = miranda_track(events)
+    assert track["identity"] == MIRANDA and track["first_frame"] <= SHOT[0] + 3 and SHOT[1] - 3 <= track["last_frame"] <= SHOT[1]
+    for e in events:
+        if e["identity"] is not None and SHOT[0] <= e["frame"] <= SHOT[1]:
+            assert e["identity"] == MIRANDA, e
+    assert any(e["event"] == "identified" and e["identity"] == OBAMA and e["frame"] <= 230 for e in events)
