@@ -34,7 +34,11 @@ class BlinkDetector:
     face was near frontal; blinks are looked for only once ``min_frames`` such frames were seen.
     Frames with ``|yaw| > max_yaw`` are skipped: the far eye's EAR is unreliable when the head is
     turned (docs/research/liveness.md section 1). A closure held longer than ``max_closed_s`` (a
-    photo with closed eyes held up) is not a blink.
+    photo with closed eyes held up) is not a blink: 1 s, longer than the 0.5 s of a spontaneous
+    blink, because a blink on request is often slower. Pitch is not used to gate (looking down
+    lowers the EAR like a blink): dlib5's pitch reads -25.6, its floor, on most frontal test
+    photos, so a pitch gate would block every blink with the dlib pipeline; a blink still needs
+    the eyes to open again.
     """
 
     def __init__(self, thresholds: EyeThresholds, *, min_frames: int = 5, window: int = 30,

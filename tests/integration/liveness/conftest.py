@@ -14,7 +14,11 @@ Hugo_Chavez
 Vicente_Fox (another person, for the identity switch)
   0003 frontal, 0011 turned left (yaw +43), 0027 turned right (yaw -43)
 Edmund_Stoiber
-  0012 open frontal, 0010 eyes closed, 0005 turned left (yaw +32), 0013 turned right (yaw -41)
+  0012 open frontal, 0010 eyes closed, 0005 turned left (yaw +32; dlib5's points read +9),
+  0013 turned right (yaw -41)
+Laura_Bush
+  0014 open frontal (0007, the research's, shows another face at 41% of hers), 0003 eyes
+  lowered (EAR 0.144 / 0.147), 0002 turned left (yaw +45), 0011 turned right (yaw -54)
 
 Photos with a second face of similar size (Hugo_Chavez_0033: Lula; 0049; Vicente_Fox_0011) are
 avoided as the one-face rule would fail them, or used where that does not decide the test.
@@ -45,6 +49,8 @@ HUGO_LEFT, HUGO_RIGHT = "Hugo_Chavez_0003", "Hugo_Chavez_0006"  # the user's own
 FOX_OPEN, FOX_LEFT, FOX_RIGHT = "Vicente_Fox_0003", "Vicente_Fox_0011", "Vicente_Fox_0027"
 STOIBER_OPEN, STOIBER_CLOSED, STOIBER_LEFT, STOIBER_RIGHT = (
     "Edmund_Stoiber_0012", "Edmund_Stoiber_0010", "Edmund_Stoiber_0005", "Edmund_Stoiber_0013")
+LAURA_OPEN, LAURA_CLOSED, LAURA_LEFT, LAURA_RIGHT = (
+    "Laura_Bush_0014", "Laura_Bush_0003", "Laura_Bush_0002", "Laura_Bush_0011")
 
 #: Hugo_Chavez answering blink:2, turn_left, turn_right. Each action starts 10 frames (1/3 s)
 #: after the previous one ended: an action sooner than 0.2 s after its prompt does not count.

@@ -18,6 +18,10 @@ from tests.integration.liveness.conftest import (
     HUGO_LIDS_DOWN,
     HUGO_OPEN,
     HUGO_RIGHT,
+    LAURA_CLOSED,
+    LAURA_LEFT,
+    LAURA_OPEN,
+    LAURA_RIGHT,
     STOIBER_CLOSED,
     STOIBER_LEFT,
     STOIBER_OPEN,
@@ -82,12 +86,19 @@ def test_the_turns_must_come_in_the_challenged_order(pipeline):
     assert failed.reason == "wrong_action" and failed.failed_step == 0
 
 
-def test_a_second_genuine_person_passes(pipeline):
+def test_edmund_stoiber_passes(pipeline):
     sequence = [(STOIBER_OPEN, 10), (STOIBER_CLOSED, 4), (STOIBER_OPEN, 10), (STOIBER_RIGHT, 8), (STOIBER_OPEN, 10),
                 (STOIBER_LEFT, 8), (STOIBER_OPEN, 10)]
     # dlib5's points read Edmund_Stoiber_0005 as yaw +9 (fr-landmark's +32): no left turn to see
     challenge = "blink,turn_right" if pipeline.name == "dlib" else "blink,turn_right,turn_left"
     result = run(pipeline, challenge, sequence)
+    assert result.passed, result.to_dict()
+
+
+def test_laura_bush_passes(pipeline):
+    sequence = [(LAURA_OPEN, 10), (LAURA_LEFT, 8), (LAURA_OPEN, 10), (LAURA_CLOSED, 4), (LAURA_OPEN, 10),
+                (LAURA_RIGHT, 8), (LAURA_OPEN, 10)]
+    result = run(pipeline, "turn_left,blink,turn_right", sequence)
     assert result.passed, result.to_dict()
 
 
