@@ -19,7 +19,7 @@ runner = CliRunner()
 
 #: What `faceprint --help` lists, in this order (README "Command line" and the sections after it).
 COMMANDS = ["detect", "embed", "verify", "models", "enroll", "identify", "calibrate", "serve", "cluster",
-            "people", "gallery", "eval", "keys"]
+            "watch", "liveness", "people", "gallery", "eval", "keys"]
 
 
 def _tree(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
