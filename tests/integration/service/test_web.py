@@ -30,9 +30,10 @@ COLLINS, COLLINS_2 = face_image("collins.jpg"), face_image("collins_2.jpg")
 HOPPER, TWO = face_image("hopper.jpg"), face_image("two_people.jpg")
 
 
-def launch_chromium():
+def launch_chromium(*extra_args: str):
     """Debian's Chromium launched by Playwright (a generator: yields the browser, then closes it);
-    skips the test, saying why, without playwright or Chromium."""
+    skips the test, saying why, without playwright or Chromium. ``extra_args``: more switches
+    (the webcam panels' fake camera)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -40,7 +41,7 @@ def launch_chromium():
     if not CHROMIUM.exists():
         pytest.skip(f"needs Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", *extra_args])
         yield browser
         browser.close()
 
