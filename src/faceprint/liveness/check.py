@@ -39,7 +39,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from faceprint.errors import InvalidArgumentError
+from faceprint.errors import InvalidArgumentError, ModelMismatchError
 from faceprint.liveness.actions import ActionEvent, BlinkDetector, TurnDetector
 from faceprint.liveness.challenge import Action, Challenge
 from faceprint.liveness.passive import PassiveModel
@@ -346,7 +346,11 @@ class LivenessChecker:
 
     def observe_signals(self, signals: FrameSignals, time_s: float) -> LivenessProgress:
         """Advance the check with one frame's signals (read by a :class:`SignalReader` with the
-        same embedder) at ``time_s``."""
+        same embedder: :class:`ModelMismatchError` otherwise) at ``time_s``."""
+        if signals.model and signals.model != self.reader.model_id:
+            raise ModelMismatchError(
+                f"these signals were read with {signals.model}; this checker compares {self.reader.model_id}",
+                details={"models": [signals.model, self.reader.model_id]})
         self._check_time(time_s)
         if self.state != "pending":
             return self._progress(time_s, signals)

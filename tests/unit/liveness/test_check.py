@@ -129,6 +129,15 @@ def test_times_must_not_go_backwards(check):
         c.observe_signals(OPEN, float("nan"))
 
 
+def test_signals_of_another_embedder_are_refused(check):
+    from dataclasses import replace
+
+    from faceprint.errors import ModelMismatchError
+
+    with pytest.raises(ModelMismatchError):
+        check("blink").observe_signals(replace(OPEN, model="other-model@1"), 0.0)
+
+
 def test_a_second_face_fails_after_a_few_frames(check):
     two = frame(others=1, faces=2)
     p, _ = feed(check("blink"), [OPEN] * 5 + [two] * 2 + [OPEN])
