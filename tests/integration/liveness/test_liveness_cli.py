@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faceprint.cli.root import app
-from tests.integration.liveness.conftest import FPS, FRAME_SIZE, HUGO_BLINK2_LEFT_RIGHT, HUGO_OPEN, frames_of
+from tests.integration.liveness.conftest import FPS, FRAME_SIZE, HUGO_BLINK2_LEFT_RIGHT, HUGO_CLOSED, HUGO_LEFT, HUGO_OPEN, frames_of
 
 pytestmark = pytest.mark.shared_data
 
@@ -81,3 +81,26 @@ def test_a_missing_file_is_an_error(tmp_path):
     result = invoke(str(tmp_path / "nothing.mp4"), "--challenge", "blink", "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"]["code"] == "video_not_found"
+
+
+def test_a_webcam_gets_a_random_challenge_with_its_prompts_printed(monkeypatch):
+    """A webcam index without --challenge: the challenge is drawn (here pinned, and the camera
+    replaced by the test frames) and each step's prompt is printed as it comes."""
+    from faceprint.cli import liveness
+    from faceprint.liveness.challenge import Challenge
+    from faceprint.video.source import frames_from_arrays
+
+    frames = frames_of([(HUGO_OPEN, 10), (HUGO_LEFT, 8), (HUGO_OPEN, 10), (HUGO_CLOSED, 4), (HUGO_OPEN, 6)])
+    drawn = []
+
+    def pinned(n_steps, rng=None, **kw):
+        drawn.append(n_steps)
+        return Challenge.parse("turn_left,blink", **kw)
+
+    monkeypatch.setattr(liveness, "random_challenge", pinned)
+    monkeypatch.setattr(liveness, "open_source", lambda source, **kw: frames_from_arrays(frames, FPS, "camera 0"))
+    result = invoke("0", "--steps", "2")
+    assert result.exit_code == 0, result.output
+    assert drawn == [2]
+    assert "step 1/2: Turn your head to your left" in result.output and "step 2/2: Blink once" in result.output
+    assert "PASSED" in result.output
