@@ -86,15 +86,15 @@ def watch(
                                                                min_duration_s=min_duration),
             enroll_track=enroll_track, enroll_name=name, enroll_frames=enroll_frames,
         )
-        gallery = _gallery(ctx, options, detector, landmarks)
+        video = open_source(source, max_frames=max_frames)  # a bad SOURCE is said before any model loads
         try:
-            analyzer = _analyzer(gallery, detector, landmarks, min_score, calibration)
-            if gallery is not None:
-                common.check_decision(analyzer.embedder_card, far, threshold)
-            elif far is not None or threshold is not None:
-                raise InvalidArgumentError("--far and --threshold name tracks from a gallery, and there is none here")
-            video = open_source(source, max_frames=max_frames)
+            gallery = _gallery(ctx, options, detector, landmarks)
             try:
+                analyzer = _analyzer(gallery, detector, landmarks, min_score, calibration)
+                if gallery is not None:
+                    common.check_decision(analyzer.embedder_card, far, threshold)
+                elif far is not None or threshold is not None:
+                    raise InvalidArgumentError("--far and --threshold name tracks from a gallery, and there is none here")
                 writer = None if annotated is None else VideoWriter(annotated, video.info.fps or 30.0,
                                                                     (video.info.width, video.info.height))
                 try:
@@ -103,10 +103,10 @@ def watch(
                     if writer is not None:
                         writer.close()
             finally:
-                video.close()
+                if gallery is not None:
+                    gallery.close()
         finally:
-            if gallery is not None:
-                gallery.close()
+            video.close()
         if annotated is not None and not as_json:
             err.print(f"wrote {escape(str(annotated))}", markup=True, highlight=False, soft_wrap=True)
         if summary.interrupted:

@@ -34,20 +34,34 @@ class FaceCrop:
     rgb: np.ndarray
 
 
-def crop_around(rgb: np.ndarray, box: Box, grow: float = 2.0) -> np.ndarray:
-    """The part of ``rgb`` around ``box`` grown ``grow`` times about its centre (clipped), copied."""
+#: A kept crop is shrunk so that the face's longer side is at most this (quality gives full
+#: marks from 80 px): memory stays small whatever the camera's resolution.
+MAX_FACE_SIDE = 200
+
+
+def crop_around(rgb: np.ndarray, box: Box, grow: float = 2.0, max_face_side: int = MAX_FACE_SIDE) -> np.ndarray:
+    """The part of ``rgb`` around ``box`` grown ``grow`` times about its centre (clipped), as a
+    copy, shrunk when the face is larger than ``max_face_side`` pixels."""
+    import cv2
+
     h, w = rgb.shape[:2]
     cx, cy = box.center
     half_w, half_h = box.width * grow / 2.0, box.height * grow / 2.0
     x1, y1 = max(0, int(cx - half_w)), max(0, int(cy - half_h))
     x2, y2 = min(w, int(round(cx + half_w))), min(h, int(round(cy + half_h)))
-    return np.ascontiguousarray(rgb[y1:y2, x1:x2])
+    crop = np.ascontiguousarray(rgb[y1:y2, x1:x2])
+    scale = max_face_side / max(box.width, box.height, 1.0)
+    if scale >= 1.0 or crop.size == 0:
+        return crop
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    small: np.ndarray = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    return small
 
 
 class BestCrops:
     """The ``n`` best crops of each of the last ``max_tracks`` tracks seen (oldest forgotten)."""
 
-    def __init__(self, n: int = 5, max_tracks: int = 64) -> None:
+    def __init__(self, n: int = 5, max_tracks: int = 32) -> None:
         if n < 1:
             raise ValueError("n must be at least 1")
         self.n = n

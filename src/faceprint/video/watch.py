@@ -316,7 +316,7 @@ class Watcher:
 
     # --- enrolment ----------------------------------------------------------------------------
     def enroll(self, track: int, name: str) -> Event:
-        """Enrol ``track``'s best faces (kept for the last 64 tracks) under ``name`` through the
+        """Enrol ``track``'s best faces (kept for the last 32 tracks seen) under ``name`` through the
         gallery's checks; the ``enrolled`` event (``enrolled``/``rejected`` as ``faceprint
         enroll`` reports them). :class:`InvalidArgumentError` for a track not seen."""
         if self.gallery is None or self.crops is None:

@@ -49,9 +49,10 @@ def gallery_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def events(gallery_file: Path) -> list[dict]:
-    """``faceprint --gallery G watch short_hamilton_clip.mp4 --json``: its JSON Lines."""
+    """``faceprint --gallery G watch short_hamilton_clip.mp4 --json --proctor "Lin-Manuel
+    Miranda"``: its JSON Lines (proctoring changes nothing else)."""
     clip = examples() / "examples" / "short_hamilton_clip.mp4"
-    proc = faceprint("--gallery", str(gallery_file), "watch", str(clip), "--json")
+    proc = faceprint("--gallery", str(gallery_file), "watch", str(clip), "--json", "--proctor", MIRANDA)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
@@ -115,6 +116,20 @@ def test_no_track_crosses_a_cut(events):
     assert cuts == [20, 82, 211]
     for t in events[-1]["tracks"]:
         assert not any(t["first_frame"] < cut <= t["last_frame"] for cut in cuts), t
+
+
+def test_proctoring_miranda_his_hand_and_microphone_are_not_faces(events):
+    """In 82-210 Miranda is alone and named: his hand and microphone, which the detector takes
+    for faces for up to 7 frames, must not count as a second person (nor a stranger). The
+    audience shot has several people, none of them Miranda."""
+    intervals = events[-1]["proctor"]
+    assert intervals == [{k: e[k] for k in intervals[0]} for e in events if e["event"] == "proctor_ended"]
+    in_shot = [i for i in intervals if i["start_frame"] < SHOT[1] and i["end_frame"] > SHOT[0] + 5]
+    assert not [i for i in in_shot if i["kind"] in ("multiple_faces", "not_subject")], in_shot
+    kinds = {i["kind"] for i in intervals if i["start_frame"] >= AUDIENCE[0]}
+    assert {"multiple_faces", "not_subject"} <= kinds
+    for i in intervals:
+        assert i["duration_s"] == pytest.approx(i["end_s"] - i["start_s"], abs=1e-3)
 
 
 def test_every_third_frame_names_the_same_people(gallery_file):
