@@ -17,6 +17,7 @@ that created it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -273,6 +274,8 @@ class LivenessSession:
     created_wall: float
     lifetime_s: float
     secret: bytes
+    #: The registry's clock (monotonic seconds).
+    clock: Callable[[], float] = time.monotonic
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
     state: LivenessState = "pending"
     #: The highest sequence number claimed, and the highest observed.
@@ -288,7 +291,8 @@ class LivenessSession:
 
     @property
     def finished(self) -> bool:
-        return self.state != "pending"
+        """Decided, or past its time (an abandoned session makes room for its key's next one)."""
+        return self.state != "pending" or self.clock() >= self.expires
 
     @property
     def expires(self) -> float:
@@ -398,8 +402,9 @@ class LivenessSession:
 
 # --- the app's sessions --------------------------------------------------------------------------
 class LiveSessions:
-    """The app's registries of streams and liveness sessions, the liveness signing secret, and
-    the challenge source (``app.state.sessions``; one per process)."""
+    """The app's registries of streams and liveness sessions, the liveness signing secret, the
+    challenge source, and the slots of clips analysed at once (``app.state.sessions``; one per
+    process)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
@@ -409,6 +414,9 @@ class LiveSessions:
         self.liveness: SessionRegistry[LivenessSession] = SessionRegistry(
             "liveness", max_sessions=settings.max_sessions, max_per_key=settings.max_sessions_per_key, clock=clock)
         self.secret = load_secret(settings.liveness_secret_file)
+        #: Clips analysed at once (``/v1/videos/identify``): one fewer than the worker threads,
+        #: so that clips never hold every thread while short requests wait for one.
+        self.video_slots = asyncio.Semaphore(max(1, settings.threads - 1))
         self.passive: PassiveModel | None = None
         if settings.liveness_passive_model:
             self.passive = PassiveModel.load(settings.liveness_passive_model)

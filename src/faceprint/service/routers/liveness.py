@@ -12,7 +12,9 @@
    party without the secret; one holding ``liveness_secret_file`` checks it itself).
 
 A session takes frames only from the key that created it, until its verdict or expiry; a frame
-after either, or with a sequence number not above the last, is refused.
+after either, or with a sequence number not above the last, is refused. A frame's number is taken
+when it arrives, before its image is read: one whose image cannot be read has used it (gaps in
+the numbers are allowed, as for a dropped frame).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ async def create_session(svc: ServiceDep, sessions: SessionsDep, key: RecognizeK
     def make(session_id: str, created: float) -> LivenessSession:
         return LivenessSession(session_id=session_id, owner=key.key_id, checker=checker, challenge=challenge,
                                model=svc.analyzer.model_id, created=created, created_wall=wall,
-                               lifetime_s=settings.liveness_session_s, secret=sessions.secret)
+                               lifetime_s=settings.liveness_session_s, secret=sessions.secret,
+                               clock=sessions.clock)
 
     session = sessions.liveness.add(key.key_id, make, settings.liveness_session_s + settings.liveness_result_s).value
     doc = session.to_dict()
@@ -86,9 +89,9 @@ async def send_frame(session_id: str, request: Request, svc: ServiceDep, session
     received = sessions.clock()  # the only clock the check trusts
     session = sessions.liveness.get(key.key_id, session_id).value
     parsed = await parse_input(request, svc.settings, S.LivenessFrameParams, S.LivenessFrameJSON, single=("image",))
-    seq = parsed.params["seq"]
+    seq, upload = parsed.params["seq"], parsed.one("image")
     time_s = session.claim(seq, received)
-    return await svc.run(frame_work, svc, session, parsed.one("image"), seq, time_s)
+    return await svc.run(frame_work, svc, session, upload, seq, time_s)
 
 
 @router.get("/v1/liveness/sessions/{session_id}", response_model=S.LivenessStatus, responses=SESSION_RESPONSES)

@@ -13,7 +13,8 @@ bounded before and while it is decoded:
 
 The frames go through a :class:`~faceprint.video.watch.Watcher` in the worker pool, one turn of
 the model lock per frame (like one image of ``/v1/identify``), so other requests are served
-between the clip's frames.
+between the clip's frames; at most ``threads - 1`` clips are analysed at once (the others wait
+their turn outside the pool), so that a thread is always left for short requests.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from faceprint.service.deps import RecognizeKey, ServiceDep
 from faceprint.service.errors import ERROR_RESPONSES
 from faceprint.service.parsing import MAX_FORM_FIELDS, StrictJSONRoute, validate
 from faceprint.service.routers.streams import watch_options
+from faceprint.service.sessions import SessionsDep
 from faceprint.service.settings import Settings
 from faceprint.service.state import Service
 from faceprint.video.events import Event
@@ -203,11 +205,13 @@ def video_work(svc: Service, path: Path, label: str, p: dict[str, Any]) -> dict[
     "responses": {"415": {"description": "not multipart/form-data",
                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}},
 })
-async def identify_video(request: Request, svc: ServiceDep, key: RecognizeKey) -> dict[str, Any]:
+async def identify_video(request: Request, svc: ServiceDep, sessions: SessionsDep,
+                         key: RecognizeKey) -> dict[str, Any]:
     """Who is in a short clip: its faces tracked, each track named at the model's threshold for
     ``far`` (default 1e-3) once its frames agree; the events in order, the last a summary."""
     params, label, path = await receive_video(request, svc.settings)
     try:
-        return await svc.run(video_work, svc, path, label, params)
+        async with sessions.video_slots:  # a clip waits here, not in the worker pool
+            return await svc.run(video_work, svc, path, label, params)
     finally:
         path.unlink(missing_ok=True)
