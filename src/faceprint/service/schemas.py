@@ -382,7 +382,9 @@ class LivenessSessionOut(BaseModel):
     session_id: str
     nonce: str = Field(description="128 random bits, part of the signed result")
     state: Literal["pending", "passed", "failed", "expired"]
-    challenge: dict[str, Any] = Field(description="the steps to perform in order, and each step's time limit")
+    challenge: dict[str, Any] = Field(description="revealed a step at a time: how many steps (steps), each "
+                                      "one's time limit (step_timeout_s), the pending one (step, action, count, "
+                                      "prompt); the later ones come in each frame's progress")
     created_at: str
     expires_at: str = Field(description="frames are taken until then (the server's clock)")
     expires_in_s: float

@@ -235,6 +235,7 @@ class StreamSession:
     watcher: Watcher
     created: float
     frames: int = 0
+    last_time: float = 0.0
     ended: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -243,8 +244,10 @@ class StreamSession:
         return self.ended
 
     def process(self, rgb: np.ndarray, received: float) -> FrameResult:
-        """One frame through the watcher (the caller holds the model lock)."""
-        frame = Frame(self.frames, max(0.0, received - self.created), rgb)
+        """One frame through the watcher (the caller holds the model lock). Its time never goes
+        back, even when two frames' work finished in the other order."""
+        self.last_time = max(self.last_time, received - self.created)
+        frame = Frame(self.frames, self.last_time, rgb)
         self.frames += 1
         return self.watcher.process(frame)
 

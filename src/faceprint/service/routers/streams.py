@@ -73,7 +73,7 @@ def frame_work(svc: Service, stream_id: str, session: StreamSession, upload: Upl
         with svc.model_lock:
             result = session.process(rgb, received)
         index = session.frames - 1
-    return {"stream_id": stream_id, "frame": index, "time_s": round(received - session.created, 3),
+    return {"stream_id": stream_id, "frame": index, "time_s": round(result.time_s, 3),
             "image_size": image_size(rgb), "tracks": [t.to_dict() for t in result.tracks],
             "events": [e.to_dict() for e in result.events]}
 
