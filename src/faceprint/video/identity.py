@@ -69,7 +69,7 @@ class TrackIdentity:
 
     identity: str | None = None
     similarity: float | None = None
-    since_frame: int | None = None
+    named_at_frame: int | None = None
     frames_used: int = 0
     rule: str | None = None  # "aggregate" | "instant"
 
@@ -192,7 +192,7 @@ class IdentityKeeper:
         known = state.known
         if known.identity is not None:
             sim = _similarity_to(whole, known.identity)
-            state.known = TrackIdentity(known.identity, sim if sim is not None else known.similarity, known.since_frame,
+            state.known = TrackIdentity(known.identity, sim if sim is not None else known.similarity, known.named_at_frame,
                                         state.frames, known.rule)
             return Observation(state.known, must_split=self._contrary(state, recent))
         policy = self.policy

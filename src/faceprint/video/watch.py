@@ -149,7 +149,7 @@ class _Record:
                 "first_s": round(self.first_s, 3), "last_s": round(self.last_s, 3),
                 "duration_s": round(max(0.0, self.last_s - self.first_s), 3), "frames": self.frames,
                 "identity": self.identity.identity, "similarity": rounded(self.identity.similarity, 4),
-                "since_frame": self.identity.since_frame, "end_reason": self.end_reason}
+                "named_at_frame": self.identity.named_at_frame, "end_reason": self.end_reason}
 
 
 class Watcher:
@@ -286,7 +286,7 @@ class Watcher:
 
     def _identified(self, frame: Frame, track: Track, known: TrackIdentity) -> Event:
         return Event("identified", frame.index, frame.time_s, track.id, known.identity, known.similarity, track.box, extra={
-            "since_frame": track.first_frame, "named_at_frame": known.since_frame, "frames_used": known.frames_used,
+            "since_frame": track.first_frame, "named_at_frame": known.named_at_frame, "frames_used": known.frames_used,
             "rule": known.rule, "threshold": rounded(self.threshold, 4), "far": self.far})
 
     def _ended(self, ended: list[tuple[Track, str]]) -> list[Event]:

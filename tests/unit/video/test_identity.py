@@ -74,7 +74,7 @@ def test_unknown_to_a_name_after_min_frames(keeper, people, rng):
     seen = feed(keeper, FaceTracker(), [(near(people["Ada"], sim, rng), 0.9) for _ in range(5)])
     assert [o.identity.identity for o in seen] == [None, None, "Ada", "Ada", "Ada"]
     assert [o.newly_named for o in seen] == [False, False, True, False, False]
-    assert seen[2].identity.rule == "aggregate" and seen[2].identity.since_frame == 2
+    assert seen[2].identity.rule == "aggregate" and seen[2].identity.named_at_frame == 2
     assert seen[0].identity.similarity is not None  # the best candidate's, while unknown
 
 
