@@ -121,6 +121,8 @@ def test_liveness_passes_for_a_camera_that_answers_the_prompts(answering, site, 
     assert len(steps) == 2 and all(s.startswith("✓") for s in steps), steps
     context.close()
     assert problems == []
+    # the fixed challenge is said to be for tests and demos, when the service starts
+    assert "WARNING faceprint.service.sessions: every liveness session gets the fixed challenge 'turn_left,blink'" in site.log()
 
 
 def test_liveness_fails_for_a_still_photo(still, site, tmp_path):
