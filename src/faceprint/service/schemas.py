@@ -349,12 +349,18 @@ class EventOut(BaseModel):
     box: Optional[Box]
 
 
+class VideoTiming(BaseModel):
+    frames: int = Field(description="frames decoded and watched")
+    seconds: float = Field(description="wall seconds, decoding included")
+    fps: float
+
+
 class VideoIdentifyOut(BaseModel):
     model: str
     video: dict[str, Any] = Field(description="source, width, height, fps, frame_count, live")
     events: list[EventOut] = Field(description="in order; the last is the summary")
     tracks: list[dict[str, Any]] = Field(description="each track: id, first/last frame, duration, identity, similarity")
-    timing: dict[str, float] = Field(description="frames decoded, seconds taken, frames a second")
+    timing: VideoTiming
 
 
 class StreamOut(BaseModel):
