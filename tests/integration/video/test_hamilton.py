@@ -126,6 +126,7 @@ def test_no_track_changes_its_name(events):
 def test_no_track_crosses_a_cut(events):
     cuts = sorted(e["frame"] for e in events if e["event"] == "scene_cut")
     assert cuts == [20, 82, 211]
+    assert next(e["time_s"] for e in events if e["frame"] == 82 and e["event"] == "scene_cut") == pytest.approx(2.736, abs=1e-3)
     for t in events[-1]["tracks"]:
         assert not any(t["first_frame"] < cut <= t["last_frame"] for cut in cuts), t
 
@@ -142,6 +143,24 @@ def test_proctoring_miranda_his_hand_and_microphone_are_not_faces(events):
     assert {"multiple_faces", "not_subject"} <= kinds or not fast_detector()
     for i in intervals:
         assert i["duration_s"] == pytest.approx(i["end_s"] - i["start_s"], abs=2e-3)  # each rounded to 1 ms
+
+
+def test_enrol_miranda_from_his_track_then_identify_his_photo(events, tmp_path):
+    """The wearable's one click: a second run of the same file gives the same track ids, so
+    ``--enroll-track N`` takes Miranda's best frames (here of his first 30 frames) into a new
+    gallery, through the enrolment checks; his photo is then identified by that name."""
+    track = miranda_track(events)["track"]
+    clip = examples() / "examples" / "short_hamilton_clip.mp4"
+    new = tmp_path / "wearable.db"
+    proc = faceprint("--gallery", str(new), "watch", str(clip), "--max-frames", "112", "--enroll-track", str(track),
+                     "--name", "Lin from video", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (enrolled,) = [json.loads(line) for line in proc.stdout.splitlines() if '"enrolled"' in line]
+    assert enrolled["track"] == track and enrolled["error"] is None and enrolled["face_ids"]
+    assert all(SHOT[0] <= f <= SHOT[1] for f in enrolled["frames"])
+    photo = examples() / "examples" / "lin-manuel-miranda.png"
+    found = json.loads(faceprint("--gallery", str(new), "identify", str(photo), "--json").stdout)
+    assert found["results"][0]["faces"][0]["identity"] == "Lin from video"
 
 
 def test_every_third_frame_names_the_same_people(gallery_file):
