@@ -75,7 +75,6 @@ def watch(
     with common.errors_to_exit(as_json):
         from faceprint.video.identity import IdentityPolicy
         from faceprint.video.proctor import ProctorPolicy
-        from faceprint.video.source import VideoWriter, open_source
         from faceprint.video.track import TrackerConfig
         from faceprint.video.watch import WatchOptions
 
@@ -88,31 +87,46 @@ def watch(
                                                                min_duration_s=min_duration),
             enroll_track=enroll_track, enroll_name=name, enroll_frames=enroll_frames,
         )
-        video = open_source(source, max_frames=max_frames)  # a bad SOURCE is said before any model loads
         try:
-            gallery = _gallery(ctx, options, detector, landmarks)
-            try:
-                analyzer = _analyzer(gallery, detector, landmarks, min_score, calibration)
-                if gallery is not None:
-                    common.check_decision(analyzer.embedder_card, far, threshold)
-                elif far is not None or threshold is not None:
-                    raise InvalidArgumentError("--far and --threshold name tracks from a gallery, and there is none here")
-                writer = None if annotated is None else VideoWriter(annotated, video.info.fps or 30.0,
-                                                                    (video.info.width, video.info.height))
-                try:
-                    summary = _run(video, analyzer, gallery, options, writer, max_seconds, as_json)
-                finally:
-                    if writer is not None:
-                        writer.close()
-            finally:
-                if gallery is not None:
-                    gallery.close()
-        finally:
-            video.close()
+            summary = _watch_source(ctx, source, options, annotated, max_frames, max_seconds, detector, landmarks,
+                                    min_score, calibration, far, threshold, as_json)
+        except KeyboardInterrupt:  # while opening the source, the gallery or the models
+            err.print("interrupted before the video was watched")
+            raise typer.Exit(common.EXIT_INTERRUPTED) from None
         if annotated is not None and not as_json:
             err.print(f"wrote {escape(str(annotated))}", markup=True, highlight=False, soft_wrap=True)
         if summary.interrupted:
             raise typer.Exit(common.EXIT_INTERRUPTED)
+
+
+def _watch_source(ctx: typer.Context, source: str, options: WatchOptions, annotated: Path | None, max_frames: int | None,
+                  max_seconds: float | None, detector: str | None, landmarks: str | None, min_score: float | None,
+                  calibration: Path | None, far: float | None, threshold: float | None, as_json: bool) -> WatchSummary:
+    """Open the source, then the gallery and the models, and watch; the summary."""
+    from faceprint.video.source import VideoWriter, open_source
+
+    video = open_source(source, max_frames=max_frames)  # a bad SOURCE is said before any model loads
+    try:
+        gallery = _gallery(ctx, options, detector, landmarks)
+        try:
+            analyzer = _analyzer(gallery, detector, landmarks, min_score, calibration)
+            if gallery is not None:
+                common.check_decision(analyzer.embedder_card, far, threshold)
+            elif far is not None or threshold is not None:
+                raise InvalidArgumentError("--far and --threshold name tracks from a gallery, and there is none here")
+            writer = None if annotated is None else VideoWriter(annotated, video.info.fps or 30.0,
+                                                                (video.info.width, video.info.height))
+            try:
+                summary = _run(video, analyzer, gallery, options, writer, max_seconds, as_json)
+            finally:
+                if writer is not None:
+                    writer.close()
+        finally:
+            if gallery is not None:
+                gallery.close()
+    finally:
+        video.close()
+    return summary
 
 
 def _gallery(ctx: typer.Context, options: WatchOptions, detector: str | None, landmarks: str | None) -> Gallery | None:
