@@ -27,6 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar
@@ -287,7 +288,6 @@ class LivenessSession:
     frames: int = 0
     last_progress: dict[str, Any] | None = None
     result: LivenessResult | None = None
-    completed: float | None = None
     token: str | None = None
     claims: dict[str, Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -327,7 +327,8 @@ class LivenessSession:
         self.last_seq = seq
         return received - self.created
 
-    def observe(self, rgb: np.ndarray, seq: int, time_s: float, model_lock: Any) -> dict[str, Any]:
+    def observe(self, rgb: np.ndarray, seq: int, time_s: float,
+                model_lock: AbstractContextManager[object]) -> dict[str, Any]:
         """The checker's progress after frame ``seq`` (claimed at ``time_s``); ``model_lock``
         is held around the models. Closes the session at a verdict."""
         with self.lock:
@@ -356,7 +357,6 @@ class LivenessSession:
         if state != "expired":  # the result decides, never the progress alone
             state = "passed" if self.result.passed else "failed"
         self.state = state
-        self.completed = time_s
         claims: dict[str, Any] = {
             "iss": "faceprint",
             "sub": self.session_id,
