@@ -183,7 +183,7 @@ def video_work(svc: Service, path: Path, label: str, p: dict[str, Any]) -> dict[
         source.close()
     seconds = time.perf_counter() - started
     summary = watcher.summary()
-    logger.info("clip %s: %d frames in %.1f s, %d track(s)", label, decoded, seconds, len(summary.tracks))
+    logger.info("clip %r: %d frames in %.1f s, %d track(s)", label, decoded, seconds, len(summary.tracks))
     return {
         "model": svc.analyzer.model_id,
         "video": {**info.to_dict(), "source": label},
