@@ -395,6 +395,9 @@ def _check_rgb(rgb: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         described = f"{rgb.dtype} array of shape {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
         raise InvalidArgumentError(f"a frame must be an HxWx3 uint8 RGB array, not a {described}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InvalidArgumentError(f"a frame must have pixels; got {rgb.shape[1]}x{rgb.shape[0]}",
+                                   details={"width": int(rgb.shape[1]), "height": int(rgb.shape[0])})
     if shape is not None and rgb.shape[:2] != shape:
         raise InvalidArgumentError(
             f"every frame must be {shape[1]}x{shape[0]}; got {rgb.shape[1]}x{rgb.shape[0]}",

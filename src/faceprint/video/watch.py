@@ -18,6 +18,7 @@ detections boxes are predicted. Only confirmed tracks get events (``track_starte
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceprint.errors import FaceprintError, InvalidArgumentError, ModelMismatchError
+from faceprint.errors import FaceprintError, InvalidArgumentError, InvalidImageError, ModelMismatchError
 from faceprint.gallery import Gallery
 from faceprint.pipeline import Analyzer
 from faceprint.types import Box, EmbeddedFace
@@ -157,7 +158,11 @@ class Watcher:
 
     ``gallery`` None: tracks are followed but never named (nor proctored, nor enrolled).
     ``analyzer`` must run the gallery's model (:class:`~faceprint.errors.ModelMismatchError`).
-    Frames must come in order; ``Frame.index`` and ``Frame.time_s`` are trusted as given.
+    Frames must come in order: each ``Frame.index`` above the last, ``Frame.time_s`` finite and
+    never below the last (:class:`~faceprint.errors.InvalidArgumentError`; an index going back
+    would stop detection until it caught up, a time going back would keep lost tracks alive).
+    ``Frame.rgb`` is checked as the Analyzer checks an image (``InvalidImageError``,
+    ``ImageTooLargeError``): an HxWx3 array with pixels, within its pixel limit.
     """
 
     def __init__(self, analyzer: Analyzer, gallery: Gallery | None = None, options: WatchOptions = WatchOptions()) -> None:
@@ -224,6 +229,11 @@ class Watcher:
         """Take the next frame; the tracks in view on it and the events it caused."""
         if self.finished:
             raise InvalidArgumentError("this watcher has finished; start a new one")
+        self._check_order(frame)
+        if not isinstance(frame.rgb, np.ndarray):
+            raise InvalidImageError(f"a frame must be a numpy array, not {type(frame.rgb).__name__}")
+        # The Analyzer's own checks: a typed error for a bad shape or dtype, no pixels, too many.
+        frame = Frame(frame.index, frame.time_s, self.analyzer.load(frame.rgb))
         now = time.perf_counter()
         if self.started_at is None:
             self.started_at = now
@@ -243,6 +253,17 @@ class Watcher:
             events += self.proctor.observe(frame.index, frame.time_s, [(t, self.identity(t.id)) for t, _ in tracks])
         self.ended_at = time.perf_counter()
         return FrameResult(frame.index, frame.time_s, detect, views, events)
+
+    def _check_order(self, frame: Frame) -> None:
+        if not math.isfinite(frame.time_s):
+            raise InvalidArgumentError(f"frame {frame.index}: time_s must be a finite number; got {frame.time_s}",
+                                       details={"frame": frame.index})
+        if self.frames and (frame.index <= self.last_frame or frame.time_s < self.last_time_s):
+            raise InvalidArgumentError(
+                f"frames must come in order: frame {frame.index} at {frame.time_s:.3f} s after frame "
+                f"{self.last_frame} at {self.last_time_s:.3f} s",
+                details={"frame": frame.index, "time_s": frame.time_s, "previous_frame": self.last_frame,
+                         "previous_time_s": self.last_time_s})
 
     def _detect(self, frame: Frame) -> list[Event]:
         self.detected_frames += 1

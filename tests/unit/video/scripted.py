@@ -59,6 +59,11 @@ class ScriptedAnalyzer:
         self.embedder_card = models.get_card("dlib-resnet34", "embedder")
         self.detected: list[int] = []
 
+    def load(self, image: np.ndarray) -> np.ndarray:
+        from faceprint.imageio import load_image
+
+        return load_image(image)
+
     def detect_array(self, rgb: np.ndarray) -> list[EmbeddedFace]:
         index = int(rgb[0, 0, 0]) + 256 * int(rgb[0, 0, 1])
         self.detected.append(index)

@@ -255,6 +255,8 @@ def test_frames_from_arrays() -> None:
         frames_from_arrays([])
     with pytest.raises(InvalidArgumentError, match="uint8"):
         frames_from_arrays([np.zeros((4, 4, 3), np.float32)])
+    with pytest.raises(InvalidArgumentError, match="pixels"):
+        frames_from_arrays([np.zeros((0, 4, 3), np.uint8)])
     mixed = frames_from_arrays([frames[0], frames[1][:32]])
     with pytest.raises(InvalidArgumentError, match="64x48"):
         list(mixed)

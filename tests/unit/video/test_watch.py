@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceprint.errors import InvalidArgumentError, ModelMismatchError, SubjectNotFoundError
+from faceprint.errors import FaceprintError, InvalidArgumentError, ModelMismatchError, SubjectNotFoundError
 from faceprint.video.events import EVENT_KEYS
 from faceprint.video.proctor import ProctorPolicy
 from faceprint.video.watch import FrameResult, TrackView, Watcher, WatchOptions, track_label
@@ -148,3 +148,37 @@ def _info():
     from faceprint.video.types import VideoInfo
 
     return VideoInfo("frames", 64, 36, 30.0, 10, False)
+
+
+def test_frames_out_of_order_are_refused():
+    """An index going back would stop detection until it caught up; a time going back would
+    keep lost tracks alive: both are refused, as is a time that is not a number."""
+    from faceprint.video.types import Frame
+
+    watcher = Watcher(ScriptedAnalyzer({}), None, WatchOptions(cuts=False))
+    watcher.process(frame_for(5))
+    later = frame_for(6)
+    for bad in (frame_for(5), frame_for(2), Frame(6, 0.01, later.rgb), Frame(6, float("nan"), later.rgb)):
+        with pytest.raises(InvalidArgumentError):
+            watcher.process(bad)
+    assert watcher.process(later).frame == 6  # the refused frames changed nothing
+
+
+@pytest.mark.parametrize(("rgb", "error"), [
+    (np.zeros((0, 0, 3), np.uint8), "InvalidImageError"),
+    (np.zeros((36, 64, 3, 2), np.uint8), "InvalidImageError"),
+    (np.zeros((36, 64), np.int64), "InvalidImageError"),
+    ([[0, 0, 0]], "InvalidImageError"),
+    ("huge", "ImageTooLargeError"),
+])
+def test_bad_frames_get_typed_errors(rgb, error):
+    """What the Analyzer refuses in an image it refuses in a frame (not a cv2 or numpy error)."""
+    from faceprint.video.types import Frame
+
+    if isinstance(rgb, str):  # a frame of more pixels than the limit, without allocating it
+        rgb = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (10_001, 10_001, 3))
+    watcher = Watcher(ScriptedAnalyzer({}), None, WatchOptions())
+    with pytest.raises(FaceprintError) as exc:
+        watcher.process(Frame(0, 0.0, rgb))
+    assert type(exc.value).__name__ == error
+    assert watcher.frames == 0
