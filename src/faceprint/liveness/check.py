@@ -14,9 +14,10 @@ What passes (docs/research/liveness.md section 3 has the measurements behind eac
   blink is pending. Blinks while a turn is pending are ignored: people blink every few seconds
   unasked, and failing them for it would fail most honest users. Each step must be completed
   within the challenge's ``step_timeout_s`` of its prompt (``timeout``).
-* **One face.** Another face at least ``other_face_ratio`` of the main face's size for
-  ``multiple_faces_frames`` frames in a row fails (``multiple_faces``); no face for longer than
-  ``max_face_gap_s`` fails (``no_face``).
+* **One face.** Another face at least ``other_face_ratio`` of the main face's size on
+  ``multiple_faces_frames`` of the last ``multiple_faces_window`` frames with a face fails
+  (``multiple_faces``; not only in a row: a second face that the detector misses every third
+  frame must not pass); no face for longer than ``max_face_gap_s`` fails (``no_face``).
 * **The same person.** Every frame's embedding must reach the embedder card's threshold at
   ``identity_far`` (1e-3) against the mean of the frames accepted so far (not the first frame:
   on the hamilton clip 41% of a genuine track's frames fall below it against its first frame,
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -90,6 +92,7 @@ class LivenessPolicy:
     # faces
     other_face_ratio: float = 0.4
     multiple_faces_frames: int = 3
+    multiple_faces_window: int = 10  #: ... of the last this many frames with a face
     max_face_gap_s: float = 1.0
     max_box_shift: float = 0.5  #: box widths the face's centre may move between consecutive frames
     # identity
@@ -104,6 +107,8 @@ class LivenessPolicy:
         for name in ("baseline_frames", "baseline_window", "turn_hold_frames", "multiple_faces_frames", "passive_every"):
             if getattr(self, name) < 1:
                 raise InvalidArgumentError(f"{name} must be at least 1")
+        if self.multiple_faces_window < self.multiple_faces_frames:
+            raise InvalidArgumentError("multiple_faces_window must be at least multiple_faces_frames")
         for name in ("max_closed_s", "max_face_gap_s", "max_box_shift", "turn_min_yaw"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -329,7 +334,8 @@ class LivenessChecker:
         self.last_time: float | None = None
         self.last_face_time: float | None = None
         self.last_box: Box | None = None
-        self.multiple_run = 0
+        #: For each of the last frames with a face, whether another face was in view.
+        self.multiple_recent: deque[bool] = deque(maxlen=policy.multiple_faces_window)
         self.frames = 0
         self.face_frames = 0
         self.passive_scores: list[float] = []
@@ -367,12 +373,11 @@ class LivenessChecker:
             if time_s - since > self.policy.max_face_gap_s:
                 return self._fail("no_face", time_s, signals)
             return self._progress(time_s, signals, "no_face")
+        self.multiple_recent.append(signals.others > 0)
         if signals.others > 0:
-            self.multiple_run += 1
-            if self.multiple_run >= self.policy.multiple_faces_frames:
+            if sum(self.multiple_recent) >= self.policy.multiple_faces_frames:
                 return self._fail("multiple_faces", time_s, signals)
             return self._progress(time_s, signals, "multiple_faces")  # ambiguous: not used
-        self.multiple_run = 0
         assert signals.box is not None
         if self.last_box is not None and _shift(self.last_box, signals.box) > self.policy.max_box_shift:
             return self._fail("face_jumped", time_s, signals)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from faceprint.errors import InvalidImageError
 from faceprint.models.base import Landmarks68Model
 from faceprint.pipeline import Analyzer
 from faceprint.types import Box, Face, Landmarks
@@ -149,7 +150,12 @@ class SignalReader:
         return self.analyzer.model_id
 
     def read(self, rgb: np.ndarray, passive: FaceScorer | None = None) -> FrameSignals:
-        """The signals of one RGB frame; ``passive`` scores the main face when given."""
+        """The signals of one RGB frame; ``passive`` scores the main face when given.
+        :class:`~faceprint.errors.InvalidImageError` or :class:`~faceprint.errors.ImageTooLargeError`
+        for what the Analyzer refuses in an image (no pixels, a bad shape or dtype, too many pixels)."""
+        if not isinstance(rgb, np.ndarray):
+            raise InvalidImageError(f"a frame must be a numpy array, not {type(rgb).__name__}")
+        rgb = self.analyzer.load(rgb)
         faces = self.analyzer.detect_array(rgb)
         if not faces:
             return FrameSignals(faces=0, model=self.model_id)

@@ -146,6 +146,35 @@ def test_a_second_face_fails_after_a_few_frames(check):
     assert p.reason == "multiple_faces"
 
 
+def test_a_second_face_missed_every_third_frame_still_fails(check):
+    """Not only in a row: another face on 3 of the last 10 frames with a face fails."""
+    two = frame(others=1, faces=2)
+    p, _ = feed(check("blink"), [OPEN] * 5 + [two, two, OPEN] * 4)
+    assert p.reason == "multiple_faces"
+    p, _ = feed(check("blink"), [OPEN] * 5 + ([two] + [OPEN] * 5) * 4)  # a stray detection now and then
+    assert p.state == "pending"
+
+
+@pytest.mark.parametrize(("rgb", "error"), [
+    (np.zeros((0, 0, 3), np.uint8), "InvalidImageError"),
+    (np.zeros((64, 64), np.int64), "InvalidImageError"),
+    (np.zeros((64, 64, 3, 2), np.uint8), "InvalidImageError"),
+    ([[0, 0, 0]], "InvalidImageError"),
+    ("huge", "ImageTooLargeError"),
+])
+def test_bad_frames_get_typed_errors(check, rgb, error):
+    """What the Analyzer refuses in an image it refuses in a frame, before reading it."""
+    from faceprint.errors import FaceprintError
+
+    if isinstance(rgb, str):  # more pixels than the limit, without allocating them
+        rgb = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (10_001, 10_001, 3))
+    c = check("blink")
+    with pytest.raises(FaceprintError) as exc:
+        c.observe(rgb, 0.0)
+    assert type(exc.value).__name__ == error
+    assert c.frames == 0
+
+
 def test_no_face_for_too_long_fails(check):
     none = frame(faces=0)
     p, _ = feed(check("blink"), [OPEN] * 5 + [none] * 20 + [OPEN])  # 0.67 s gap
@@ -204,3 +233,5 @@ def test_policy_values_are_checked():
         LivenessPolicy(max_closed_s=0)
     with pytest.raises(InvalidArgumentError):
         LivenessPolicy(multiple_faces_frames=0)
+    with pytest.raises(InvalidArgumentError):
+        LivenessPolicy(multiple_faces_frames=4, multiple_faces_window=3)
