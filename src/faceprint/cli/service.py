@@ -77,7 +77,7 @@ def serve(
     max_top_k: int = typer.Option(100, "--max-top-k", min=1, max=1000, help="Largest top_k of identify."),
     max_images: int = typer.Option(20, "--max-images", min=1, help="Most images in one enrolment request."),
     max_video_mb: float = typer.Option(30.0, "--max-video-mb", min=0.001, help="Largest clip of /v1/videos/identify, MiB."),
-    max_video_seconds: float = typer.Option(60.0, "--max-video-seconds", min=0.1,
+    max_video_seconds: float = typer.Option(30.0, "--max-video-seconds", min=0.1,
                                             help="Longest clip of /v1/videos/identify, seconds."),
     liveness_challenge: Optional[str] = typer.Option(
         None, "--liveness-challenge", metavar="STEPS",

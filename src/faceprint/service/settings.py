@@ -75,7 +75,9 @@ class Settings:
     #: from the frames' times while decoding), and the pixels of all its frames together
     #: (width x height x frames): the clip's decoding work bounded like an image request's.
     max_video_bytes: int = 30 * MiB
-    max_video_seconds: float = 60.0
+    #: 30 s: about 2 minutes of analysis at the ~7 frames/s measured on 2 shared cores
+    #: (bench/service_live.py); a request longer than that is better sent to ``faceprint watch``.
+    max_video_seconds: float = 30.0
     max_video_pixels: int = 2_000_000_000
     #: Live sessions (webcam streams, liveness checks), held in this process's memory: at most
     #: this many in all and per API key (a key at its limit first loses its finished ones).
@@ -90,8 +92,9 @@ class Settings:
     liveness_session_s: float = 30.0
     liveness_result_s: float = 300.0
     #: A random challenge's steps, and the seconds each step may take from its prompt (the
-    #: session's time should exceed their product).
-    liveness_steps: int = 3
+    #: session's time should exceed their product). 4 steps: a replay of one earlier session
+    #: answers 3.0% of random 4-step challenges, 7.1% of 3-step ones (bench/liveness_signals.py).
+    liveness_steps: int = 4
     liveness_step_timeout_s: float = 5.0
     #: A passive anti-spoofing ONNX model (with its sidecar JSON) whose score each result
     #: reports beside the active check's verdict; it does not decide it. None: no passive score.

@@ -64,7 +64,7 @@ def test_a_session_has_a_random_challenge_a_nonce_and_an_expiry(api):
     assert a["state"] == "pending" and a["expires_in_s"] > 0 and a["expires_at"] > a["created_at"]
     # only the pending step is revealed: how many steps, and the first one's prompt
     challenge = a["challenge"]
-    assert challenge["steps"] == 3 and challenge["step"] == 0 and challenge["step_timeout_s"] > 0
+    assert challenge["steps"] == Settings.liveness_steps and challenge["step"] == 0 and challenge["step_timeout_s"] > 0
     assert challenge["action"] in ACTIONS and challenge["prompt"]
     r = api.call("GET", f"/v1/liveness/sessions/{a['session_id']}", key=key)
     assert r.status == 200
@@ -273,7 +273,7 @@ def test_the_random_default_is_answered_from_its_prompts_and_a_replay_fails(rand
     doc, sent = answer_as_prompted(randomised, key, first["session_id"])
     assert doc["state"] == "passed", doc
     answered = actions(doc["result"]["challenge"])
-    assert len(answered) == 3
+    assert len(answered) == Settings.liveness_steps
 
     # the same frames (a recording of that session) against new sessions: each new challenge
     # whose actions come in another order fails. (One with the same order and no more blinks
