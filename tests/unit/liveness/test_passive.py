@@ -111,6 +111,49 @@ def test_missing_or_broken_files(tmp_path):
     assert read_antispoof(dynamic, input_size=[48, 48]).input_size == (48, 48)
 
 
+@pytest.mark.parametrize("size", [[100_000, 100_000], [4, 4], ["48", "48"], [48.5, 48], [True, 48], "48", [48]])
+def test_a_sidecar_cannot_ask_for_a_huge_or_odd_input_size(tmp_path, size):
+    """A graph of any input size takes the sidecar's: it must be two whole numbers of 8 to
+    1024 (a 100000x100000 input would allocate 120 GB for every frame scored)."""
+    dynamic = pad_onnx(tmp_path / "dyn.onnx", size="S")
+    sidecar(dynamic, input_size=size)
+    with pytest.raises(InvalidArgumentError):
+        PassiveModel.load(dynamic)
+
+
+def test_a_graph_whose_own_input_is_huge_is_refused(tmp_path):
+    with pytest.raises(ModelFormatError):
+        read_antispoof(pad_onnx(tmp_path / "big.onnx", size=4096))
+
+
+def map_onnx(path: Path, *, output_shape: list, nan: bool = False) -> Path:
+    """input [1,3,32,32] -> an output of ``output_shape`` (its values all 0, or NaN)."""
+    value = np.full(output_shape, np.nan if nan else 0.0, np.float32)
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "Z"], ["zero"]),
+             helper.make_node("Add", ["C", "zero"], ["output"])]
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, output_shape)
+    graph = helper.make_graph(nodes, "map_like", [x], [y], initializer=[
+        numpy_helper.from_array(value, "C"), numpy_helper.from_array(np.zeros((), np.float32), "Z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save(model, str(path))
+    return path
+
+
+def test_an_output_that_is_not_one_score_vector_is_refused(tmp_path):
+    """A map ([1, 2, 8, 8]) flattened would give a meaningless 'score': refused when loaded."""
+    with pytest.raises(ModelFormatError, match="per face"):
+        read_antispoof(map_onnx(tmp_path / "map.onnx", output_shape=[1, 2, 8, 8]))
+
+
+def test_a_score_that_is_not_a_number_is_an_error(tmp_path):
+    model = PassiveModel.load(map_onnx(tmp_path / "nan.onnx", output_shape=[1, 2], nan=True))
+    with pytest.raises(ModelFormatError, match="not a number"):
+        model.score(image((255, 0, 0)), face(Box(120, 70, 180, 130)))
+
+
 def test_the_crop_is_enlarged_about_the_box_and_kept_inside():
     crop = FaceCrop(scale=2.0)
     assert crop.region(Box(100, 100, 150, 150), 400, 400) == (75, 75, 175, 175)

@@ -64,6 +64,9 @@ ANTISPOOF_DEFAULTS: dict[str, Any] = {"family": "classifier", "colour": "rgb", "
 ACTIVATIONS = ("softmax", "sigmoid", "none")
 #: Silent-Face-Anti-Spoofing's and Faceplugin fr_liveness's enlargement of the detected box.
 DEFAULT_CROP_SCALE = 2.7
+#: The largest input side accepted (anti-spoofing networks take 80-256 px): a sidecar's
+#: ``input_size`` for a graph of any size must not make every frame allocate gigabytes.
+MAX_INPUT_SIDE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,10 @@ def read_antispoof(path: str | os.PathLike[str], sidecar: bool | str | os.PathLi
     if outputs[output_name].dtype not in FLOAT_TYPES:
         raise ModelFormatError(f"{file.name}: output {outputs[output_name].describe()} must be a float tensor",
                                details={"path": str(file)})
+    declared = outputs[output_name].shape
+    if declared is not None and sum(1 for d in declared[1:] if not (isinstance(d, int) and d == 1)) > 1:
+        raise ModelFormatError(f"{file.name}: output {outputs[output_name].describe()} must be one vector of class "
+                               "scores per face ([N, C])", details={"path": str(file)})
     size = _input_size(config.get("input_size"), w, h, file)
     crop = _crop(config.get("crop"))
     activation, live_index, classes = _output(config.get("output"))
@@ -215,7 +222,13 @@ class OnnxAntispoof:
             (out,) = self._session.run([self.info.output_name], {self.info.input_name: x})
         except Exception as exc:  # onnxruntime's own exception types
             raise ModelFormatError(f"running {self.info.id} failed: {exc}", details={"model": self.info.id}) from exc
-        values = np.asarray(out, dtype=np.float64).reshape(-1)
+        scores = np.asarray(out, dtype=np.float64)
+        if np.squeeze(scores).ndim > 1:  # a map, not one vector of class scores
+            raise ModelFormatError(f"{self.info.id} gave an output of shape {list(scores.shape)}; a vector of class "
+                                   "scores per face was expected", details={"model": self.info.id})
+        values = scores.reshape(-1)
+        if not np.isfinite(values).all():
+            raise ModelFormatError(f"{self.info.id} gave a score that is not a number", details={"model": self.info.id})
         if not 0 <= self.info.live_index < len(values):
             raise ModelFormatError(f"{self.info.id} gave {len(values)} output value(s); live_index is "
                                    f"{self.info.live_index}", details={"model": self.info.id})
@@ -229,16 +242,22 @@ class OnnxAntispoof:
 
 def _input_size(value: Any, w: Any, h: Any, file: Path) -> tuple[int, int]:
     if value is None:
-        if isinstance(w, int) and isinstance(h, int):
-            return w, h
-        raise ModelFormatError(f"{file.name}: the graph's input size is not fixed; give input_size [W, H] in the sidecar",
-                               details={"path": str(file)})
-    try:
-        width, height = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"input_size must be [W, H]; got {value!r}") from None
-    if width < 8 or height < 8 or (isinstance(w, int) and w != width) or (isinstance(h, int) and h != height):
-        raise InvalidArgumentError(f"input_size {value!r} does not fit the graph's input ({w}x{h})")
+        if not (isinstance(w, int) and isinstance(h, int)):
+            raise ModelFormatError(f"{file.name}: the graph's input size is not fixed; give input_size [W, H] in the "
+                                   "sidecar", details={"path": str(file)})
+        if not (8 <= w <= MAX_INPUT_SIDE and 8 <= h <= MAX_INPUT_SIDE):
+            raise ModelFormatError(f"{file.name}: the graph's input is {w}x{h}; each side must be 8 to {MAX_INPUT_SIDE} "
+                                   "pixels", details={"path": str(file), "max_side": MAX_INPUT_SIDE})
+        return w, h
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise InvalidArgumentError(f"input_size must be [W, H], two whole numbers; got {value!r}")
+    width, height = value
+    if not (8 <= width <= MAX_INPUT_SIDE and 8 <= height <= MAX_INPUT_SIDE):
+        raise InvalidArgumentError(f"input_size {list(value)}: each side must be 8 to {MAX_INPUT_SIDE} pixels",
+                                   details={"input_size": list(value), "max_side": MAX_INPUT_SIDE})
+    if (isinstance(w, int) and w != width) or (isinstance(h, int) and h != height):
+        raise InvalidArgumentError(f"input_size {list(value)} does not fit the graph's input ({w}x{h})")
     return width, height
 
 
