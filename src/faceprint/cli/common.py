@@ -7,7 +7,8 @@ this module and nothing else of the CLI; the root (:mod:`faceprint.cli.root`) as
 
 Exit status: 0 success; 1 a faceprint error (for detect/embed: at least one file failed,
 every file still has its entry); 2 a usage error: a bad option or value (``invalid_argument``,
-``unknown_model``) or a gallery that does not exist (``gallery_not_found``); 3 an unexpected
+``unknown_model``) or a gallery or video that does not exist (``gallery_not_found``,
+``video_not_found``: a mistyped path either way); 3 an unexpected
 internal error; 130 interrupted (Ctrl-C).
 
 Galleries: only the commands that add to a gallery (``enroll``, ``cluster``, ``gallery import``,
@@ -47,7 +48,13 @@ from rich.table import Table
 from rich.text import Text
 
 from faceprint import settings
-from faceprint.errors import FaceprintError, GalleryNotFoundError, InvalidArgumentError, UnknownModelError
+from faceprint.errors import (
+    FaceprintError,
+    GalleryNotFoundError,
+    InvalidArgumentError,
+    UnknownModelError,
+    VideoNotFoundError,
+)
 
 if TYPE_CHECKING:
     from faceprint.gallery import Gallery
@@ -148,7 +155,8 @@ def on_dask(address: str | None) -> Iterator[None]:
 
 # --- errors -> message and exit status -----------------------------------------------------------
 #: Errors that say the command line cannot work as given (exit 2, like the parser's own).
-USAGE_ERRORS: tuple[type[FaceprintError], ...] = (InvalidArgumentError, UnknownModelError, GalleryNotFoundError)
+USAGE_ERRORS: tuple[type[FaceprintError], ...] = (InvalidArgumentError, UnknownModelError, GalleryNotFoundError,
+                                                  VideoNotFoundError)
 
 
 def exit_status(exc: FaceprintError) -> int:

@@ -6,7 +6,8 @@ A recording cannot answer a challenge drawn after it was made, so a file or stre
 random challenge whose prompts are printed one step at a time. Thin: frames come from
 :func:`faceprint.video.source.open_source`, the check is :class:`faceprint.liveness.check.LivenessChecker`.
 
-Exit status: 0 passed, 1 failed (or a faceprint error), 2 a usage error.
+Exit status: 0 passed, 1 failed (or a faceprint error), 2 a usage error (a mistyped path:
+``video_not_found``), 130 interrupted (Ctrl-C: the result so far is printed, failed ``incomplete``).
 """
 
 from __future__ import annotations
@@ -66,13 +67,14 @@ def liveness(
                 f"{what} cannot answer a random challenge drawn now: give the one it answers with --challenge "
                 "(e.g. blink,turn_left,turn_right); a webcam index gets a random one",
                 details={"source": source})
-        passive = PassiveModel.load(passive_model) if passive_model is not None else None
-        analyzer = Analyzer(detector=detector, embedder=model, landmarks68=True)
-        checker = LivenessChecker(analyzer, challenge, passive=passive)
-        video = open_source(source, max_frames=max_frames)
+        video = open_source(source, max_frames=max_frames)  # a bad SOURCE is said before any model loads
         prompt: str | None = None
         last_time = 0.0
+        interrupted = False
         try:
+            passive = PassiveModel.load(passive_model) if passive_model is not None else None
+            analyzer = Analyzer(detector=detector, embedder=model, landmarks68=True)
+            checker = LivenessChecker(analyzer, challenge, passive=passive)
             if live:
                 err.print("Look at the camera. Follow each prompt as it appears.")
             for frame in video:
@@ -83,13 +85,18 @@ def liveness(
                     err.print(f"[bold]step {progress.step + 1}/{progress.steps}:[/] {escape(prompt)}")
                 if progress.state != "pending":
                     break
+        except KeyboardInterrupt:  # Ctrl-C while frames are read: the check ends there, undecided
+            interrupted = True
         finally:
             video.close()
         result = checker.finish(last_time)
         if as_json:
-            print(json.dumps({"source": video.info.to_dict(), **result.to_dict()}))
+            print(json.dumps({"source": video.info.to_dict(), **result.to_dict(), "interrupted": interrupted}))
         else:
             _print_result(result)
+    if interrupted:
+        err.print("interrupted: the check ended there")
+        raise typer.Exit(common.EXIT_INTERRUPTED)
     if not result.passed:
         raise typer.Exit(common.EXIT_FAILED)
 

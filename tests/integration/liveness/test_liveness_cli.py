@@ -77,9 +77,41 @@ def test_a_bad_challenge_is_a_usage_error(genuine_video, challenge):
     assert json.loads(result.stdout)["error"]["code"] == "invalid_argument"
 
 
-def test_a_missing_file_is_an_error(tmp_path):
+def test_a_missing_file_is_a_usage_error(tmp_path):
+    """A mistyped video path exits 2, as a mistyped gallery path does."""
     result = invoke(str(tmp_path / "nothing.mp4"), "--challenge", "blink", "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "video_not_found"
+
+
+def test_ctrl_c_prints_the_result_so_far_and_exits_130(monkeypatch):
+    from faceprint.cli import liveness
+    from faceprint.video.source import frames_from_arrays
+
+    def interrupted_after_a_few():
+        yield from frames_of([(HUGO_OPEN, 5)])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(liveness, "open_source", lambda source, **kw: frames_from_arrays(interrupted_after_a_few(), FPS))
+    result = invoke("clip.mp4", "--challenge", "blink", "--json")
+    assert result.exit_code == 130, result.output
+    doc = json.loads(result.stdout)
+    assert doc["interrupted"] is True and doc["passed"] is False and doc["reason"] == "incomplete"
+
+
+def test_the_source_is_opened_before_the_models(monkeypatch, tmp_path):
+    """A mistyped path is said at once, not after the models load (nor hidden by a model's error)."""
+    from faceprint.cli import liveness
+    from faceprint.errors import ModelUnavailableError
+
+    def no_models(**kw):
+        raise ModelUnavailableError("the models were loaded before the source was opened")
+
+    monkeypatch.setattr(liveness, "Analyzer", no_models)
+    result = invoke(str(tmp_path / "nothing.mp4"), "--challenge", "blink", "--json")
+    assert json.loads(result.stdout)["error"]["code"] == "video_not_found"
+    result = invoke(str(tmp_path / "nothing.mp4"), "--challenge", "blink", "--passive-model",
+                    str(tmp_path / "none.onnx"), "--json")
     assert json.loads(result.stdout)["error"]["code"] == "video_not_found"
 
 

@@ -133,7 +133,7 @@ def test_enrolling_a_track_that_is_not_there_fails_after_the_summary(video: Path
 
 
 @pytest.mark.parametrize(("args", "code", "status"), [
-    (["watch", "{missing}", "--json"], "video_not_found", 1),
+    (["watch", "{missing}", "--json"], "video_not_found", 2),
     (["watch", "{text}", "--json"], "video_unreadable", 1),
     (["watch", "{video}", "--enroll-track", "1", "--json"], "invalid_argument", 2),
     (["--gallery", "{nowhere}", "watch", "{video}", "--json"], "gallery_not_found", 2),

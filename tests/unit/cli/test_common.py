@@ -14,7 +14,13 @@ from typer.testing import CliRunner
 
 from faceprint import settings
 from faceprint.cli import app, common
-from faceprint.errors import GalleryNotFoundError, InvalidArgumentError, SubjectNotFoundError, UnknownModelError
+from faceprint.errors import (
+    GalleryNotFoundError,
+    InvalidArgumentError,
+    SubjectNotFoundError,
+    UnknownModelError,
+    VideoNotFoundError,
+)
 
 runner = CliRunner()
 
@@ -83,7 +89,8 @@ def test_a_long_message_stays_one_line(capsys):
 
 
 @pytest.mark.parametrize("error", [InvalidArgumentError("bad value"), UnknownModelError("unknown model 'x'"),
-                                   GalleryNotFoundError("no gallery at x.db")], ids=lambda e: e.code)
+                                   GalleryNotFoundError("no gallery at x.db"), VideoNotFoundError("no video file at x.mp4")],
+                         ids=lambda e: e.code)
 def test_usage_errors_of_the_library_exit_2(capsys, error):
     with pytest.raises(typer.Exit) as exit_, common.errors_to_exit(as_json=True):
         raise error
