@@ -10,6 +10,7 @@ exist; with none named and no default gallery, tracks are followed but not named
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -80,6 +81,9 @@ def watch(
 
         if (enroll_track is None) != (name is None):
             raise InvalidArgumentError("--enroll-track N and --name NAME go together")
+        if annotated is not None and _same_file(source, annotated):
+            raise InvalidArgumentError(f"--out {annotated} is SOURCE itself: writing it would destroy the video being read",
+                                       details={"source": source, "out": str(annotated)})
         options = WatchOptions(
             every=every, far=far, threshold=threshold, tracker=TrackerConfig(max_age_s=max_age, min_hits=min_hits),
             identity=IdentityPolicy(), cuts=not no_cuts,
@@ -127,6 +131,14 @@ def _watch_source(ctx: typer.Context, source: str, options: WatchOptions, annota
     finally:
         video.close()
     return summary
+
+
+def _same_file(source: str, out: Path) -> bool:
+    """Whether ``out`` is the file ``source`` names (a link or another spelling included)."""
+    try:
+        return Path(source).resolve() == out.resolve() or (out.exists() and os.path.samefile(source, out))
+    except (OSError, ValueError):  # SOURCE not a file (a webcam index, a URL): nothing to overwrite
+        return False
 
 
 def _gallery(ctx: typer.Context, options: WatchOptions, detector: str | None, landmarks: str | None) -> Gallery | None:

@@ -150,6 +150,18 @@ def test_bad_inputs_get_typed_errors(args, code, status, video: Path, gallery: P
     assert json.loads(proc.stdout.splitlines()[-1])["error"]["code"] == code
 
 
+def test_out_never_overwrites_the_source(video: Path, tmp_path: Path):
+    """``--out`` naming SOURCE (or a link to it) would truncate the video while it is read."""
+    link = tmp_path / "same.avi"
+    link.symlink_to(video)
+    before = video.read_bytes()
+    for out in (video, link):
+        proc = faceprint("watch", str(video), "--out", str(out), "--json")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout.splitlines()[-1])["error"]["code"] == "invalid_argument"
+    assert video.read_bytes() == before
+
+
 def test_every_below_one_is_a_usage_error(video: Path):
     proc = faceprint("watch", str(video), "--every", "0")
     assert proc.returncode == 2
