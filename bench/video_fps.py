@@ -35,8 +35,9 @@ Inputs (``$FACEPRINT_SHARED_DATA`` or ``../shared/data``):
   ``open_source``, with exact ground truth: the CLEAR-MOT counts of
   ``evaluate_tracking`` (FN, FP, IDSW, false names, MOTA, frames to first name), summed.
 
-``fps`` is frames / wall seconds, decoding included. The machine is shared (see the load in
-``machine``): timings are rough.
+``fps`` is frames / wall seconds, decoding included; ``cpu_ms_per_frame`` is this process's CPU
+time (all its threads) a frame, steadier than fps on a shared machine. The machine is shared
+(see the load in ``machine``): timings are rough.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ from faceprint.evaluation.tracking import (  # noqa: E402
     evaluate_tracking,
     lfw_cast,
     render,
-    watch_scenario,
 )
 from faceprint.gallery import Gallery  # noqa: E402
 from faceprint.types import Box  # noqa: E402
@@ -94,18 +94,34 @@ def log(*args: Any) -> None:
 Shown = list[tuple[int | None, Box, str | None]]
 
 
-def watch_frames(source: VideoSource, analyzer: Analyzer, gallery: Gallery, every: int) -> tuple[list[Shown], float, int]:
-    """The Watcher over ``source``: confirmed tracks per frame, wall seconds (decoding included),
+class Timed:
+    """Wall and CPU seconds of this process (all its threads) over a ``with`` block."""
+
+    def __enter__(self) -> Timed:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def timing(frames: int, timed: Timed) -> dict[str, Any]:
+    return {"frames": frames, "seconds": round(timed.wall, 2), "fps": round(frames / timed.wall, 2),
+            "cpu_ms_per_frame": round(1000 * timed.cpu / frames, 1)}
+
+
+def watch_frames(source: VideoSource, analyzer: Analyzer, gallery: Gallery, every: int) -> tuple[list[Shown], Timed, int]:
+    """The Watcher over ``source``: confirmed tracks per frame, the time (decoding included),
     frames detected on."""
     watcher = Watcher(analyzer, gallery, WatchOptions(every=every))
     shown: list[Shown] = []
-    start = time.perf_counter()
-    for frame in source:
-        result = watcher.process(frame)
-        shown.append([(t.track, t.box, t.identity) for t in result.tracks if t.confirmed])
-    watcher.finish()
-    source.close()
-    return shown, time.perf_counter() - start, watcher.detected_frames
+    with Timed() as timed:
+        for frame in source:
+            result = watcher.process(frame)
+            shown.append([(t.track, t.box, t.identity) for t in result.tracks if t.confirmed])
+        watcher.finish()
+        source.close()
+    return shown, timed, watcher.detected_frames
 
 
 class FaceRecognitionExample:
@@ -127,9 +143,13 @@ class FaceRecognitionExample:
         self.known = np.array(encodings)
         self.enrolled = {n: self.names.count(n) for n in enrol}
 
-    def frames(self, source: VideoSource) -> tuple[list[Shown], float]:
+    def frames(self, source: VideoSource) -> tuple[list[Shown], Timed, None]:
         shown: list[Shown] = []
-        start = time.perf_counter()
+        with Timed() as timed:
+            self.run(source, shown)
+        return shown, timed, None
+
+    def run(self, source: VideoSource, shown: list[Shown]) -> None:
         for frame in source:
             rgb = frame.rgb
             locations = self.fr.face_locations(rgb)
@@ -142,7 +162,6 @@ class FaceRecognitionExample:
                 faces.append((None, Box(float(left), float(top), float(right), float(bottom)), name))
             shown.append(faces)
         source.close()
-        return shown, time.perf_counter() - start
 
 
 # --- accuracy ------------------------------------------------------------------------------------
@@ -189,6 +208,7 @@ def total(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         out[key] = None if any(v is None for v in values) else sum(values)
     out["seconds"] = round(sum(r["seconds"] for r in rows), 2)
     out["fps"] = round(out["frames"] / out["seconds"], 2) if out["seconds"] else None
+    out["cpu_ms_per_frame"] = round(1000 * sum(r["cpu_seconds"] for r in rows) / out["frames"], 1)
     if out["idsw"] is not None and out["gt"]:
         out["mota"] = round(1 - (out["fn"] + out["fp"] + out["idsw"]) / out["gt"], 4)
     waits = [r["frames_to_name_max"] for r in rows if r["frames_to_name_max"] is not None]
@@ -201,7 +221,7 @@ def total(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 # --- runs ----------------------------------------------------------------------------------------
 def clip_runs(args: argparse.Namespace, analyzer: Analyzer, dlib: Analyzer | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    configs: list[tuple[str, Callable[[], tuple[list[Shown], float, int | None]]]] = []
+    configs: list[tuple[str, Callable[[], tuple[list[Shown], Timed, int | None]]]] = []
 
     def clip() -> VideoSource:
         return open_source(CLIP, max_frames=args.clip_frames)
@@ -222,14 +242,13 @@ def clip_runs(args: argparse.Namespace, analyzer: Analyzer, dlib: Analyzer | Non
         if not args.skip_face_recognition:
             example = FaceRecognitionExample({n: [str(p) for p in ps] for n, ps in CLIP_ENROL.items()})
             out["face_recognition_enrolled"] = example.enrolled
-            configs.append(("face_recognition", lambda: (*example.frames(clip()), None)))
+            configs.append(("face_recognition", lambda: example.frames(clip())))
         if dlib is not None:
             configs.append(("faceprint_dlib_every_1", lambda: watch_frames(clip(), dlib, galleries["dlib"], 1)))
         for label, run in configs:
             log(f"clip: {label} ...")
-            shown, seconds, detected = run()
-            out[label] = {"frames": len(shown), "detected_frames": detected, "seconds": round(seconds, 2),
-                          "fps": round(len(shown) / seconds, 2), **clip_accuracy(shown)}
+            shown, timed, detected = run()
+            out[label] = {**timing(len(shown), timed), "detected_frames": detected, **clip_accuracy(shown)}
             log(f"  {json.dumps(out[label])}")
         for g in galleries.values():
             g.close()
@@ -269,17 +288,14 @@ def synthetic_runs(args: argparse.Namespace, analyzer: Analyzer, dlib: Analyzer 
             for s in scenarios:
                 source = open_source(files[s.name])
                 if an is None:
-                    shown, seconds = example.frames(source)
-                    row = {"scenario": s.name, "frames": len(shown), "seconds": round(seconds, 2),
-                           **synthetic_accuracy(s, shown, tracked=False)}
+                    shown, timed, detected = example.frames(source)
                 else:
-                    gallery = galleries["fr" if an is analyzer else "dlib"]
-                    run = watch_scenario(s, an, gallery, WatchOptions(every=every), source=source)
-                    row = {"scenario": s.name, "seconds": round(run.wall_seconds, 2),
-                           **{k: v for k, v in run.to_dict().items() if k not in ("objects", "scenario")}}
+                    shown, timed, detected = watch_frames(source, an, galleries["fr" if an is analyzer else "dlib"], every)
+                row = {"scenario": s.name, **timing(len(shown), timed), "cpu_seconds": round(timed.cpu, 2),
+                       "detected_frames": detected, **synthetic_accuracy(s, shown, tracked=an is not None)}
                 rows.append(row)
-                log(f"synthetic: {label} {s.name}: {row['frames'] / row['seconds']:.1f} fps, idsw {row['idsw']}, "
-                    f"false names {row['false_names']}, fn {row['fn']}, fp {row['fp']}")
+                log(f"synthetic: {label} {s.name}: {row['fps']} fps, {row['cpu_ms_per_frame']} CPU ms/frame, "
+                    f"idsw {row['idsw']}, false names {row['false_names']}, fn {row['fn']}, fp {row['fp']}")
             out[label] = {"total": total(rows), "videos": rows}
             log(f"  {label}: {json.dumps(out[label]['total'])}")
         for g in galleries.values():
