@@ -178,3 +178,10 @@ def test_the_checker_reports_the_passive_score_next_to_the_result(tmp_path, anal
     assert result.passive.frames == 3 and result.passive.mean == pytest.approx(0.7) and result.passive.live is True
     doc = result.to_dict()["passive"]
     assert doc == {"model": "test-pad@1", "frames": 3, "score": 0.7, "lowest": 0.6, "threshold": 0.5, "live": True}
+
+
+def test_a_folder_is_not_a_model_file(tmp_path):
+    folder = tmp_path / "pad.onnx"
+    folder.mkdir()
+    with pytest.raises(ModelUnavailableError, match="is not a file"):
+        PassiveModel.load(folder)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from faceprint.errors import InvalidArgumentError, ModelFormatError, ModelUnavailableError
+from faceprint.errors import InvalidArgumentError, ModelFormatError
 from faceprint.models.onnx.common import (
     COMMON_KEYS,
     FLOAT_TYPES,
@@ -48,8 +48,8 @@ from faceprint.models.onnx.common import (
     check_name,
     image_input,
     inspect_graph,
+    model_file_and_sidecar,
     open_session,
-    read_sidecar,
     require_family,
     text_option,
 )
@@ -134,14 +134,7 @@ def read_antispoof(path: str | os.PathLike[str], sidecar: bool | str | os.PathLi
                    **options: Any) -> AntispoofInfo:
     """Check the ONNX file at ``path`` and its sidecar (``NAME.json`` beside it when ``sidecar``
     is True and it exists; a path names another; ``options`` override its keys)."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ModelUnavailableError(f"model file {file} does not exist", details={"path": str(file)})
-    config: dict[str, Any] = {}
-    if sidecar is not False:
-        side = file.with_suffix(".json") if sidecar is True else Path(sidecar)
-        if sidecar is not True or side.is_file():
-            config = read_sidecar(side)
+    file, config = model_file_and_sidecar(path, sidecar)
     config.update(options)
     kind = config.pop("kind", "antispoof")
     if kind != "antispoof":

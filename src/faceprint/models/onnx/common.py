@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -249,6 +250,24 @@ def image_input(graph: GraphInfo, path: Path, what: str) -> tuple[TensorInfo, Di
 
 
 # --- sidecars and options --------------------------------------------------------------------
+def model_file_and_sidecar(path: str | os.PathLike[str],
+                           sidecar: bool | str | os.PathLike[str] = True) -> tuple[Path, dict[str, Any]]:
+    """The ONNX file at ``path`` (:class:`ModelUnavailableError` when missing or not a file) and
+    its sidecar's settings: ``NAME.json`` beside it when ``sidecar`` is True and it exists, the
+    file ``sidecar`` names, or none (``{}``) when ``sidecar`` is False."""
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise ModelUnavailableError(f"model file {file} does not exist", details={"path": str(file)})
+    if not file.is_file():
+        raise ModelUnavailableError(f"model file {file} is not a file", details={"path": str(file)})
+    if sidecar is False:
+        return file, {}
+    side = file.with_suffix(".json") if sidecar is True else Path(sidecar)
+    if sidecar is True and not side.is_file():
+        return file, {}
+    return file, read_sidecar(side)
+
+
 def read_sidecar(path: Path) -> dict[str, Any]:
     """The settings in a model's JSON sidecar (keys checked later, against the kind)."""
     if not path.is_file():

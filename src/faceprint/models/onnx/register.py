@@ -13,7 +13,7 @@ from faceprint.errors import InvalidArgumentError, ModelFormatError, ModelUnavai
 from faceprint.models.base import ModelFactory
 from faceprint.models.card import ModelCard, ModelKind
 from faceprint.models.onnx.arcface import EMBEDDER_DEFAULTS, EMBEDDER_KEYS, OnnxEmbedder, embedder_card
-from faceprint.models.onnx.common import NAME_PREFIX, GraphInfo, check_name, inspect_graph, read_sidecar
+from faceprint.models.onnx.common import NAME_PREFIX, GraphInfo, check_name, inspect_graph, model_file_and_sidecar
 from faceprint.models.onnx.scrfd import DETECTOR_DEFAULTS, DETECTOR_KEYS, SCRFD_LAYOUTS, ScrfdDetector, detector_card
 
 logger = logging.getLogger(__name__)
@@ -51,17 +51,7 @@ def register_onnx_model(
     ONNX, or inputs/outputs this family cannot use; code ``invalid_model``) and
     :class:`InvalidArgumentError` (bad options, a name already taken).
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelUnavailableError(f"model file {path} does not exist", details={"path": str(path)})
-    if not path.is_file():
-        raise ModelUnavailableError(f"model file {path} is not a file", details={"path": str(path)})
-
-    config: dict[str, Any] = {}
-    if sidecar is not False:
-        side = path.with_suffix(".json") if sidecar is True else Path(sidecar)
-        if sidecar is not True or side.is_file():
-            config = read_sidecar(side)
+    path, config = model_file_and_sidecar(path, sidecar)
     for key, value in (("kind", kind), ("name", name)):
         if value is not None:
             if config.get(key) not in (None, value):
