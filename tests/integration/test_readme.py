@@ -5,7 +5,8 @@ user data folder, the default gallery and the master key file are all inside it)
 files the README names: ``photo.jpg``, ``a.jpg``/``b.jpg``, ``ada1.jpg``/``ada2.jpg``,
 ``group.jpg`` (two people), ``obama.jpg``/``obama2.jpg``, ``me.jpg``, ``broken.jpg`` (not an
 image: the README shows a bad file not stopping a run), folders ``more/``, ``photos/``,
-``people/<name>/``, ``~/Pictures/2025``/``2026`` and ``~/models`` (empty), and ``old.db`` (an existing plain gallery,
+``people/<name>/``, ``~/Pictures/2025``/``2026`` and ``~/models`` (empty), ``clip.mp4`` (a room,
+then Collins's face coming in: tests/integration/video/test_watch_cli.py's video), and ``old.db`` (an existing plain gallery,
 which the encryption section encrypts). They are the public-domain faces shipped in
 tests/data/faces. The installed model packs stay visible (``$FACEPRINT_MODELS_DIR`` is set to
 where they are), so the blocks run with whichever default pipeline this machine has.
@@ -26,8 +27,10 @@ where they are), so the blocks run with whichever default pipeline this machine 
     install``/``models remove`` (the machine's model packs; install needs the network) and
     ``gallery migrate`` (re-embeds every photo; tests/integration/gallery/test_gallery_migrate.py).
   - ``your own files``: a file the reader brings (``.onnx`` models, an npm ``.tgz``).
-  - ``your own servers``: a PostgreSQL gallery (``postgresql://...``) or a Dask scheduler
-    (``--dask tcp://...``) the reader runs (tests/integration/test_dask.py and the PostgreSQL
+  - ``your own camera``: ``watch``/``liveness`` of a webcam index (``0``); none here
+    (tests/integration/video and tests/integration/liveness read frames made from files instead).
+  - ``your own servers``: a PostgreSQL gallery (``postgresql://...``), a Dask scheduler
+    (``--dask tcp://...``) or a camera stream (``rtsp://...``) the reader runs (tests/integration/test_dask.py and the PostgreSQL
     suites run those commands against servers the test session starts).
   - ``example ids``: people and faces named by an id the README made up (``'#3'``, face
     ``42``): which ids exist depends on the photos.
@@ -49,7 +52,10 @@ from pathlib import Path
 import pytest
 
 from faceprint import settings
+from faceprint.video.source import VideoWriter
 from tests.conftest import FACES, REPO
+from tests.integration.video.test_watch_cli import FPS
+from tests.integration.video.test_watch_cli import frames as video_frames
 
 READMES = [REPO / "README.md", REPO / "bench" / "README.md"]
 SHELL_LANGS = {"sh", "bash", "console", "shell"}
@@ -84,7 +90,7 @@ def code_blocks() -> list[Block]:
 
 
 # --- which shell lines run ------------------------------------------------------------------
-PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*(?:\.[a-z]+)?$")  # NAME, N, KEY_ID, PAIRS.csv, OUT.html
+PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*(?:\.[a-z0-9]+)?$")  # NAME, N, KEY_ID, PAIRS.csv, OUT.html
 ENV_PREFIX = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*")
 LONG_RUNNING = (("serve",), ("models", "install"), ("models", "remove"), ("gallery", "migrate"))
 
@@ -121,7 +127,9 @@ def shell_line_rule(line: str) -> tuple[str, str | None]:
         return line, "long-running or machine-wide"
     if re.search(r"\.(onnx|tgz)\b", bare):
         return line, "your own files"
-    if re.search(r"postgres(ql)?://|--dask\b|FACEPRINT_DASK=", bare):
+    if sub[:1] in (["watch"], ["liveness"]) and len(sub) > 1 and sub[1].isdigit():
+        return line, "your own camera"
+    if re.search(r"postgres(ql)?://|rtsp://|--dask\b|FACEPRINT_DASK=", bare):
         return line, "your own servers"
     if re.search(r"'#\d+'", bare) or (sub[:2] in (["people", "move"], ["people", "not"], ["people", "delete-face"], ["people", "face"])):
         return line, "example ids"
@@ -170,6 +178,9 @@ def make_workspace(root: Path) -> Path:
         (root / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(FACES / source, root / target)
     (root / "broken.jpg").write_bytes(b"this is not an image\n")
+    with VideoWriter(root / "clip.mp4", FPS, (320, 240)) as writer:
+        for rgb in video_frames():
+            writer.write(rgb)
     (root / "models").mkdir()  # ~/models: a folder of your own .onnx files (none here)
     return root
 
@@ -227,6 +238,9 @@ def test_readme_block_runs_as_written(block: Block, workspace: tuple[Path, dict[
     ("faceprint eval pairs PAIRS.csv [--root DIR]", "synopsis"),
     ("faceprint enroll \"Ada Lovelace\" ada1.jpg --metadata '{\"group\": \"staff\"}'", None),
     ("faceprint --gallery people.db serve [--port 8000]", "long-running or machine-wide"),
+    ("faceprint --gallery people.db watch 0 --every 3", "your own camera"),
+    ("faceprint liveness 0", "your own camera"),
+    ("faceprint --gallery people.db watch rtsp://cam.local/stream --out seen.webm", "your own servers"),
     ("faceprint models install            # every pack", "long-running or machine-wide"),
     ("faceprint embed photo.jpg --model-file arcface_r100.onnx", "your own files"),
     ("faceprint --gallery postgresql://faceprint@db.example.org/faceprint gallery init", "your own servers"),
