@@ -36,6 +36,8 @@ ALIASES: dict[str, Action] = {
 DEFAULT_STEP_TIMEOUT_S = 5.0
 #: Most blinks one step asks for.
 MAX_BLINKS = 3
+#: Most steps a challenge has (a longer one is no safer and only keeps a session open).
+MAX_STEPS = 20
 _NUMBERS = {1: "once", 2: "twice", 3: "three times"}
 
 
@@ -59,6 +61,9 @@ class Challenge:
     def __post_init__(self) -> None:
         if not self.steps:
             raise InvalidArgumentError("a challenge needs at least one step")
+        if len(self.steps) > MAX_STEPS:
+            raise InvalidArgumentError(f"a challenge has at most {MAX_STEPS} steps; got {len(self.steps)}",
+                                       details={"steps": len(self.steps), "max_steps": MAX_STEPS})
         bad = [s for s in self.steps if s not in ACTIONS]
         if bad:
             raise InvalidArgumentError(f"unknown action(s) {bad}; choose from {', '.join(ACTIONS)}",
@@ -125,8 +130,8 @@ def random_challenge(n_steps: int = 3, rng: random.Random | None = None, *,
     """``n_steps`` actions drawn from ``rng`` (default a :class:`secrets.SystemRandom`): no two
     equal steps in a row, at least one blink and one turn when ``n_steps >= 2``, each blink step
     asking for 1 to ``max_blinks`` blinks."""
-    if not 1 <= n_steps <= 20:
-        raise InvalidArgumentError(f"n_steps must be 1 to 20; got {n_steps}")
+    if not 1 <= n_steps <= MAX_STEPS:
+        raise InvalidArgumentError(f"n_steps must be 1 to {MAX_STEPS}; got {n_steps}")
     if not 1 <= max_blinks <= MAX_BLINKS:
         raise InvalidArgumentError(f"max_blinks must be 1 to {MAX_BLINKS}; got {max_blinks}")
     draw = rng if rng is not None else secrets.SystemRandom()

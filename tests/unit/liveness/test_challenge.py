@@ -31,7 +31,8 @@ def test_the_users_left_is_a_positive_yaw():
     assert YAW_SIGN == {"turn_left": 1, "turn_right": -1}
 
 
-@pytest.mark.parametrize("text", ["", "blink,,turn_left", "nod", "blink:0", "blink:4", "turn_left:2", "blink:two"])
+@pytest.mark.parametrize("text", ["", "blink,,turn_left", "nod", "blink:0", "blink:4", "turn_left:2", "blink:two",
+                                  ",".join(["blink", "turn_left"] * 11)])  # 22 steps: at most 20
 def test_bad_challenges_are_invalid_arguments(text):
     with pytest.raises(InvalidArgumentError):
         Challenge.parse(text)
