@@ -81,6 +81,10 @@ class BestCrops:
         while len(self.crops) > self.max_tracks:
             self.crops.popitem(last=False)
 
+    def forget(self, track: int) -> None:
+        """Drop ``track``'s crops (a track that ended unconfirmed: a hand, a microphone)."""
+        self.crops.pop(track, None)
+
     def best(self, track: int) -> list[FaceCrop]:
         """The track's best crops, best first (empty for a track not seen or forgotten)."""
         return list(self.crops.get(track, []))

@@ -315,6 +315,8 @@ class Watcher:
         for track, reason in ended:
             known = self.keeper.forget(track.id) if self.keeper is not None else TrackIdentity()
             if not track.confirmed:
+                if self.crops is not None:  # never reported, so never enrolled: its place goes to real tracks
+                    self.crops.forget(track.id)
                 continue
             record = self.records.get(track.id)
             if record is not None:

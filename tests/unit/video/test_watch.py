@@ -182,3 +182,13 @@ def test_bad_frames_get_typed_errors(rgb, error):
         watcher.process(Frame(0, 0.0, rgb))
     assert type(exc.value).__name__ == error
     assert watcher.frames == 0
+
+
+def test_a_track_that_ends_unconfirmed_leaves_no_crops(gallery, people, rng):
+    """A hand or microphone (a track never confirmed, never reported) would take one of the
+    recent tracks' places among the kept enrolment crops."""
+    script = {i: [face((100, 50, 180, 150), near(people["Ada"], good(gallery), rng))] for i in range(10)}
+    script.update({i: script[i] + [face((400, 50, 440, 100), near(people["Grace"], 0.1, rng))] for i in (3, 4)})
+    watcher = Watcher(ScriptedAnalyzer(script), gallery, WatchOptions(cuts=False))
+    play(watcher, 10)
+    assert watcher.crops is not None and list(watcher.crops.crops) == [1]
