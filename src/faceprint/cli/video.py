@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from faceprint.video.events import Event
     from faceprint.video.source import VideoWriter
     from faceprint.video.types import VideoSource
-    from faceprint.video.watch import WatchOptions, WatchSummary
+    from faceprint.video.watch import Watcher, WatchOptions, WatchSummary
 
 #: ``watch``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()
@@ -108,6 +108,7 @@ def _watch_source(ctx: typer.Context, source: str, options: WatchOptions, annota
                   calibration: Path | None, far: float | None, threshold: float | None, as_json: bool) -> WatchSummary:
     """Open the source, then the gallery and the models, and watch; the summary."""
     from faceprint.video.source import VideoWriter, open_source
+    from faceprint.video.watch import Watcher
 
     video = open_source(source, max_frames=max_frames)  # a bad SOURCE is said before any model loads
     try:
@@ -118,10 +119,11 @@ def _watch_source(ctx: typer.Context, source: str, options: WatchOptions, annota
                 common.check_decision(analyzer.embedder_card, far, threshold)
             elif far is not None or threshold is not None:
                 raise InvalidArgumentError("--far and --threshold name tracks from a gallery, and there is none here")
+            watcher = Watcher(analyzer, gallery, options)  # its refusals (--proctor Nobody) before --out is written
             writer = None if annotated is None else VideoWriter(annotated, video.info.fps or 30.0,
                                                                 (video.info.width, video.info.height))
             try:
-                summary = _run(video, analyzer, gallery, options, writer, max_seconds, as_json)
+                summary = _run(video, watcher, options, writer, max_seconds, as_json)
             finally:
                 if writer is not None:
                     writer.close()
@@ -170,13 +172,12 @@ def _analyzer(gallery: Gallery | None, detector: str | None, landmarks: str | No
     return analyzer
 
 
-def _run(video: VideoSource, analyzer: Analyzer, gallery: Gallery | None, options: WatchOptions, writer: VideoWriter | None,
+def _run(video: VideoSource, watcher: Watcher, options: WatchOptions, writer: VideoWriter | None,
          max_seconds: float | None, as_json: bool) -> WatchSummary:
     """Watch ``video`` to its end (or ``max_seconds``, or Ctrl-C), writing events as they come;
     the summary. An enrolment that failed is raised after the summary is written."""
-    from faceprint.video.watch import Watcher, annotated
+    from faceprint.video.watch import annotated
 
-    watcher = Watcher(analyzer, gallery, options)
     show = _show_json if as_json else _show_text
     show(watcher.started(video.info))
     interrupted = False

@@ -162,6 +162,14 @@ def test_out_never_overwrites_the_source(video: Path, tmp_path: Path):
     assert video.read_bytes() == before
 
 
+def test_a_refused_run_writes_no_annotated_video(video: Path, gallery: Path, tmp_path: Path):
+    out = tmp_path / "annotated.avi"
+    proc = faceprint("--gallery", str(gallery), "watch", str(video), "--proctor", "Nobody", "--out", str(out), "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["error"]["code"] == "subject_not_found"
+    assert not out.exists()
+
+
 def test_every_below_one_is_a_usage_error(video: Path):
     proc = faceprint("watch", str(video), "--every", "0")
     assert proc.returncode == 2
