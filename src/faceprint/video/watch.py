@@ -414,11 +414,16 @@ def watch(source: VideoSource, analyzer: Analyzer, gallery: Gallery | None = Non
     """Watch all of ``source``: ``video_started``, each frame's events, then the end's (the last
     is ``summary``). ``annotate_to``: every frame is written there with its confirmed tracks'
     boxes, ids and names. Ctrl-C (KeyboardInterrupt) while a frame is read or processed ends the
-    run as the end of the stream would, its summary saying ``interrupted``."""
-    watcher = Watcher(analyzer, gallery, options)
-    yield watcher.started(source.info)
+    run as the end of the stream would, its summary saying ``interrupted``. ``source`` is closed
+    at the end, and also when the Watcher refuses its arguments."""
+    try:
+        watcher = Watcher(analyzer, gallery, options)
+    except BaseException:
+        source.close()
+        raise
     interrupted = False
     try:
+        yield watcher.started(source.info)
         for frame in source:
             result = watcher.process(frame)
             if annotate_to is not None:

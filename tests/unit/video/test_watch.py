@@ -192,3 +192,37 @@ def test_a_track_that_ends_unconfirmed_leaves_no_crops(gallery, people, rng):
     watcher = Watcher(ScriptedAnalyzer(script), gallery, WatchOptions(cuts=False))
     play(watcher, 10)
     assert watcher.crops is not None and list(watcher.crops.crops) == [1]
+
+
+class _Source:
+    """A VideoSource of scripted frames that says whether it was closed."""
+
+    def __init__(self, n: int) -> None:
+        from faceprint.video.types import VideoInfo
+
+        self.frames = [frame_for(i) for i in range(n)]
+        self.info = VideoInfo("scripted", 64, 36, 30.0, n, False)
+        self.closed = False
+
+    def __iter__(self):
+        return iter(self.frames)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_watch_closes_its_source_when_the_watcher_refuses_or_is_abandoned(gallery):
+    from faceprint.video.watch import watch
+
+    source = _Source(3)
+    with pytest.raises(SubjectNotFoundError):
+        next(watch(source, ScriptedAnalyzer({}), gallery, WatchOptions(proctor=ProctorPolicy("Nobody"))))
+    assert source.closed
+    source = _Source(3)
+    events = watch(source, ScriptedAnalyzer({}), gallery)
+    assert next(events).event == "video_started"
+    events.close()  # the caller stops reading after the first event
+    assert source.closed
+    source = _Source(3)
+    assert [e.event for e in watch(source, ScriptedAnalyzer({}), gallery)] == ["video_started", "summary"]
+    assert source.closed
