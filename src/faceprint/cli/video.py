@@ -81,6 +81,10 @@ def watch(
 
         if (enroll_track is None) != (name is None):
             raise InvalidArgumentError("--enroll-track N and --name NAME go together")
+        if annotated is not None:
+            from faceprint.video.source import check_video_extension
+
+            check_video_extension(annotated)  # before the source, the gallery and the models are opened
         if annotated is not None and _same_file(source, annotated):
             raise InvalidArgumentError(f"--out {annotated} is SOURCE itself: writing it would destroy the video being read",
                                        details={"source": source, "out": str(annotated)})

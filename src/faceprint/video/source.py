@@ -448,12 +448,7 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int]) -> None:
         self.path = os.fspath(path)
-        extension = os.path.splitext(self.path)[1].lower()
-        if extension not in WRITER_CODECS:
-            raise InvalidArgumentError(
-                f"cannot write video {self.path!r}: the extension must be one of {', '.join(WRITER_CODECS)}",
-                details={"path": self.path, "extensions": list(WRITER_CODECS)},
-            )
+        extension = check_video_extension(self.path)
         if not (math.isfinite(fps) and fps > 0):
             raise InvalidArgumentError(f"fps must be positive, not {fps}", details={"fps": fps})
         width, height = (int(n) for n in size)
@@ -528,6 +523,19 @@ class VideoWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
+
+
+def check_video_extension(path: str | os.PathLike[str]) -> str:
+    """The extension of ``path`` (lower case) when :class:`VideoWriter` writes it, else
+    :class:`~faceprint.errors.InvalidArgumentError`."""
+    shown = os.fspath(path)
+    extension = os.path.splitext(shown)[1].lower()
+    if extension not in WRITER_CODECS:
+        raise InvalidArgumentError(
+            f"cannot write video {shown!r}: the extension must be one of {', '.join(WRITER_CODECS)}",
+            details={"path": shown, "extensions": list(WRITER_CODECS)},
+        )
+    return extension
 
 
 def write_y4m(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float = 30.0) -> int:

@@ -139,6 +139,8 @@ def test_enrolling_a_track_that_is_not_there_fails_after_the_summary(video: Path
     (["--gallery", "{nowhere}", "watch", "{video}", "--json"], "gallery_not_found", 2),
     (["--gallery", "{gallery}", "watch", "{video}", "--proctor", "Nobody", "--json"], "subject_not_found", 1),
     (["--gallery", "{gallery}", "watch", "{video}", "--far", "2", "--json"], "invalid_argument", 2),
+    # --out's extension is checked before anything is opened (the gallery here would be not found)
+    (["--gallery", "{nowhere}", "watch", "{video}", "--out", "{nowhere}.mkv", "--json"], "invalid_argument", 2),
 ])
 def test_bad_inputs_get_typed_errors(args, code, status, video: Path, gallery: Path, tmp_path: Path):
     text = tmp_path / "notes.mp4"
