@@ -8,9 +8,12 @@ Four conditions are watched on every frame, from the tracks (never from raw dete
 - ``looking_away``: the subject's head turned beyond ``yaw_limit`` or ``pitch_limit`` degrees.
 
 A *person* is a confirmed track (:attr:`TrackerConfig.min_hits` detections) with at least
-``min_hits`` faces the embedder finds distinct: on the hamilton clip the detector fires on
-Miranda's hand and microphone for up to 7 frames running, and every one of those detections is
-flagged ``indistinct`` by its embedding norm (docs/research/video_watch.md, section 3).
+``min_hits`` faces the embedder finds distinct, or one followed for ``min_seen_s`` (0.5 s). On
+the hamilton clip the detector fires on Miranda's hand and microphone for up to 7 frames running
+(0.2 s), and every one of those detections is flagged ``indistinct`` by its embedding norm
+(docs/research/video_watch.md, section 3); but so are many detections of real, small or blurred
+faces: the four audience tracks of frames 211-274 (64 frames each) have 2, 6, 12 and 31 distinct
+faces. A person behind the candidate is often such a face, so time in view counts too.
 
 A condition is reported when it has held for ``min_duration_s`` (``proctor_started``, with the
 time it began) and ends when it has been gone for ``grace_s`` (``proctor_ended``, with start,
@@ -42,6 +45,7 @@ class ProctorPolicy:
     min_duration_s: float = 1.0
     grace_s: float = 0.5
     min_hits: int = 3  # distinct faces before a track counts as a person
+    min_seen_s: float = 0.5  # ... or seconds followed (the clip's hand/microphone tracks: at most 0.2 s)
 
     def __post_init__(self) -> None:
         if not self.subject.strip():
@@ -50,8 +54,8 @@ class ProctorPolicy:
             value = getattr(self, name)
             if not 0 < value <= 180:
                 raise InvalidArgumentError(f"{name} must be in (0, 180] degrees; got {value:g}")
-        if self.min_duration_s < 0 or self.grace_s < 0:
-            raise InvalidArgumentError("min_duration_s and grace_s must be at least 0")
+        if self.min_duration_s < 0 or self.grace_s < 0 or self.min_seen_s < 0:
+            raise InvalidArgumentError("min_duration_s, grace_s and min_seen_s must be at least 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +88,11 @@ class _Condition:
     cleared: tuple[int, float] | None = None  # the frame (and time) it stopped holding, within grace
 
 
-def is_person(track: Track, min_hits: int) -> bool:
-    """A confirmed track with at least ``min_hits`` distinct faces (see the module's docstring)."""
-    return track.confirmed and track.distinct_hits >= min_hits
+def is_person(track: Track, min_hits: int, min_seen_s: float = 0.5) -> bool:
+    """A confirmed track with at least ``min_hits`` distinct faces, or followed for at least
+    ``min_seen_s`` seconds (see the module's docstring)."""
+    seen_s = track.last_time_s - track.first_time_s
+    return track.confirmed and (track.distinct_hits >= min_hits or seen_s >= min_seen_s)
 
 
 class Proctor:
@@ -99,7 +105,7 @@ class Proctor:
 
     def observe(self, frame: int, time_s: float, tracks: Sequence[tuple[Track, TrackIdentity]]) -> list[Event]:
         """Check the conditions against the tracks in view at ``frame``; the events it causes."""
-        people = [(t, i) for t, i in tracks if is_person(t, self.policy.min_hits)]
+        people = [(t, i) for t, i in tracks if is_person(t, self.policy.min_hits, self.policy.min_seen_s)]
         subject = next((t for t, i in people if i.identity == self.policy.subject), None)
         strangers = [t for t, i in people if i.identity != self.policy.subject]
         holding: dict[str, int | None] = {}

@@ -72,6 +72,22 @@ def test_multiple_faces_counts_people_not_hands():
     assert not_subject.track == 3
 
 
+def test_a_face_followed_for_half_a_second_is_a_person_even_if_indistinct():
+    """The audience's small, blurred faces are mostly flagged indistinct (the hamilton clip's
+    four audience tracks: 2, 6, 12 and 31 distinct faces of 64): time in view makes them people,
+    while a hand or microphone detection (at most 0.2 s there) stays out."""
+    detected = face((100, 50, 180, 150), np.eye(8, dtype=np.float32)[0])
+    blurred = Track(2, 0, 0.0, 6, 0.6, detected.face.box, detected, hits=7, distinct_hits=1, confirmed=True)
+    hand = Track(3, 0, 0.0, 2, 0.2, detected.face.box, detected, hits=3, distinct_hits=0, confirmed=True)
+    assert is_person(blurred, 3) and not is_person(hand, 3)
+    assert not is_person(blurred, 3, min_seen_s=1.0)
+    subject = named(track(1), SUBJECT)
+    events = play(Proctor(ProctorPolicy(SUBJECT)), [[subject, named(blurred, None)]] * 30)
+    assert ("proctor_started", "multiple_faces") in [(e.event, e.extra["kind"]) for e in events]
+    with pytest.raises(InvalidArgumentError):
+        ProctorPolicy(SUBJECT, min_seen_s=-1)
+
+
 def test_someone_else_alone_is_not_subject():
     other = named(track(4), "Grace")
     events = play(Proctor(ProctorPolicy(SUBJECT)), [[other]] * 20)
