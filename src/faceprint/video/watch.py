@@ -50,7 +50,10 @@ class WatchOptions:
     """How to watch. ``far``/``threshold``: the naming decision (default FAR 1e-3, the model
     card's threshold). ``every``: detect every Nth frame (boxes predicted between).
     ``enroll_track``/``enroll_name``: enrol that track's ``enroll_frames`` best faces under the
-    name when it ends (track ids are the same on every run of a file with the same options)."""
+    name when it ends (track ids are the same on every run of a file with the same options).
+    ``keep_crops``: keep every recent track's best crops so that :meth:`Watcher.enroll` can enrol
+    any of them later (the one-click case; up to 32 tracks x ``enroll_frames`` crops in memory);
+    off by default, when only ``enroll_track``'s are kept."""
 
     every: int = 1
     far: float | None = None
@@ -63,6 +66,7 @@ class WatchOptions:
     enroll_track: int | None = None
     enroll_name: str | None = None
     enroll_frames: int = 5
+    keep_crops: bool = False
 
     def __post_init__(self) -> None:
         if self.every < 1:
@@ -188,7 +192,9 @@ class Watcher:
         if options.cuts:
             self.cut_detector = CutDetector(options.cut_threshold)
         self.proctor = Proctor(options.proctor) if options.proctor is not None else None
-        self.crops = BestCrops(options.enroll_frames) if gallery is not None else None
+        # Crops only where an enrolment can use them: a service stream or a plain watch keeps none.
+        enrolling = options.keep_crops or options.enroll_track is not None
+        self.crops = BestCrops(options.enroll_frames) if gallery is not None and enrolling else None
         self.records: dict[int, _Record] = {}
         self.frames = 0
         self.detected_frames = 0
@@ -343,7 +349,8 @@ class Watcher:
         gallery's checks; the ``enrolled`` event (``enrolled``/``rejected`` as ``faceprint
         enroll`` reports them). :class:`InvalidArgumentError` for a track not seen."""
         if self.gallery is None or self.crops is None:
-            raise InvalidArgumentError("enrolling from a video needs a gallery")
+            raise InvalidArgumentError("enrolling from a video needs a gallery and WatchOptions(keep_crops=True) "
+                                       "(or enroll_track)")
         crops = self.crops.best(track)
         if not crops:
             shown = ", ".join(str(t) for t in sorted(self.records)) or "none"

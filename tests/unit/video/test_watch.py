@@ -125,7 +125,11 @@ def test_refusals(gallery):
         Watcher(analyzer, gallery, WatchOptions(proctor=ProctorPolicy("Nobody")))
     with pytest.raises(ModelMismatchError):
         Watcher(ScriptedAnalyzer({}, model_id="fr-feature@1"), gallery)
-    watcher = Watcher(analyzer, gallery, WatchOptions(cuts=False))
+    plain = Watcher(analyzer, gallery, WatchOptions(cuts=False))
+    assert plain.crops is None  # nothing kept for an enrolment nobody asked for
+    with pytest.raises(InvalidArgumentError, match="keep_crops"):
+        plain.enroll(1, "Ada")
+    watcher = Watcher(analyzer, gallery, WatchOptions(cuts=False, keep_crops=True))
     watcher.process(frame_for(0))
     with pytest.raises(InvalidArgumentError, match="no track 7"):
         watcher.enroll(7, "Ada")
@@ -189,7 +193,7 @@ def test_a_track_that_ends_unconfirmed_leaves_no_crops(gallery, people, rng):
     recent tracks' places among the kept enrolment crops."""
     script = {i: [face((100, 50, 180, 150), near(people["Ada"], good(gallery), rng))] for i in range(10)}
     script.update({i: script[i] + [face((400, 50, 440, 100), near(people["Grace"], 0.1, rng))] for i in (3, 4)})
-    watcher = Watcher(ScriptedAnalyzer(script), gallery, WatchOptions(cuts=False))
+    watcher = Watcher(ScriptedAnalyzer(script), gallery, WatchOptions(cuts=False, keep_crops=True))
     play(watcher, 10)
     assert watcher.crops is not None and list(watcher.crops.crops) == [1]
 
