@@ -1,24 +1,30 @@
 """Face tracking measured on synthetic videos whose ground truth is exact.
 
-Two halves, usable on their own:
+Three parts, usable on their own:
 
 * **Synthesis.** A :class:`Scenario` places people (:class:`Actor`) on a generated background:
   each is a sprite cut from LFW photos (the 250x250 deep-funneled images: a feathered ellipse
   around the face), moved along :class:`Waypoint`\\ s, held on one photo for ``hold_frames``
-  frames, then the next. Solid :class:`Occluder` bars may cover them; a new *shot* (a hard cut)
-  changes the background. :meth:`Scenario.truth` gives each frame's faces (:class:`TruthBox`:
-  the pasted face box, who it is, whether that person is enrolled, the visible fraction) from the
-  geometry alone; :func:`render` draws the frames. Both are deterministic for a scenario (its
-  ``seed``). :func:`standard_scenarios` builds the ones the tests and the bench use.
+  frames, then the next; each photo is scaled and moved so that its face box (measured by a
+  detector on the photo, :func:`measure_faces`, or :data:`FACE_BOX`) fills the waypoint's.
+  Solid :class:`Occluder` bars may cover them; a new *shot* (a hard cut) changes the
+  background. :meth:`Scenario.truth` gives each frame's faces (:class:`TruthBox`: the face box,
+  who it is, whether that person is enrolled, the visible fraction) from the geometry alone;
+  :func:`render` draws the frames. Both are deterministic for a scenario (its ``seed``).
+  :func:`standard_scenarios` builds the ones the tests and the bench use, :func:`lfw_cast` the
+  people who play them (enrolment photos apart from the video's).
 * **Counting** (CLEAR-MOT style, own code). :func:`evaluate_tracking` matches each frame's
   predicted tracks to the truth by IoU and counts misses (FN), false positives (FP), identity
   switches (IDSW), track transfers, false names and the frames each person waited for the right
   name (:class:`TrackingResult`).
+* **Running.** :func:`watch_scenario` drives a :class:`~faceprint.video.watch.Watcher` frame by
+  frame over a scenario (rendered, or decoded from a file) and counts.
 
 A ground-truth *object* is one appearance of a person: somebody who leaves and comes back later
 is a new object (a tracker is not expected to re-identify across an absence), while the
 ``identity`` says who it is. Faces less visible than ``min_visible`` (half hidden by an occluder,
 half outside the frame) are *optional*: missing them is no FN and a track on them is no FP.
+Used by tests/integration/video/test_synthetic.py and bench/video_fps.py.
 """
 
 from __future__ import annotations
@@ -49,9 +55,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_CAST",
     "DEFAULT_STRANGERS",
+    "FACE_ASPECT",
     "FACE_BOX",
     "LFW_SIZE",
-    "FACE_ASPECT",
     "Actor",
     "Cast",
     "ObjectReport",
@@ -233,8 +239,9 @@ def evaluate_tracking(
 
     Matching, per frame, as in CLEAR MOT: a truth object keeps the track it was matched to in
     the previous frame while their IoU stays >= ``iou_min``; the rest are matched greedily by
-    descending IoU (>= ``iou_min``), one to one. The IoU is :meth:`TruthBox.iou`'s: with the
-    whole face box, or with its visible part when it is partly hidden. Truth boxes below ``min_visible`` take part in
+    descending IoU (>= ``iou_min``), one to one, faces visible at least ``min_visible`` first.
+    The IoU is :meth:`TruthBox.iou`'s: with the whole face box, or with its visible part when it
+    is partly hidden. Truth boxes below ``min_visible`` take part in
     matching (a track on them is not a false positive) but are not required (no miss).
     """
     if len(truth) != len(predicted):
@@ -265,7 +272,7 @@ def evaluate_tracking(
                     changes += 1
                 name_of_track[p.track] = p.identity
 
-        pairs = _match(faces, preds, previous, iou_min)
+        pairs = _match(faces, preds, previous, iou_min, min_visible)
         matched_truth = {i for i, _ in pairs}
         matched_preds = {j for _, j in pairs}
         current: dict[int, int] = {}
@@ -305,9 +312,12 @@ def evaluate_tracking(
 
 
 def _match(
-    faces: Sequence[TruthBox], preds: Sequence[TrackedFace], previous: Mapping[int, int], iou_min: float
+    faces: Sequence[TruthBox], preds: Sequence[TrackedFace], previous: Mapping[int, int], iou_min: float,
+    min_visible: float,
 ) -> list[tuple[int, int]]:
-    """(truth index, prediction index) pairs: last frame's correspondences first, then greedy IoU."""
+    """(truth index, prediction index) pairs: last frame's correspondences first, then greedy by
+    IoU, faces visible enough before hidden ones (a box over a face and the face hidden right
+    behind it is the visible face's)."""
     pairs: list[tuple[int, int]] = []
     used_t: set[int] = set()
     used_p: set[int] = set()
@@ -321,12 +331,10 @@ def _match(
     scored = sorted(
         ((t.iou(p.box), i, j) for i, t in enumerate(faces) if i not in used_t
          for j, p in enumerate(preds) if j not in used_p),
-        key=lambda s: (-s[0], s[1], s[2]),
+        key=lambda s: (faces[s[1]].visible < min_visible, -s[0], s[1], s[2]),
     )
     for iou, i, j in scored:
-        if iou < iou_min:
-            break
-        if i in used_t or j in used_p:
+        if iou < iou_min or i in used_t or j in used_p:
             continue
         pairs.append((i, j))
         used_t.add(i)

@@ -150,6 +150,15 @@ def test_a_partly_hidden_face_matches_on_its_visible_part() -> None:
     assert whole.iou(seen.box) == pytest.approx(0.4)
 
 
+def test_a_box_over_a_face_and_one_hidden_behind_it_is_the_visible_faces() -> None:
+    # B stands in front of A (A 3% visible, listed first): the box over both is B's.
+    hidden = TruthBox(1, "A", True, box(0), 0.03, Box(0.0, 0.0, 1.0, 10.0))
+    front = TruthBox(2, "B", True, box(0), 1.0, box(0))
+    r = evaluate_tracking([[hidden, front]], [[PredictedFace(5, box(0), "B")]])
+    assert (r.matches, r.false_names, r.fn) == (1, 0, 0)
+    assert r.objects[1].tracks == [5] and r.objects[0].tracks == []
+
+
 def test_counts_serialise() -> None:
     r = evaluate_tracking([[gt(1, 0)], [gt(1, 0)]], [[pred(1, 0, "A")], [pred(1, 0, "A")]])
     d = r.to_dict()
