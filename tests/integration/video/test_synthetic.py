@@ -6,9 +6,11 @@ Five lfw_dev people are enrolled from 4 photos each; the videos show *other* pho
 ``open_source`` so that the codec path is covered; the others through ``frames_from_arrays``.
 
 Budget on 2 loaded cores: about a minute (6 videos x 60 frames, detect + embed every frame).
-Measured here with the default pipeline (fr-*), load 2-3: every scenario gave IDSW 0, false
-names 0, MOTA 0.93-0.97 (the misses are each track's first 2 frames, before it is confirmed),
-each enrolled person named 1-3 frames after being in full view.
+Measured here, load 2-3: with fr-* (the pack) every scenario gave IDSW 0, false names 0, MOTA
+0.93-0.97 (the misses are each track's first 2 frames, before it is confirmed), each enrolled
+person named 1-3 frames after being in full view; with dlib's pipeline (no pack) the same zeros,
+MOTA 0.87-0.97 (HOG misses the half-hidden face). 720p and detection every Nth frame: bench/
+video_fps.py and bench/README.md, "Video: frames per second and tracking accuracy".
 """
 
 from __future__ import annotations
