@@ -301,3 +301,26 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     yield server
     server.stop()
 
+
+
+def enrol_with(service: Any, key: str, name: str, *images: Path) -> int:
+    """``name`` created and enrolled with ``images`` through the API (``service``: a real server
+    or in-process); the subject's id."""
+    r = service.call("POST", "/v1/subjects", key=key, json_body={"name": name})
+    assert r.status == 201, r.body
+    sid = int(r.json()["id"])
+    report = service.call("POST", f"/v1/subjects/{sid}/faces", key=key, form={"images": list(images)})
+    assert report.status == 200 and len(report.json()["enrolled"]) == len(images), report.body
+    return sid
+
+
+@pytest.fixture()
+def collins(api: Server, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Eileen Collins enrolled (from collins.jpg) on the shared server under a name of the test
+    module's own (so modules never see each other's); forgotten after."""
+    from tests.conftest import face_image
+
+    name = f"Collins of {request.module.__name__.rsplit('.', 1)[-1]}"
+    sid = enrol_with(api, api.keys.both, name, face_image("collins.jpg"))
+    yield name
+    api.call("DELETE", f"/v1/subjects/{sid}", key=api.keys.both)

@@ -22,26 +22,6 @@ from tests.integration.service.conftest import InProcess, envelope, make_keys
 COLLINS, COLLINS_2, HOPPER = face_image("collins.jpg"), face_image("collins_2.jpg"), face_image("hopper.jpg")
 
 
-def enrol_with(service, key: str, name: str, *images: Path) -> int:
-    """``name`` created and enrolled with ``images`` through the API (``service``: a real server
-    or in-process); the subject's id."""
-    r = service.call("POST", "/v1/subjects", key=key, json_body={"name": name})
-    assert r.status == 201, r.body
-    sid = int(r.json()["id"])
-    report = service.call("POST", f"/v1/subjects/{sid}/faces", key=key, form={"images": list(images)})
-    assert report.status == 200 and len(report.json()["enrolled"]) == len(images), report.body
-    return sid
-
-
-@pytest.fixture()
-def collins(api) -> Iterator[str]:
-    """Eileen Collins enrolled (from collins.jpg) under a name of this test's own; forgotten after."""
-    name = "Stream Test Collins"
-    sid = enrol_with(api, api.keys.both, name, COLLINS)
-    yield name
-    api.call("DELETE", f"/v1/subjects/{sid}", key=api.keys.both)
-
-
 def new_stream(service, key: str, **body) -> str:
     r = service.call("POST", "/v1/streams", key=key, json_body=body)
     assert r.status == 201, r.body

@@ -21,7 +21,6 @@ from faceprint.service import Settings
 from faceprint.video.source import VideoWriter
 from tests.conftest import face_image
 from tests.integration.service.conftest import InProcess, envelope, make_keys
-from tests.integration.service.test_streams import enrol_with
 
 COLLINS, COLLINS_2, HOPPER = face_image("collins.jpg"), face_image("collins_2.jpg"), face_image("hopper.jpg")
 UPLOAD_PREFIX = "faceprint-upload-"
@@ -45,14 +44,6 @@ def uploads_left() -> list[str]:
 
 def identify(service, key: str, video: Path | tuple[str, bytes], **fields: object):
     return service.call("POST", "/v1/videos/identify", key=key, form={"video": video, **fields})
-
-
-@pytest.fixture()
-def collins(api) -> Iterator[str]:
-    name = "Video Test Collins"
-    sid = enrol_with(api, api.keys.both, name, COLLINS)
-    yield name
-    api.call("DELETE", f"/v1/subjects/{sid}", key=api.keys.both)
 
 
 def test_a_clip_gives_its_tracks_named_and_the_events_in_order(api, collins, tmp_path):
