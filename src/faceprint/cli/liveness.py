@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
@@ -23,10 +23,9 @@ from faceprint.cli import common
 from faceprint.cli.common import DetectorOpt, JsonOpt, ModelOpt, err, out
 from faceprint.errors import InvalidArgumentError
 from faceprint.liveness.challenge import DEFAULT_STEP_TIMEOUT_S, Challenge, random_challenge
-from faceprint.liveness.check import LivenessChecker, LivenessResult
-from faceprint.liveness.passive import PassiveModel
-from faceprint.pipeline import Analyzer
-from faceprint.video.source import is_stream_url, open_source, webcam_index
+
+if TYPE_CHECKING:  # the models, OpenCV and the gallery load when the command runs, not with every `faceprint`
+    from faceprint.liveness.check import LivenessResult
 
 #: ``liveness``, merged into the root by :mod:`faceprint.cli.root`.
 app = typer.Typer()
@@ -58,6 +57,11 @@ def liveness(
 ) -> None:
     """Is a live person answering a challenge (blink, turn left, turn right), the same throughout?
     Exit 0 passed, 1 failed."""
+    from faceprint.liveness.check import LivenessChecker
+    from faceprint.liveness.passive import PassiveModel
+    from faceprint.pipeline import Analyzer
+    from faceprint.video.source import is_stream_url, open_source, webcam_index
+
     with common.errors_to_exit(as_json):
         live = webcam_index(source) is not None
         if challenge_text is not None:

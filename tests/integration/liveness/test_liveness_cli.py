@@ -85,14 +85,14 @@ def test_a_missing_file_is_a_usage_error(tmp_path):
 
 
 def test_ctrl_c_prints_the_result_so_far_and_exits_130(monkeypatch):
-    from faceprint.cli import liveness
+    from faceprint.video import source
     from faceprint.video.source import frames_from_arrays
 
     def interrupted_after_a_few():
         yield from frames_of([(HUGO_OPEN, 5)])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(liveness, "open_source", lambda source, **kw: frames_from_arrays(interrupted_after_a_few(), FPS))
+    monkeypatch.setattr(source, "open_source", lambda path, **kw: frames_from_arrays(interrupted_after_a_few(), FPS))
     result = invoke("clip.mp4", "--challenge", "blink", "--json")
     assert result.exit_code == 130, result.output
     doc = json.loads(result.stdout)
@@ -101,13 +101,13 @@ def test_ctrl_c_prints_the_result_so_far_and_exits_130(monkeypatch):
 
 def test_the_source_is_opened_before_the_models(monkeypatch, tmp_path):
     """A mistyped path is said at once, not after the models load (nor hidden by a model's error)."""
-    from faceprint.cli import liveness
+    from faceprint import pipeline
     from faceprint.errors import ModelUnavailableError
 
     def no_models(**kw):
         raise ModelUnavailableError("the models were loaded before the source was opened")
 
-    monkeypatch.setattr(liveness, "Analyzer", no_models)
+    monkeypatch.setattr(pipeline, "Analyzer", no_models)  # the command imports it when it runs
     result = invoke(str(tmp_path / "nothing.mp4"), "--challenge", "blink", "--json")
     assert json.loads(result.stdout)["error"]["code"] == "video_not_found"
     result = invoke(str(tmp_path / "nothing.mp4"), "--challenge", "blink", "--passive-model",
@@ -120,6 +120,7 @@ def test_a_webcam_gets_a_random_challenge_with_its_prompts_printed(monkeypatch):
     replaced by the test frames) and each step's prompt is printed as it comes."""
     from faceprint.cli import liveness
     from faceprint.liveness.challenge import Challenge
+    from faceprint.video import source
     from faceprint.video.source import frames_from_arrays
 
     frames = frames_of([(HUGO_OPEN, 10), (HUGO_LEFT, 8), (HUGO_OPEN, 10), (HUGO_CLOSED, 4), (HUGO_OPEN, 6)])
@@ -130,7 +131,7 @@ def test_a_webcam_gets_a_random_challenge_with_its_prompts_printed(monkeypatch):
         return Challenge.parse("turn_left,blink", **kw)
 
     monkeypatch.setattr(liveness, "random_challenge", pinned)
-    monkeypatch.setattr(liveness, "open_source", lambda source, **kw: frames_from_arrays(frames, FPS, "camera 0"))
+    monkeypatch.setattr(source, "open_source", lambda path, **kw: frames_from_arrays(frames, FPS, "camera 0"))
     result = invoke("0", "--steps", "2")
     assert result.exit_code == 0, result.output
     assert drawn == [2]
